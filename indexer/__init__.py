@@ -1,0 +1,1 @@
+"""Turning folders into an index, and the command line."""

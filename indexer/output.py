@@ -1,0 +1,37 @@
+"""What the CLI prints: JSON under --json, lines of text otherwise, progress on a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def emit(args: argparse.Namespace, payload: dict, lines: Sequence[str]) -> None:
+    """Print `payload` as JSON under --json, else the human `lines`."""
+    if args.json:
+        print(json.dumps(payload, ensure_ascii=False))
+    else:
+        for line in lines:
+            print(line)
+
+
+def warn(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def progress(items: Iterable[T], *, total: int, unit: str, args: argparse.Namespace) -> Iterator[T]:
+    """A progress bar on stderr when it is a terminal and output is not JSON."""
+    if args.json or not sys.stderr.isatty():
+        yield from items
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True) as bar:
+        for item in items:
+            yield item
+            bar.update(len(item) if isinstance(item, list | tuple) else 1)

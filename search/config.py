@@ -1,0 +1,40 @@
+"""One typed settings object, built explicitly by an entry point (never at import time).
+
+Every field can come from the environment with the `BLIP2_SEARCH_` prefix
+(`BLIP2_SEARCH_MODEL=/models/blip2`), and entry points override them with their flags.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+from .presets import DEFAULT_PRESET
+
+Device = Literal["auto", "cpu", "cuda"]
+DType = Literal["float32", "bfloat16", "float16", "int8"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BLIP2_SEARCH_", extra="ignore")
+
+    index: Path = Path(".blip2-search")  # the index folder: catalog, vector snapshot, thumbnails
+    model: str = DEFAULT_PRESET  # a preset name or a folder with retrieval/ and generation/
+    device: Device = "auto"
+    dtype: DType = "float32"
+    batch_size: int = Field(default=8, ge=1, le=1024)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with non-None `overrides` on top; errors are one line."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise ConfigError(f"invalid {where}: {first['msg']}") from None

@@ -1,0 +1,21 @@
+"""Exceptions the library raises. Each message is one line a user can act on."""
+
+
+class SearchError(Exception):
+    """Base class: a user-facing problem (bad input, missing model, bad index)."""
+
+
+class ModelNotAvailable(SearchError):
+    """The requested checkpoint cannot be found or loaded."""
+
+
+class ConfigError(SearchError):
+    """An option has a value the engine cannot honour (unknown device, dtype...)."""
+
+
+class ImageError(SearchError):
+    """A file could not be decoded as an image; the message says why."""
+
+
+class InputError(SearchError, ValueError):
+    """A request is malformed: an empty question, an empty query, a bad argument."""

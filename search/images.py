@@ -1,0 +1,78 @@
+"""Opening images defensively and converting every mode to RGB correctly.
+
+`open_image(path)` never decodes a decompression bomb (Pillow refuses it at `open`, before
+any pixel is read), applies the EXIF orientation, keeps the first frame of animations and
+returns an RGB image. Every failure is an `ImageError` with a readable reason.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+MAX_PIXELS = 89_478_485  # Pillow's default bomb limit (about 9,459 x 9,459), made explicit
+BACKGROUND = (255, 255, 255)  # what transparent pixels are composited onto
+
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Decode `path` into an RGB image, or raise `ImageError` saying why it cannot be."""
+    try:
+        with warnings.catch_warnings():
+            # Between the limit and twice the limit Pillow only warns; make it an error too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.seek(0)  # first frame of GIF/APNG/WebP/TIFF animations
+                image.load()
+                oriented = ImageOps.exif_transpose(image)
+                return to_rgb(oriented)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"image too large (decompression bomb limit {MAX_PIXELS:,} pixels): {exc}") from None
+    except UnidentifiedImageError:
+        raise ImageError("not an image, or a format that cannot be read") from None
+    except FileNotFoundError:
+        raise ImageError("file not found") from None
+    except IsADirectoryError:
+        raise ImageError("is a directory") from None
+    except PermissionError:
+        raise ImageError("permission denied") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        # Truncated or corrupt data surfaces as any of these, depending on the decoder.
+        raise ImageError(f"corrupt or truncated image: {exc}") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB without saturating or dropping information."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        return Image.fromarray(_to_uint8(np.asarray(image), mode), mode="L").convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        image, mode = image.convert("RGBA"), "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
+
+
+def _to_uint8(pixels: np.ndarray, mode: str) -> np.ndarray:
+    """Scale high-bit-depth grayscale to 0..255 instead of letting values above 255 saturate."""
+    pixels = pixels.astype(np.float64)
+    low, high = float(pixels.min(initial=0)), float(pixels.max(initial=0))
+    if mode.startswith("I;16") or (low >= 0 and 255 < high <= 65535):
+        scaled = pixels / 257.0  # the 16-bit range onto the 8-bit one
+    elif mode == "F" and low >= 0 and high <= 1:
+        scaled = pixels * 255.0
+    elif low >= 0 and high <= 255:
+        scaled = pixels
+    else:
+        scaled = (pixels - low) * 255.0 / (high - low or 1.0)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)

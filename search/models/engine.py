@@ -1,0 +1,188 @@
+"""`Blip2Engine`: BLIP-2 behind one small batched interface.
+
+    engine = Blip2Engine.load("blip2-opt-2.7b")        # or a folder, or "demo"
+    batch = engine.encode(images)                      # the image encoder, once per image
+    vecs = engine.embed_images(batch)                  # (B, Q, D) float32, L2-normalised
+    caps = engine.caption(batch)                       # reuses the same encoder output
+    q = engine.embed_texts(["a dog on a beach"])       # (1, D)
+    scores = engine.itc(vecs, q)                       # (B, 1): max over the Q query vectors
+
+Every method takes a list of PIL images (any mode) or an `ImageBatch` from `encode`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import InputError
+from ..images import to_rgb
+from ..presets import resolve
+from ..prompts import Turn, vqa_prompt
+from . import generation, retrieval
+from .loading import LoadedPair, load_pair, quantize_cpu_int8
+from .vision import ImageBatch, encoder_fingerprint, encoder_hidden, tie_encoders
+
+Images = Sequence[Image.Image] | ImageBatch
+IGNORED_PROCESSOR_KEYS = {"image_processor_type", "processor_class", "_processor_class"}
+
+
+@dataclass(frozen=True)
+class Question:
+    image: Image.Image
+    question: str
+    history: Sequence[Turn] = ()
+
+
+class Blip2Engine:
+    def __init__(
+        self, pair: LoadedPair, *, name: str, quantize_int8: bool = False, share_encoder: bool = True
+    ) -> None:
+        self.name = name
+        self.device = pair.device
+        self._ret, self._gen = pair.retrieval, pair.generation
+        self._ret_processor, self._gen_processor = pair.retrieval_processor, pair.generation_processor
+        self._same_pixels = _processor_dict(self._ret_processor) == _processor_dict(self._gen_processor)
+        ret_vision, gen_vision = self._ret.vision_model, self._gen.vision_model
+        same_weights = encoder_fingerprint(ret_vision) == encoder_fingerprint(gen_vision)
+        # "shared": one encoder pass per image feeds both models; "separate": one pass each.
+        shareable = same_weights and self._same_pixels
+        self.encoder_mode = "shared" if share_encoder and shareable else "separate"
+        if self.encoder_mode == "shared":
+            tie_encoders(self._ret.vision_model, self._gen.vision_model)
+        if quantize_int8:
+            quantize_cpu_int8(self._ret)
+            quantize_cpu_int8(self._gen)
+        self.encoder_passes = 0  # images run through an image encoder, summed over calls
+        self.model_calls = 0  # batched forward passes of any model part
+        qformer = self._ret.config.qformer_config
+        self._max_text_tokens = qformer.max_position_embeddings
+
+    @classmethod
+    def load(
+        cls, model: str, *, device: str = "auto", dtype: str = "float32", share_encoder: bool = True
+    ) -> Blip2Engine:
+        """Load a preset name or a folder holding `retrieval/` and `generation/` checkpoints.
+
+        `share_encoder=False` forces one encoder pass per model even when they could share one.
+        """
+        source = resolve(model)
+        pair = load_pair(source, device=device, dtype=dtype)
+        int8_cpu = dtype == "int8" and pair.device.type == "cpu"
+        return cls(pair, name=source.name, quantize_int8=int8_cpu, share_encoder=share_encoder)
+
+    @property
+    def query_tokens(self) -> int:
+        return self._ret.config.num_query_tokens
+
+    @property
+    def dim(self) -> int:
+        return self._ret.config.image_text_hidden_size
+
+    # -- images -------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def encode(self, images: Images) -> ImageBatch:
+        """Preprocess images; encoder outputs are computed on first use and cached in the batch."""
+        if isinstance(images, ImageBatch):
+            return images
+        if not images:
+            raise InputError("no images given")
+        rgb = [to_rgb(image) for image in images]
+        ret_pixels = self._pixels(self._ret_processor, self._ret, rgb)
+        gen_pixels = ret_pixels if self._same_pixels else self._pixels(self._gen_processor, self._gen, rgb)
+        return ImageBatch(pixels={"retrieval": ret_pixels, "generation": gen_pixels})
+
+    @torch.inference_mode()
+    def embed_images(self, images: Images) -> np.ndarray:
+        """(B, Q, D) float32, L2-normalised: one vector per Q-Former query token."""
+        embeds = self._image_embeds(self.encode(images), "retrieval")
+        self.model_calls += 1
+        return _numpy(retrieval.image_vectors(self._ret, embeds))
+
+    @torch.inference_mode()
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """(B, D) float32, L2-normalised projected [CLS] vectors."""
+        ids, mask = self._text_tokens(texts)
+        self.model_calls += 1
+        return _numpy(retrieval.text_vectors(self._ret, ids, mask))
+
+    @staticmethod
+    def itc(image_vecs: np.ndarray, text_vecs: np.ndarray) -> np.ndarray:
+        """(B_img, B_text): BLIP-2's first-stage score, the max over query tokens of the cosine."""
+        return np.einsum("iqd,td->iqt", image_vecs, text_vecs).max(axis=1)
+
+    @torch.inference_mode()
+    def itm(self, images: Images, texts: str | Sequence[str]) -> np.ndarray:
+        """(B,): the match head's P(match) for image i with text i (one text: with every image)."""
+        batch = self.encode(images)
+        texts = [texts] * len(batch) if isinstance(texts, str) else list(texts)
+        if len(texts) != len(batch):
+            raise InputError(f"{len(batch)} images but {len(texts)} texts")
+        embeds = self._image_embeds(batch, "retrieval")
+        ids, mask = self._text_tokens(texts)
+        self.model_calls += 1
+        return _numpy(retrieval.match_probability(self._ret, embeds, ids, mask))
+
+    # -- text generation ----------------------------------------------------------------------
+
+    def caption(self, images: Images, prompt: str | None = None) -> list[str]:
+        """Beam-search captions (beams 5, 8 to 30 new tokens); the prompt is cut from each."""
+        batch = self.encode(images)
+        return self._generate(batch, [prompt or ""] * len(batch), generation.CAPTION)
+
+    def ask(self, image: Image.Image, question: str, history: Sequence[Turn] = ()) -> str:
+        """Answer one question about one image; `history` holds the earlier turns of a chat."""
+        return self.ask_batch([Question(image, question, tuple(history))])[0]
+
+    def ask_batch(self, questions: Sequence[Question]) -> list[str]:
+        """Answer (image, question, history) items in one batched beam search."""
+        if not questions:
+            return []
+        prompts = [vqa_prompt(q.question, q.history) for q in questions]
+        batch = self.encode([q.image for q in questions])
+        return self._generate(batch, prompts, generation.ANSWER)
+
+    @torch.inference_mode()
+    def _generate(self, batch: ImageBatch, prompts: list[str], decoding: generation.Decoding) -> list[str]:
+        embeds = self._image_embeds(batch, "generation")
+        self.model_calls += 1
+        return generation.generate(self._gen, self._gen_processor.tokenizer, embeds, prompts, decoding)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _image_embeds(self, batch: ImageBatch, side: str) -> torch.Tensor:
+        """(B, N, H): encoder output through `side`'s own post_layernorm, encoding if needed."""
+        model = self._ret if side == "retrieval" else self._gen
+        key = "shared" if self.encoder_mode == "shared" else side
+        if key not in batch.hidden:
+            batch.hidden[key] = encoder_hidden(model.vision_model, batch.pixels[side])
+            self.encoder_passes += len(batch)
+            self.model_calls += 1
+        return model.vision_model.post_layernorm(batch.hidden[key])
+
+    def _pixels(self, processor, model, images: list[Image.Image]) -> torch.Tensor:
+        pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
+        dtype = model.vision_model.embeddings.patch_embedding.weight.dtype
+        return pixels.to(self.device, dtype)
+
+    def _text_tokens(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded ids: the Q-Former text side reads its first token ([CLS])."""
+        tokens = self._ret_processor.tokenizer(
+            list(texts), padding=True, padding_side="right", truncation=True,
+            max_length=self._max_text_tokens, return_tensors="pt",
+        )
+        return tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device)
+
+
+def _processor_dict(processor) -> dict:
+    settings = processor.image_processor.to_dict()
+    return {k: v for k, v in settings.items() if k not in IGNORED_PROCESSOR_KEYS}
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.float().cpu().numpy()

@@ -1,0 +1,82 @@
+"""Captions and answers on `Blip2ForConditionalGeneration` modules, batched.
+
+Mirrors `Blip2ForConditionalGeneration.generate` fed with `Blip2Processor` output, but starts
+from an encoder output that may be shared with the retrieval model, and pads each batch the
+way the decoder needs: left for a decoder-only LM (OPT), right for an encoder-decoder (T5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import Blip2ForConditionalGeneration, PreTrainedTokenizerBase
+
+
+@dataclass(frozen=True)
+class Decoding:
+    num_beams: int
+    max_new_tokens: int
+    min_new_tokens: int
+    length_penalty: float = 1.0
+
+
+CAPTION = Decoding(num_beams=5, max_new_tokens=30, min_new_tokens=8)  # LAVIS caption defaults
+ANSWER = Decoding(num_beams=5, max_new_tokens=10, min_new_tokens=1, length_penalty=-1.0)  # LAVIS VQA
+
+
+def decoding_kwargs(decoding: Decoding) -> dict:
+    return {
+        "num_beams": decoding.num_beams,
+        "max_new_tokens": decoding.max_new_tokens,
+        "min_new_tokens": decoding.min_new_tokens,
+        "length_penalty": decoding.length_penalty,
+        "do_sample": False,
+    }
+
+
+def is_decoder_only(model: Blip2ForConditionalGeneration) -> bool:
+    return not model.config.text_config.is_encoder_decoder
+
+
+def prompt_tokens(
+    model: Blip2ForConditionalGeneration, tokenizer: PreTrainedTokenizerBase, prompts: list[str]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, Q + T) ids and mask: Q image placeholders, then the padded prompt (processor layout)."""
+    side = "left" if is_decoder_only(model) else "right"
+    text = tokenizer(prompts, padding=True, padding_side=side, return_tensors="pt")
+    n_query = model.config.num_query_tokens
+    image_ids = torch.full((len(prompts), n_query), model.config.image_token_id, dtype=torch.long)
+    ids = torch.cat([image_ids, text["input_ids"]], dim=1)
+    mask = torch.cat([torch.ones_like(image_ids), text["attention_mask"]], dim=1)
+    return ids, mask
+
+
+def generate(
+    model: Blip2ForConditionalGeneration,
+    tokenizer: PreTrainedTokenizerBase,
+    image_embeds: torch.Tensor,
+    prompts: list[str],
+    decoding: Decoding,
+) -> list[str]:
+    """Decode one text per image; `image_embeds` is after this model's `post_layernorm`."""
+    batch = image_embeds.shape[0]
+    ones = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
+    query = model.query_tokens.expand(batch, -1, -1)
+    query_out = model.qformer(
+        query_embeds=query, encoder_hidden_states=image_embeds, encoder_attention_mask=ones
+    ).last_hidden_state  # (B, Q, H_qformer), float32
+    lm_inputs = model.language_projection(query_out.to(image_embeds.dtype))  # (B, Q, H_lm)
+
+    ids, mask = prompt_tokens(model, tokenizer, prompts)
+    ids, mask = ids.to(image_embeds.device), mask.to(image_embeds.device)
+    embeds = model.get_input_embeddings()(ids)
+    placeholders = (ids == model.config.image_token_id).unsqueeze(-1)
+    embeds = embeds.masked_scatter(placeholders, lm_inputs.to(embeds.dtype))
+
+    inputs = {"inputs_embeds": embeds, "attention_mask": mask}
+    if is_decoder_only(model):
+        inputs["input_ids"] = ids  # then generate returns prompt + answer
+    out = model.language_model.generate(**inputs, **decoding_kwargs(decoding))
+    new_tokens = out[:, ids.shape[1] :] if is_decoder_only(model) else out
+    return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]

@@ -1,0 +1,149 @@
+"""Loading a (retrieval, generation) checkpoint pair through `from_pretrained` only.
+
+The same path serves a hub id (`Salesforce/blip2-itm-vit-g`), a folder in the HF cache and
+a tiny test checkpoint, so the tests exercise exactly what a user runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import torch
+from huggingface_hub import constants as hub_constants
+from huggingface_hub import try_to_load_from_cache
+from torch import nn
+from transformers import (
+    Blip2ForConditionalGeneration,
+    Blip2ForImageTextRetrieval,
+    Blip2Processor,
+)
+from transformers.utils import logging as hf_logging
+
+from ..errors import ConfigError, ModelNotAvailable
+from ..presets import ModelSource
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class LoadedPair:
+    retrieval: Blip2ForImageTextRetrieval
+    retrieval_processor: Blip2Processor
+    generation: Blip2ForConditionalGeneration
+    generation_processor: Blip2Processor
+    device: torch.device
+
+
+def resolve_device(device: str) -> torch.device:
+    if device not in DEVICES:
+        raise ConfigError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for, but no CUDA GPU is available")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def load_pair(source: ModelSource, *, device: str = "auto", dtype: str = "float32") -> LoadedPair:
+    """Load both models in eval mode on `device` in `dtype` (float32, bfloat16, float16, int8)."""
+    if dtype not in (*DTYPES, "int8"):
+        raise ConfigError(f"unknown dtype {dtype!r}: choose one of {', '.join([*DTYPES, 'int8'])}")
+    target = resolve_device(device)
+    _check_reachable(source)
+    kwargs = _precision_kwargs(dtype, target)
+    with _quiet_hf():
+        retrieval = _load(Blip2ForImageTextRetrieval, source.retrieval, source, kwargs)
+        generation = _load(Blip2ForConditionalGeneration, source.generation, source, kwargs)
+        ret_processor = _load(Blip2Processor, source.retrieval, source, {})
+        gen_processor = _load(Blip2Processor, source.generation, source, {})
+    for model in (retrieval, generation):
+        model.eval().requires_grad_(False)
+        if "quantization_config" not in kwargs:
+            model.to(target)
+    return LoadedPair(retrieval, ret_processor, generation, gen_processor, target)
+
+
+def quantize_cpu_int8(model: nn.Module) -> None:
+    """Dynamic int8 quantization of every Linear layer, in place (CPU int8)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated but still the CPU path
+        torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
+
+
+def _precision_kwargs(dtype: str, device: torch.device) -> dict:
+    if dtype != "int8":
+        return {"dtype": DTYPES[dtype]}
+    if device.type == "cpu":
+        return {"dtype": torch.float32}  # quantized after loading, see quantize_cpu_int8
+    try:
+        import bitsandbytes  # noqa: F401
+        from transformers import BitsAndBytesConfig
+    except ImportError:
+        raise ConfigError("int8 on CUDA needs bitsandbytes: pip install bitsandbytes") from None
+    return {
+        "dtype": torch.float16,
+        "quantization_config": BitsAndBytesConfig(load_in_8bit=True),
+        "device_map": {"": device.index or 0},
+    }
+
+
+def _check_reachable(source: ModelSource) -> None:
+    """Fail at once, in one line, when a hub checkpoint is neither cached nor downloadable.
+
+    Without this, a machine with no route to the hub spends about 25 s in retries first.
+    """
+    if source.local:
+        return
+    missing = [repo for repo in (source.retrieval, source.generation)
+               if not isinstance(try_to_load_from_cache(repo, "config.json"), str)]
+    if missing and not _hub_reachable():
+        raise ModelNotAvailable(_missing_message(missing, source))
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    if hub_constants.HF_HUB_OFFLINE:
+        return False
+    host = urlparse(hub_constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _load(cls, location: str, source: ModelSource, kwargs: dict):
+    try:
+        return cls.from_pretrained(location, **kwargs)
+    except OSError as exc:
+        if not source.local:
+            raise ModelNotAvailable(_missing_message([location], source)) from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelNotAvailable(f"cannot load the checkpoint in {location}: {first}") from None
+
+
+def _missing_message(repos: list[str], source: ModelSource) -> str:
+    commands = " and ".join(f"`huggingface-cli download {repo}`" for repo in repos)
+    return (
+        f"model preset {source.name} needs {' and '.join(repos)}: not in the local Hugging Face "
+        f"cache and cannot be downloaded here (offline); download with {commands} "
+        "(`hf download` in newer huggingface_hub), or use `--model demo`, which works offline"
+    )
+
+
+@contextlib.contextmanager
+def _quiet_hf() -> Iterator[None]:
+    """Silence per-load progress bars and the torchvision fallback notice while loading."""
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()

@@ -1,0 +1,59 @@
+"""The frozen image encoder, run once per image when both checkpoints share it.
+
+BLIP-2 trains both stages on the same frozen ViT; each stage keeps its own LayerNorm on the
+encoder output (LAVIS' `ln_vision`, HF's `post_layernorm`). So when the two checkpoints hold
+identical encoder weights (checked by hash, not assumed) and preprocess pixels the same way,
+the encoder output before `post_layernorm` is computed once and each model applies its own
+`post_layernorm` before its Q-Former.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import torch
+from transformers import Blip2VisionModel
+
+POST_LAYERNORM = "post_layernorm."
+SIDES = ("retrieval", "generation")
+
+
+def encoder_fingerprint(vision: Blip2VisionModel) -> str:
+    """Hash of every encoder tensor except `post_layernorm`, which differs between stages."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in sorted(vision.state_dict().items()):
+        if name.startswith(POST_LAYERNORM):
+            continue
+        data = tensor.detach().to("cpu").contiguous()
+        digest.update(name.encode())
+        digest.update(str(data.dtype).encode())
+        digest.update(data.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def tie_encoders(source: Blip2VisionModel, target: Blip2VisionModel) -> None:
+    """Make `target` use `source`'s encoder modules, so their weights are held in memory once."""
+    target.embeddings = source.embeddings
+    target.encoder = source.encoder
+
+
+def encoder_hidden(vision: Blip2VisionModel, pixel_values: torch.Tensor) -> torch.Tensor:
+    """(B, 1 + patches, H): the encoder output before `post_layernorm`."""
+    embeds = vision.embeddings(pixel_values)
+    return vision.encoder(inputs_embeds=embeds).last_hidden_state
+
+
+@dataclass
+class ImageBatch:
+    """Preprocessed images plus encoder outputs computed so far, reusable across calls.
+
+    `pixels` maps each side to its pixel tensor (the same tensor when the two image processors
+    agree). `hidden` caches encoder outputs by key: "shared", or a side when run separately.
+    """
+
+    pixels: dict[str, torch.Tensor]
+    hidden: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return next(iter(self.pixels.values())).shape[0]

@@ -1,0 +1,55 @@
+"""Model presets: a name for a (retrieval, generation) pair of checkpoints.
+
+`--model` takes a preset name or a local folder holding `retrieval/` and `generation/`
+HF checkpoints. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelNotAvailable
+
+RETRIEVAL_HUB_ID = "Salesforce/blip2-itm-vit-g"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    name: str  # what the index records: the preset name or the folder's resolved path
+    retrieval: str  # hub id or local folder
+    generation: str
+    local: bool
+
+
+PRESETS: dict[str, ModelSource] = {
+    name: ModelSource(name, RETRIEVAL_HUB_ID, f"Salesforce/{name}", local=False)
+    for name in ("blip2-opt-2.7b", "blip2-opt-6.7b", "blip2-flan-t5-xl")
+}
+DEFAULT_PRESET = "blip2-opt-2.7b"
+
+
+def resolve(spec: str) -> ModelSource:
+    """Turn `--model` into checkpoint locations, or raise a one-line error."""
+    if spec == "demo":
+        raise ModelNotAvailable(
+            "the demo model is not shipped in this version yet; "
+            "use a local checkpoint folder (python -m search.testing DIR writes a tiny one) "
+            f"or a real preset ({', '.join(PRESETS)})"
+        )
+    if spec in PRESETS:
+        return PRESETS[spec]
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        missing = [part for part in ("retrieval", "generation") if not (folder / part).is_dir()]
+        if missing:
+            raise ModelNotAvailable(
+                f"model folder {folder} has no {' or '.join(p + '/' for p in missing)}: "
+                "it must hold retrieval/ and generation/ Hugging Face checkpoints"
+            )
+        root = folder.resolve()
+        return ModelSource(str(root), str(root / "retrieval"), str(root / "generation"), local=True)
+    raise ModelNotAvailable(
+        f"unknown model {spec!r}: use a preset ({', '.join([*PRESETS, 'demo'])}) "
+        "or a folder holding retrieval/ and generation/ checkpoints"
+    )

@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny BLIP-2 checkpoints written once per session, and seeded images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from search.models import Blip2Engine
+from search.testing import write_tiny_pair
+
+
+@pytest.fixture(scope="session")
+def tiny_dirs(tmp_path_factory) -> dict[str, Path]:
+    """`opt` and `t5` pairs sharing their encoder; `distinct`: an OPT pair that does not."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    return {
+        "opt": write_tiny_pair(root / "opt", decoder="opt", seed=0),
+        "t5": write_tiny_pair(root / "t5", decoder="t5", seed=1),
+        "distinct": write_tiny_pair(root / "distinct", decoder="opt", seed=0, distinct_encoders=True),
+    }
+
+
+@pytest.fixture(scope="session")
+def engines(tiny_dirs) -> dict[str, Blip2Engine]:
+    return {name: Blip2Engine.load(str(path), device="cpu") for name, path in tiny_dirs.items()}
+
+
+def make_images(seed: int, count: int) -> list[Image.Image]:
+    """Seeded images of mixed sizes and modes, with structure (blocks of colour) and noise."""
+    rng = np.random.default_rng(seed)
+    modes = ["RGB", "L", "RGBA", "P", "CMYK", "I;16", "LA", "RGB"]
+    images = []
+    for i in range(count):
+        side_w, side_h = (int(v) for v in rng.integers(20, 90, size=2))
+        base = rng.integers(0, 256, size=(side_h // 4 + 1, side_w // 4 + 1, 3), dtype=np.uint8)
+        pixels = np.kron(base, np.ones((4, 4, 1), dtype=np.uint8))[:side_h, :side_w]
+        pixels = np.clip(pixels + rng.integers(-20, 20, size=pixels.shape), 0, 255).astype(np.uint8)
+        rgb = Image.fromarray(pixels, "RGB")
+        mode = modes[i % len(modes)]
+        if mode == "I;16":
+            gray = np.asarray(rgb.convert("L"), dtype=np.uint16) * 257
+            images.append(Image.fromarray(gray))  # uint16 -> mode I;16
+        elif mode == "P":
+            images.append(rgb.quantize(colors=32))
+        else:
+            images.append(rgb.convert(mode))
+    return images
+
+
+@pytest.fixture(scope="session")
+def images() -> list[Image.Image]:
+    return make_images(seed=7, count=8)
