@@ -60,3 +60,7 @@ def _fail(message: str, code: int = 1) -> int:
     print(f"blip2-search: error: {message}", file=sys.stderr)
     return code
 
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -47,6 +47,10 @@ def resolve(spec: str) -> ModelSource:
                 f"model folder {folder} has no {' or '.join(p + '/' for p in missing)}: "
                 "it must hold retrieval/ and generation/ Hugging Face checkpoints"
             )
+        unconfigured = [p for p in ("retrieval", "generation") if not (folder / p / "config.json").is_file()]
+        if unconfigured:
+            # Without config.json transformers would build a full-size random model instead.
+            raise ModelNotAvailable(f"model folder {folder}/{unconfigured[0]} has no config.json")
         root = folder.resolve()
         return ModelSource(str(root), str(root / "retrieval"), str(root / "generation"), local=True)
     raise ModelNotAvailable(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,10 @@ import pytest
 from PIL import Image
 
 from search.models import Blip2Engine
+from search.presets import PRESETS
 from search.testing import write_tiny_pair
+
+REAL_DTYPE = os.environ.get("BLIP2_SEARCH_TEST_DTYPE", "float32")
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +31,45 @@ def tiny_dirs(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def engines(tiny_dirs) -> dict[str, Blip2Engine]:
     return {name: Blip2Engine.load(str(path), device="cpu") for name, path in tiny_dirs.items()}
+
+
+@dataclass(frozen=True)
+class Pair:
+    """An engine and the two checkpoint locations the plain-transformers references load."""
+
+    engine: Blip2Engine
+    retrieval: str
+    generation: str
+    tiny: bool
+
+    @property
+    def atol(self) -> float:
+        return 1e-5 if self.tiny or REAL_DTYPE == "float32" else 2e-2
+
+
+def _real_pair(preset: str) -> Pair:
+    from huggingface_hub import try_to_load_from_cache
+
+    source = PRESETS[preset]
+    for repo in (source.retrieval, source.generation):
+        if not isinstance(try_to_load_from_cache(repo, "config.json"), str):
+            pytest.skip(f"{repo} is not in the local Hugging Face cache")
+    engine = Blip2Engine.load(preset, dtype=REAL_DTYPE)
+    return Pair(engine, source.retrieval, source.generation, tiny=False)
+
+
+# The same parity and batching tests run on the tiny checkpoints and, under `-m real`, on
+# the real presets found in the local Hugging Face cache.
+PAIRS = ["opt", "t5", *(pytest.param(name, marks=pytest.mark.real) for name in PRESETS)]
+
+
+@pytest.fixture(scope="session", params=PAIRS)
+def pair(request, tiny_dirs, engines) -> Pair:
+    name = request.param
+    if name in engines:
+        path = tiny_dirs[name]
+        return Pair(engines[name], str(path / "retrieval"), str(path / "generation"), tiny=True)
+    return _real_pair(name)
 
 
 def make_images(seed: int, count: int) -> list[Image.Image]:

@@ -76,6 +76,11 @@ class Blip2Engine:
         return cls(pair, name=source.name, quantize_int8=int8_cpu, share_encoder=share_encoder)
 
     @property
+    def models(self) -> tuple[torch.nn.Module, torch.nn.Module]:
+        """(retrieval, generation) HF models, for inspection and benchmarks."""
+        return self._ret, self._gen
+
+    @property
     def query_tokens(self) -> int:
         return self._ret.config.num_query_tokens
 

@@ -118,13 +118,32 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def _load(cls, location: str, source: ModelSource, kwargs: dict):
+    is_model = cls is not Blip2Processor
     try:
-        return cls.from_pretrained(location, **kwargs)
+        extra = {"output_loading_info": True} if is_model else {}
+        loaded = cls.from_pretrained(location, **kwargs, **extra)
     except OSError as exc:
         if not source.local:
             raise ModelNotAvailable(_missing_message([location], source)) from None
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelNotAvailable(f"cannot load the checkpoint in {location}: {first}") from None
+        raise ModelNotAvailable(f"cannot load the checkpoint in {location}: {_first_line(exc)}") from None
+    except Exception as exc:  # corrupt weights, wrong architecture: whatever the loader raised
+        raise ModelNotAvailable(f"cannot load the checkpoint in {location}: {_first_line(exc)}") from None
+    if not is_model:
+        return loaded
+    model, info = loaded
+    if info["missing_keys"]:
+        # transformers would fill them with random values: refuse rather than search with noise.
+        missing = sorted(info["missing_keys"])
+        raise ModelNotAvailable(
+            f"the checkpoint in {location} is not a {cls.__name__}: {len(missing)} weights are missing "
+            f"(first: {missing[0]})"
+        )
+    return model
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _missing_message(repos: list[str], source: ModelSource) -> str:

@@ -1,0 +1,69 @@
+"""`blip2-search caption` and `demo` end to end, through the real CLI entry point."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from indexer.cli import main
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def folder(tmp_path, images) -> Path:
+    for i, image in enumerate(images[:3]):
+        image.save(tmp_path / f"img{i}.png")
+    shutil.copy(DATA / "red.png", tmp_path / "red.png")
+    return tmp_path
+
+
+def test_caption_json(folder, tiny_dirs, engines, capsys):
+    paths = sorted(str(p) for p in folder.glob("*.png"))
+    code = main(["caption", *paths, "--model", str(tiny_dirs["opt"]), "--json", "--batch-size", "2"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [r["path"] for r in out["results"]] == paths
+    assert out["errors"] == []
+    from search.images import open_image
+
+    expected = engines["opt"].caption([open_image(p) for p in paths])
+    assert [r["caption"] for r in out["results"]] == expected
+
+
+def test_caption_text_and_bad_files(folder, tiny_dirs, capsys):
+    (folder / "notes.jpg").write_text("not an image")
+    code = main(["caption", str(folder / "red.png"), str(folder / "notes.jpg"), str(folder / "missing.png"),
+                 "--model", str(tiny_dirs["t5"])])
+    captured = capsys.readouterr()
+    assert code == 1  # some files failed: said on stderr, the good one still captioned
+    assert captured.out.startswith(f"{folder / 'red.png'}: ")
+    assert len(captured.out.strip().splitlines()) == 1
+    assert f"{folder / 'notes.jpg'}: error: not an image" in captured.err
+    assert f"{folder / 'missing.png'}: error: file not found" in captured.err
+
+
+def test_caption_json_reports_errors(folder, tiny_dirs, capsys):
+    (folder / "empty.png").write_bytes(b"")
+    code = main(["caption", str(folder / "empty.png"), "--model", str(tiny_dirs["opt"]), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert out["results"] == []
+    assert out["errors"][0]["path"] == str(folder / "empty.png")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["caption", "x.png", "--model", "nope"], "unknown model 'nope'"),
+     (["caption", "x.png", "--batch-size", "0"], "invalid batch_size"),
+     (["demo"], "demo model is not shipped")],
+)
+def test_user_errors_are_one_line(argv, message, capsys):
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("blip2-search: error: ")
+    assert message in err[0]

@@ -1,0 +1,43 @@
+"""A batch of 8 gives the same results as 8 calls of one, across mixed sizes and modes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from search.models import Question
+from search.prompts import Turn
+
+from .test_search_parity import QUESTIONS, TEXTS
+
+
+def test_image_and_text_vectors(pair, images):
+    engine = pair.engine
+    batched = engine.embed_images(images)
+    singles = np.concatenate([engine.embed_images([image]) for image in images])
+    np.testing.assert_allclose(batched, singles, atol=pair.atol)
+    np.testing.assert_allclose(np.linalg.norm(batched, axis=-1), 1.0, atol=pair.atol)
+    texts = engine.embed_texts(TEXTS)  # different lengths: right padding must not matter
+    singles = np.concatenate([engine.embed_texts([text]) for text in TEXTS])
+    np.testing.assert_allclose(texts, singles, atol=pair.atol)
+
+
+def test_match_probabilities(pair, images):
+    engine = pair.engine
+    texts = [TEXTS[i % len(TEXTS)] for i in range(len(images))]
+    batched = engine.itm(images, texts)
+    singles = np.array([engine.itm([image], [text])[0] for image, text in zip(images, texts, strict=True)])
+    np.testing.assert_allclose(batched, singles, atol=pair.atol)
+
+
+def test_captions(pair, images):
+    engine = pair.engine
+    assert engine.caption(images) == [engine.caption([image])[0] for image in images]
+
+
+def test_answers_with_prompts_of_different_lengths(pair, images):
+    engine = pair.engine
+    history = (Turn("how many shapes are there?", "two"),)
+    questions = [Question(image, q, history if i % 2 else ()) for i, (image, q)
+                 in enumerate(zip(images, QUESTIONS, strict=True))]
+    batched = engine.ask_batch(questions)
+    assert batched == [engine.ask(q.image, q.question, q.history) for q in questions]

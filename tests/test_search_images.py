@@ -1,0 +1,79 @@
+"""Every image mode becomes correct 8-bit RGB; undecodable files raise a readable ImageError."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from search.errors import ImageError
+from search.images import open_image, to_rgb
+
+
+def test_16_bit_grayscale_is_scaled_not_saturated():
+    pixels = np.array([[0, 257 * 128, 65535]], dtype=np.uint16)
+    rgb = np.asarray(to_rgb(Image.fromarray(pixels)))
+    assert rgb[0, :, 0].tolist() == [0, 128, 255]
+
+
+def test_palette_with_transparency_is_composited_on_white():
+    image = Image.new("P", (2, 1))
+    image.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    image.putpixel((0, 0), 0)
+    image.putpixel((1, 0), 1)
+    image.info["transparency"] = 0  # red is transparent
+    rgb = np.asarray(to_rgb(image))
+    assert rgb[0, 0].tolist() == [255, 255, 255]
+    assert rgb[0, 1].tolist() == [0, 0, 255]
+
+
+def test_cmyk_and_la_keep_their_colours():
+    cmyk = Image.new("CMYK", (1, 1), (0, 255, 255, 0))  # pure red in CMYK
+    assert np.asarray(to_rgb(cmyk))[0, 0].tolist() == [255, 0, 0]
+    la = Image.new("LA", (1, 1), (100, 0))  # fully transparent gray
+    assert np.asarray(to_rgb(la))[0, 0].tolist() == [255, 255, 255]
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    image = Image.new("RGB", (40, 20), (255, 0, 0))
+    image.paste((0, 0, 255), (0, 0, 20, 20))  # left half blue
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    path = tmp_path / "rotated.jpg"
+    image.save(path, exif=exif, quality=95)
+    opened = open_image(path)
+    assert opened.size == (20, 40)
+    top = np.asarray(opened)[2, 10]
+    assert top[2] > 200 and top[0] < 60  # the blue half is now on top
+
+
+def test_first_frame_of_an_animation(tmp_path):
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ((0, 200, 0), (200, 0, 0))]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=50)
+    assert np.asarray(open_image(path))[4, 4, 1] > 150
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"", "not an image"), (b"plain text, not a picture", "not an image"),
+     (b"\x89PNG\r\n\x1a\n", "not an image")],
+)
+def test_undecodable_files(tmp_path, content, reason):
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(content)
+    with pytest.raises(ImageError, match=reason):
+        open_image(path)
+
+
+def test_truncated_file(tmp_path):
+    path = tmp_path / "cut.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(ImageError, match="corrupt or truncated"):
+        open_image(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ImageError, match="file not found"):
+        open_image(tmp_path / "nothing.png")
