@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from search.errors import SearchError
 
-from . import commands
+from . import commands, querying
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +33,40 @@ def build_parser() -> argparse.ArgumentParser:
     caption.add_argument("paths", nargs="+", metavar="IMAGE_PATH")
     caption.add_argument("--prompt", help="text the caption continues, e.g. 'a photo of'")
     caption.set_defaults(run=commands.caption)
+
+    index = sub.add_parser("index", parents=[common, model], help="index folders of images")
+    index.add_argument("paths", nargs="+", metavar="PATH")
+    index.add_argument("--no-captions", action="store_true", help="skip captions (faster)")
+    index.add_argument("--workers", type=int, help="image-decoding processes (default 2)")
+    index.add_argument("--exclude", action="append", metavar="GLOB", help="skip matching files (repeatable)")
+    index.set_defaults(run=commands.index)
+
+    search = sub.add_parser("search", parents=[common, model], help="search the index with text")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    search.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
+    search.add_argument("--rerank", action="store_true", help="rerank with the match head; fills 'match'")
+    search.add_argument("--rerank-top", type=int, default=50, metavar="N", help="hits reranked (default 50)")
+    search.add_argument("--min-match", type=float, metavar="P", help="drop hits below this match probability")
+    search.add_argument("--hybrid", action="store_true", help="fuse caption full-text and vector ranks")
+    search.add_argument("--path-prefix", help="only images under this folder")
+    search.add_argument("--after", help="only images taken (EXIF, else modified) on or after this date")
+    search.add_argument("--before", help="only images taken (EXIF, else modified) before this date")
+    search.set_defaults(run=querying.search)
+
+    similar = sub.add_parser("similar", parents=[common, model], help="images similar to an image")
+    similar.add_argument("image", nargs="?", metavar="IMAGE_PATH")
+    similar.add_argument("--id", type=int, help="an indexed image's id instead of a path")
+    similar.add_argument("-k", type=int, default=10)
+    similar.set_defaults(run=querying.similar)
+
+    ask = sub.add_parser("ask", parents=[common, model], help="ask a question about an indexed image")
+    ask.add_argument("id", type=int)
+    ask.add_argument("question")
+    ask.set_defaults(run=querying.ask)
+
+    stats = sub.add_parser("stats", parents=[common], help="what the index holds")
+    stats.set_defaults(run=commands.stats)
 
     demo = sub.add_parser("demo", parents=[common], help="sample images, the demo model and a tour")
     demo.add_argument("dir", nargs="?", help="folder for the sample images")

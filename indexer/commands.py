@@ -1,14 +1,15 @@
-"""One function per CLI command: parse nothing, call the library, print the result."""
+"""CLI commands that build things: caption, index, stats, demo. Each calls the library and prints."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from search.config import Settings, load_settings
 from search.errors import ImageError
 
-from .output import emit, progress, warn
+from .output import emit, progress, progress_bar, warn
 
 
 def batched(items: Sequence[str], size: int) -> Iterator[list[str]]:
@@ -16,23 +17,32 @@ def batched(items: Sequence[str], size: int) -> Iterator[list[str]]:
         yield list(items[start : start + size])
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(
-        index=getattr(args, "index", None),
-        model=getattr(args, "model", None),
-        device=getattr(args, "device", None),
-        dtype=getattr(args, "dtype", None),
-        batch_size=getattr(args, "batch_size", None),
-    )
+def settings_from(args: argparse.Namespace) -> Settings:
+    return load_settings(**{
+        name: getattr(args, name, None)
+        for name in ("index", "model", "device", "dtype", "batch_size", "workers")
+    })
+
+
+def load_engine(settings: Settings, indexed_model: str | None = None):
+    from search.models import Blip2Engine
+
+    model = settings.model_for(indexed_model)
+    return Blip2Engine.load(model, device=settings.device, dtype=settings.dtype)
+
+
+def open_collection(settings: Settings, *, create: bool = False):
+    from search.collection import Collection
+
+    return Collection.open(settings.index, create=create, url=settings.database_url)
 
 
 def caption(args: argparse.Namespace) -> int:
     """Caption image files with the generation model; unreadable files are reported, not fatal."""
-    settings = _settings(args)
+    settings = settings_from(args)
     from search.images import open_image
-    from search.models import Blip2Engine
 
-    engine = Blip2Engine.load(settings.model, device=settings.device, dtype=settings.dtype)
+    engine = load_engine(settings)
     results: list[dict] = []
     errors: list[dict] = []
     chunks = batched(args.paths, settings.batch_size)
@@ -52,6 +62,49 @@ def caption(args: argparse.Namespace) -> int:
         for error in errors:
             warn(f"{error['path']}: error: {error['error']}")
     return 1 if errors else 0
+
+
+def index(args: argparse.Namespace) -> int:
+    """Index folders: new and changed files are embedded and captioned; moved files keep theirs."""
+    settings = settings_from(args)
+    from indexer.pipeline import IndexOptions, index_paths
+
+    collection = open_collection(settings, create=True)
+    try:
+        indexed = collection.model.name if collection.model else None
+        engine = load_engine(settings, indexed)
+        options = IndexOptions(captions=not args.no_captions, batch_size=settings.batch_size,
+                               workers=settings.workers, exclude=tuple(args.exclude or ()))
+        summary = index_paths(collection, engine, [Path(p) for p in args.paths], options,
+                              progress=lambda total: progress_bar(total, "image", args))
+    finally:
+        collection.close()
+    payload = summary.to_json()
+    counts = ", ".join(f"{key} {payload[key]}" for key in
+                       ("added", "updated", "moved", "removed", "unchanged", "failed"))
+    emit(args, payload, [f"indexed: {counts}; model calls {payload['model_calls']}"])
+    if not args.json:
+        for error in summary.errors:
+            warn(f"{error['path']}: failed: {error['error']}")
+    return 0
+
+
+def stats(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    collection = open_collection(settings)
+    try:
+        counts = collection.catalog.stats()
+        model = collection.model
+        payload = {
+            "images": counts["images"], "vectors": collection.vectors.ntotal if collection.vectors else 0,
+            "failed": counts["failed"], "model": model.name if model else None,
+            "queries_per_image": model.queries if model else None, "dim": model.dim if model else None,
+            "index": str(collection.folder), "generation": collection.catalog.generation,
+        }
+    finally:
+        collection.close()
+    emit(args, payload, [f"{key}: {value}" for key, value in payload.items()])
+    return 0
 
 
 def demo(args: argparse.Namespace) -> int:

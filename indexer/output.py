@@ -35,3 +35,19 @@ def progress(items: Iterable[T], *, total: int, unit: str, args: argparse.Namesp
         for item in items:
             yield item
             bar.update(len(item) if isinstance(item, list | tuple) else 1)
+
+
+def progress_bar(total: int, unit: str, args: argparse.Namespace):
+    """A callback advancing a progress bar by n items; silent off a terminal or under --json."""
+    if args.json or not sys.stderr.isatty() or total == 0:
+        return lambda n: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True)
+
+    def advance(n: int) -> None:
+        bar.update(n)
+        if bar.n >= total:
+            bar.close()
+
+    return advance

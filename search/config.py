@@ -23,10 +23,16 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BLIP2_SEARCH_", extra="ignore")
 
     index: Path = Path(".blip2-search")  # the index folder: catalog, vector snapshot, thumbnails
-    model: str = DEFAULT_PRESET  # a preset name or a folder with retrieval/ and generation/
+    model: str | None = None  # a preset or a folder with retrieval/ and generation/; None: the index's
+    database_url: str | None = None  # any SQLAlchemy URL; default: SQLite in the index folder
     device: Device = "auto"
     dtype: DType = "float32"
     batch_size: int = Field(default=8, ge=1, le=1024)
+    workers: int = Field(default=2, ge=0, le=64)  # image-decoding processes while indexing
+
+    def model_for(self, indexed: str | None) -> str:
+        """The model to load: the flag, else the one that built the index, else the default."""
+        return self.model or indexed or DEFAULT_PRESET
 
 
 def load_settings(**overrides: object) -> Settings:

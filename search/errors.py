@@ -19,3 +19,7 @@ class ImageError(SearchError):
 
 class InputError(SearchError, ValueError):
     """A request is malformed: an empty question, an empty query, a bad argument."""
+
+
+class NotFound(SearchError, LookupError):
+    """No image with that id, or its file is gone."""

@@ -8,6 +8,8 @@ returns an RGB image. Every failure is an `ImageError` with a readable reason.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +23,19 @@ BACKGROUND = (255, 255, 255)  # what transparent pixels are composited onto
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
+@dataclass(frozen=True)
+class Loaded:
+    image: Image.Image  # RGB, EXIF orientation applied
+    taken_at: datetime | None  # EXIF DateTimeOriginal (else DateTime), naive local time
+
+
 def open_image(path: str | Path) -> Image.Image:
     """Decode `path` into an RGB image, or raise `ImageError` saying why it cannot be."""
+    return load_image(path).image
+
+
+def load_image(path: str | Path) -> Loaded:
+    """Like `open_image`, also returning the date the picture was taken when EXIF has it."""
     try:
         with warnings.catch_warnings():
             # Between the limit and twice the limit Pillow only warns; make it an error too.
@@ -30,8 +43,9 @@ def open_image(path: str | Path) -> Image.Image:
             with Image.open(path) as image:
                 image.seek(0)  # first frame of GIF/APNG/WebP/TIFF animations
                 image.load()
+                taken_at = _exif_datetime(image)
                 oriented = ImageOps.exif_transpose(image)
-                return to_rgb(oriented)
+                return Loaded(to_rgb(oriented), taken_at)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"image too large (decompression bomb limit {MAX_PIXELS:,} pixels): {exc}") from None
     except UnidentifiedImageError:
@@ -45,6 +59,15 @@ def open_image(path: str | Path) -> Image.Image:
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Truncated or corrupt data surfaces as any of these, depending on the decoder.
         raise ImageError(f"corrupt or truncated image: {exc}") from None
+
+
+def _exif_datetime(image: Image.Image) -> datetime | None:
+    try:
+        exif = image.getexif()
+        value = exif.get_ifd(0x8769).get(0x9003) or exif.get(0x0132)  # DateTimeOriginal, DateTime
+        return datetime.strptime(str(value).strip("\x00 "), "%Y:%m:%d %H:%M:%S") if value else None
+    except (ValueError, TypeError, OSError, SyntaxError):
+        return None  # absent or malformed: the file's mtime stands in
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

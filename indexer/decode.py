@@ -1,0 +1,40 @@
+"""Decoding one file, in a worker process: pixels, dimensions, EXIF date and a thumbnail.
+
+Kept free of torch so worker processes start fast and stay small.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import datetime
+
+from PIL import Image
+
+from search.errors import ImageError
+from search.images import load_image
+
+THUMBNAIL_SIDE = 256
+
+
+@dataclass
+class Decoded:
+    path: str
+    image: Image.Image | None = None
+    taken_at: datetime | None = None
+    thumbnail: bytes | None = None  # WebP
+    error: str | None = None
+
+
+def decode(path: str) -> Decoded:
+    try:
+        loaded = load_image(path)
+    except ImageError as exc:
+        return Decoded(path, error=str(exc))
+    except Exception as exc:  # a decoder bug must not stop the run: record it as this file's error
+        return Decoded(path, error=f"cannot decode: {type(exc).__name__}: {exc}")
+    thumb = loaded.image.copy()
+    thumb.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    thumb.save(buffer, format="WEBP", quality=80)
+    return Decoded(path, loaded.image, loaded.taken_at, buffer.getvalue())

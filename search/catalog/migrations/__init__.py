@@ -1,0 +1,1 @@
+"""Alembic migrations for the catalog, numbered; each says why it exists."""

@@ -1,0 +1,279 @@
+"""`Catalog`: the store of record, on SQLite (WAL) by default or any SQLAlchemy URL.
+
+Callers see plain dataclasses and numpy arrays; SQLAlchemy stays inside this package. The
+`generation` counter goes up in the same transaction as every change to stored vectors, so
+the vector index snapshot can tell whether it is behind.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, and_, create_engine, delete, event, func, or_, select, text
+from sqlalchemy.orm import Session
+
+from .schema import ImageRow, MetaRow, VectorRow
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+FILENAME = "catalog.db"
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: int
+    path: str
+    root: str
+    content_hash: str
+    size: int
+    mtime: float
+    width: int | None
+    height: int | None
+    taken_at: datetime | None
+    caption: str | None
+    status: str
+    error: str | None
+    indexed_at: datetime
+
+    def to_json(self) -> dict:
+        """The `image` shape of the public contract."""
+        return {
+            "id": self.id, "path": self.path, "caption": self.caption, "width": self.width,
+            "height": self.height, "taken_at": _iso(self.taken_at), "indexed_at": _iso(self.indexed_at),
+            "status": self.status, "error": self.error,
+        }
+
+
+@dataclass
+class NewImage:
+    """A file's row to write; `vectors` is (Q, D) for a readable image, None for a failed one."""
+
+    path: str
+    root: str
+    content_hash: str
+    size: int
+    mtime: float
+    width: int | None = None
+    height: int | None = None
+    taken_at: datetime | None = None
+    caption: str | None = None
+    status: str = "ok"
+    error: str | None = None
+    vectors: np.ndarray | None = None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _record(row: ImageRow) -> ImageRecord:
+    return ImageRecord(**{f.name: getattr(row, f.name) for f in fields(ImageRecord)})
+
+
+def database_url(index_dir: Path, override: str | None = None) -> str:
+    return override or f"sqlite:///{(index_dir / FILENAME).resolve()}"
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers keep reading while the indexer writes
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process kills
+    cursor.close()
+
+
+class Catalog:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Catalog:
+        """Connect and migrate the schema to the newest version."""
+        engine = create_engine(url)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        return cls(engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- facts about the index ----------------------------------------------------------------
+
+    def meta(self) -> dict[str, str]:
+        with Session(self._engine) as session:
+            return {row.key: row.value for row in session.scalars(select(MetaRow))}
+
+    def set_meta(self, **values: str | int) -> None:
+        with Session(self._engine) as session, session.begin():
+            for key, value in values.items():
+                session.merge(MetaRow(key=key, value=str(value)))
+
+    @property
+    def generation(self) -> int:
+        return int(self.meta().get("generation", 0))
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def get(self, image_id: int) -> ImageRecord | None:
+        with Session(self._engine) as session:
+            row = session.get(ImageRow, image_id)
+            return _record(row) if row else None
+
+    def get_many(self, ids: Iterable[int]) -> dict[int, ImageRecord]:
+        ids = list(ids)
+        with Session(self._engine) as session:
+            rows = session.scalars(select(ImageRow).where(ImageRow.id.in_(ids))) if ids else []
+            return {row.id: _record(row) for row in rows}
+
+    def record_for_path(self, path: str) -> ImageRecord | None:
+        with Session(self._engine) as session:
+            row = session.scalar(select(ImageRow).where(ImageRow.path == path))
+            return _record(row) if row else None
+
+    def records_under(self, root: str) -> dict[str, ImageRecord]:
+        """Rows whose path lies under the folder `root` (whatever root they were indexed from)."""
+        prefix = root.rstrip("/") + "/"
+        with Session(self._engine) as session:
+            under = func.substr(ImageRow.path, 1, len(prefix)) == prefix
+            rows = session.scalars(select(ImageRow).where(under))
+            return {row.path: _record(row) for row in rows}
+
+    def records_with_hash(self, content_hash: str) -> list[ImageRecord]:
+        with Session(self._engine) as session:
+            rows = session.scalars(
+                select(ImageRow).where(ImageRow.content_hash == content_hash, ImageRow.status == "ok")
+            )
+            return [_record(row) for row in rows]
+
+    def vectors(self, image_id: int, shape: tuple[int, int]) -> np.ndarray | None:
+        with Session(self._engine) as session:
+            row = session.get(VectorRow, image_id)
+            return _decode(row.data, shape) if row else None
+
+    def iter_vectors(
+        self, shape: tuple[int, int], chunk: int = 2048
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (ids (n,), vectors (n, Q, D) float32) in id order, `chunk` images at a time."""
+        last = -1
+        while True:
+            with Session(self._engine) as session:
+                rows = session.execute(
+                    select(VectorRow.image_id, VectorRow.data)
+                    .where(VectorRow.image_id > last).order_by(VectorRow.image_id).limit(chunk)
+                ).all()
+            if not rows:
+                return
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            yield ids, np.stack([_decode(r[1], shape) for r in rows])
+            last = int(ids[-1])
+
+    def filter_ids(
+        self, *, path_prefix: str | None = None, after: datetime | None = None, before: datetime | None = None
+    ) -> np.ndarray:
+        """Ids of readable images under `path_prefix` whose date (EXIF, else mtime) is in range."""
+        conditions = [ImageRow.status == "ok"]
+        if path_prefix:
+            conditions.append(func.substr(ImageRow.path, 1, len(path_prefix)) == path_prefix)
+        if after:
+            conditions.append(_date_condition(after, ">="))
+        if before:
+            conditions.append(_date_condition(before, "<"))
+        with Session(self._engine) as session:
+            ids = session.scalars(select(ImageRow.id).where(and_(*conditions))).all()
+        return np.array(ids, dtype=np.int64)
+
+    def caption_search(self, query: str, limit: int) -> list[int]:
+        """Ids ranked by full-text match of the caption (BM25); user text cannot break the query."""
+        terms = re.findall(r"\w+", query.lower())
+        if not terms or self._engine.dialect.name != "sqlite":
+            return []
+        match = " OR ".join(f'"{term}"' for term in terms)  # quoted: no FTS5 operator survives
+        sql = text("SELECT rowid FROM images_fts WHERE images_fts MATCH :match ORDER BY rank LIMIT :limit")
+        with self._engine.connect() as connection:
+            return [row[0] for row in connection.execute(sql, {"match": match, "limit": limit})]
+
+    def stats(self) -> dict[str, int]:
+        with Session(self._engine) as session:
+            by_status = select(ImageRow.status, func.count()).group_by(ImageRow.status)
+            counts = dict(session.execute(by_status).all())
+            vectors = session.scalar(select(func.count()).select_from(VectorRow)) or 0
+        return {"images": counts.get("ok", 0), "failed": counts.get("failed", 0), "with_vectors": vectors}
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def write(self, images: list[NewImage]) -> list[int]:
+        """Insert or replace rows by path, with their vectors, in one transaction."""
+        now = datetime.now(UTC).replace(tzinfo=None)
+        ids = []
+        with Session(self._engine) as session, session.begin():
+            for image in images:
+                row = session.scalar(select(ImageRow).where(ImageRow.path == image.path))
+                if row is None:
+                    row = ImageRow(path=image.path)
+                    session.add(row)
+                for name in ("root", "content_hash", "size", "mtime", "width", "height", "taken_at",
+                             "caption", "status", "error"):
+                    setattr(row, name, getattr(image, name))
+                row.indexed_at = now
+                session.flush()
+                session.execute(delete(VectorRow).where(VectorRow.image_id == row.id))
+                if image.vectors is not None:
+                    session.add(VectorRow(image_id=row.id, data=_encode(image.vectors)))
+                ids.append(row.id)
+            _bump_generation(session)
+        return ids
+
+    def move(self, image_id: int, *, path: str, root: str, size: int, mtime: float) -> None:
+        """A file found at a new path with known content keeps its row, vectors and caption."""
+        with Session(self._engine) as session, session.begin():
+            row = session.get(ImageRow, image_id)
+            row.path, row.root, row.size, row.mtime = path, root, size, mtime
+
+    def touch(self, image_id: int, *, size: int, mtime: float) -> None:
+        with Session(self._engine) as session, session.begin():
+            row = session.get(ImageRow, image_id)
+            row.size, row.mtime = size, mtime
+
+    def remove(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        if not ids:
+            return
+        with Session(self._engine) as session, session.begin():
+            session.execute(delete(VectorRow).where(VectorRow.image_id.in_(ids)))
+            session.execute(delete(ImageRow).where(ImageRow.id.in_(ids)))
+            _bump_generation(session)
+
+
+def _date_condition(bound: datetime, op: str):
+    stamp = bound.timestamp()
+    taken = ImageRow.taken_at >= bound if op == ">=" else ImageRow.taken_at < bound
+    modified = ImageRow.mtime >= stamp if op == ">=" else ImageRow.mtime < stamp
+    return or_(and_(ImageRow.taken_at.is_not(None), taken), and_(ImageRow.taken_at.is_(None), modified))
+
+
+def _bump_generation(session: Session) -> None:
+    row = session.get(MetaRow, "generation")
+    if row is None:
+        session.add(MetaRow(key="generation", value="1"))
+    else:
+        row.value = str(int(row.value) + 1)
+
+
+def _encode(vectors: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vectors, dtype=np.float16).tobytes()
+
+
+def _decode(data: bytes, shape: tuple[int, int]) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.float16).reshape(shape).astype(np.float32)

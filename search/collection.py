@@ -1,0 +1,111 @@
+"""`Collection`: an index folder — the catalog (store of record), the vector snapshot, thumbnails.
+
+Opening brings the vector snapshot up to date with the catalog from stored vectors, with no
+model call: a snapshot that is behind, missing or corrupt is rebuilt and saved again.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .catalog import Catalog, database_url
+from .errors import SearchError
+from .vectors import SnapshotError, VectorIndex
+
+SNAPSHOT = "vectors.faiss"
+THUMBNAILS = "thumbnails"
+
+
+class CollectionError(SearchError):
+    """The index folder is missing, or was built with another model."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    queries: int
+    dim: int
+
+
+class Collection:
+    def __init__(self, folder: Path, catalog: Catalog) -> None:
+        self.folder = folder
+        self.catalog = catalog
+        self.vectors: VectorIndex | None = None
+        self.snapshot_state = "none"  # how the vector index was obtained: loaded / rebuilt / new
+
+    @classmethod
+    def open(cls, folder: Path, *, create: bool = False, url: str | None = None) -> Collection:
+        """Open an index folder; `create` makes it when missing (the `index` command)."""
+        folder = Path(folder).expanduser().resolve()
+        url = url or os.environ.get("BLIP2_SEARCH_DATABASE_URL")
+        if not create and url is None and not (folder / "catalog.db").exists():
+            raise CollectionError(f"no index at {folder}: run `blip2-search index PATH` first, or pass --index")
+        folder.mkdir(parents=True, exist_ok=True)
+        collection = cls(folder, Catalog.open(database_url(folder, url)))
+        if collection.model is not None:
+            collection._sync_vectors()
+        return collection
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    @property
+    def model(self) -> ModelInfo | None:
+        meta = self.catalog.meta()
+        if "model" not in meta:
+            return None
+        return ModelInfo(meta["model"], int(meta["queries"]), int(meta["dim"]))
+
+    def bind_model(self, info: ModelInfo) -> None:
+        """Record the model on first use; refuse another model on an existing index."""
+        current = self.model
+        if current is None:
+            self.catalog.set_meta(model=info.name, queries=info.queries, dim=info.dim)
+            self.vectors = VectorIndex(info.queries, info.dim)
+            self.vectors.generation = self.catalog.generation
+            self.snapshot_state = "new"
+        elif current != info:
+            raise CollectionError(
+                f"the index at {self.folder} was built with model {current.name} "
+                f"({current.queries}x{current.dim} vectors), not {info.name}; use that model, "
+                "or another --index"
+            )
+
+    def save_vectors(self) -> None:
+        """Write the snapshot, tagged with the catalog generation it covers."""
+        if self.vectors is not None:
+            self.vectors.generation = self.catalog.generation
+            self.vectors.save(self.folder / SNAPSHOT)
+
+    def thumbnail_path(self, content_hash: str) -> Path:
+        return self.folder / THUMBNAILS / content_hash[:2] / f"{content_hash}.webp"
+
+    def write_thumbnail(self, content_hash: str, data: bytes) -> None:
+        path = self.thumbnail_path(content_hash)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+    def _sync_vectors(self) -> None:
+        info = self.model
+        path = self.folder / SNAPSHOT
+        for stale in self.folder.glob(f".{SNAPSHOT}.*.tmp"):
+            stale.unlink(missing_ok=True)  # left by a write that was killed before its rename
+        generation = self.catalog.generation
+        try:
+            index = VectorIndex.load(path, info.queries, info.dim)
+            if index.generation == generation:
+                self.vectors, self.snapshot_state = index, "loaded"
+                return
+        except SnapshotError:
+            pass  # rebuilt below from the catalog's vectors, never replaced by an empty index
+        index = VectorIndex(info.queries, info.dim)
+        for ids, vectors in self.catalog.iter_vectors((info.queries, info.dim)):
+            index.add(ids, vectors)
+        index.generation = generation
+        self.vectors, self.snapshot_state = index, "rebuilt"
+        index.save(path)
