@@ -42,7 +42,8 @@ class Collection:
         folder = Path(folder).expanduser().resolve()
         url = url or os.environ.get("BLIP2_SEARCH_DATABASE_URL")
         if not create and url is None and not (folder / "catalog.db").exists():
-            raise CollectionError(f"no index at {folder}: run `blip2-search index PATH` first, or pass --index")
+            hint = "run `blip2-search index PATH` first, or pass --index"
+            raise CollectionError(f"no index at {folder}: {hint}")
         folder.mkdir(parents=True, exist_ok=True)
         collection = cls(folder, Catalog.open(database_url(folder, url)))
         if collection.model is not None:
