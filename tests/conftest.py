@@ -97,3 +97,37 @@ def make_images(seed: int, count: int) -> list[Image.Image]:
 @pytest.fixture(scope="session")
 def images() -> list[Image.Image]:
     return make_images(seed=7, count=8)
+
+
+def write_corpus(folder: Path, count: int, seed: int = 0, side: int = 32) -> list[Path]:
+    """`count` distinct small PNGs (random blocks of colour) in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        base = rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8)
+        pixels = np.kron(base, np.ones((side // 4, side // 4, 1), dtype=np.uint8))
+        path = folder / f"img{i:04d}.png"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def indexer(engines, tmp_path):
+    """index(*roots, **options) -> summary, on a fresh collection in tmp_path/index."""
+    from indexer.pipeline import IndexOptions, index_paths
+    from search.collection import Collection
+
+    opened = []
+
+    def run(*roots, engine=None, **options):
+        collection = Collection.open(tmp_path / "index", create=True)
+        opened.append(collection)
+        options.setdefault("workers", 0)
+        summary = index_paths(collection, engine or engines["opt"], roots, IndexOptions(**options))
+        return summary, collection
+
+    yield run
+    for collection in opened:
+        collection.close()

@@ -1,0 +1,122 @@
+"""Re-indexing does only the work that changed, and never more model calls than needed."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from search.errors import InputError
+from search.queries import Searcher
+
+from .conftest import write_corpus
+
+
+def test_first_run_then_unchanged_makes_no_model_call(indexer, tmp_path):
+    write_corpus(tmp_path / "photos", 12)
+    first, collection = indexer(tmp_path / "photos", batch_size=5)
+    assert (first.added, first.failed, first.unchanged) == (12, 0, 0)
+    assert first.model_calls > 0
+    assert collection.vectors.ntotal == 12 * collection.model.queries
+    again, collection = indexer(tmp_path / "photos", batch_size=5)
+    assert again.model_calls == 0
+    assert (again.added, again.updated, again.moved, again.removed, again.unchanged) == (0, 0, 0, 0, 12)
+    assert collection.snapshot_state == "loaded"
+
+
+def test_renamed_file_is_moved_with_no_model_call(indexer, tmp_path):
+    paths = write_corpus(tmp_path / "photos", 6)
+    _, collection = indexer(tmp_path / "photos")
+    old = collection.catalog.record_for_path(str(paths[2]))
+    target = tmp_path / "photos" / "sub" / "renamed.png"
+    target.parent.mkdir()
+    os.rename(paths[2], target)
+    summary, collection = indexer(tmp_path / "photos")
+    assert (summary.moved, summary.added, summary.removed, summary.model_calls) == (1, 0, 0, 0)
+    moved = collection.catalog.record_for_path(str(target))
+    assert moved.id == old.id and moved.caption == old.caption
+    assert collection.catalog.record_for_path(str(paths[2])) is None
+    np.testing.assert_array_equal(collection.vectors.vectors_of(old.id), collection.catalog.vectors(
+        old.id, (collection.model.queries, collection.model.dim)))
+
+
+def test_deleted_file_disappears_from_search(indexer, engines, tmp_path):
+    paths = write_corpus(tmp_path / "photos", 6)
+    _, collection = indexer(tmp_path / "photos")
+    gone = collection.catalog.record_for_path(str(paths[0]))
+    paths[0].unlink()
+    summary, collection = indexer(tmp_path / "photos")
+    assert (summary.removed, summary.model_calls) == (1, 0)
+    hits = Searcher(collection, engines["opt"]).search("a red circle")
+    assert gone.id not in [hit.id for hit in hits]
+    assert len(hits) == 5
+    assert collection.vectors.ntotal == 5 * collection.model.queries
+
+
+def test_changed_file_is_re_embedded(indexer, engines, tmp_path):
+    paths = write_corpus(tmp_path / "photos", 4)
+    _, collection = indexer(tmp_path / "photos")
+    before = collection.catalog.record_for_path(str(paths[1]))
+    Image.new("RGB", (40, 40), (10, 200, 30)).save(paths[1])
+    summary, collection = indexer(tmp_path / "photos")
+    assert (summary.updated, summary.unchanged) == (1, 3)
+    assert summary.model_calls > 0
+    after = collection.catalog.record_for_path(str(paths[1]))
+    assert after.id == before.id and after.content_hash != before.content_hash
+    expected = engines["opt"].embed_images([Image.open(paths[1]).convert("RGB")])[0]
+    np.testing.assert_allclose(collection.vectors.vectors_of(after.id), expected, atol=2e-3)  # float16
+
+
+def test_touched_file_with_same_content_is_unchanged(indexer, tmp_path):
+    paths = write_corpus(tmp_path / "photos", 3)
+    indexer(tmp_path / "photos")
+    os.utime(paths[0], (1_000_000, 1_000_000))
+    summary, _ = indexer(tmp_path / "photos")
+    assert (summary.unchanged, summary.model_calls) == (3, 0)
+
+
+def test_duplicate_content_reuses_vectors(indexer, tmp_path):
+    paths = write_corpus(tmp_path / "photos", 3)
+    indexer(tmp_path / "photos")
+    (tmp_path / "photos" / "copy.png").write_bytes(paths[0].read_bytes())
+    summary, collection = indexer(tmp_path / "photos")
+    assert (summary.added, summary.model_calls) == (1, 0)
+    assert collection.vectors.ntotal == 4 * collection.model.queries
+
+
+def test_missing_or_empty_root_is_refused_and_changes_nothing(indexer, tmp_path):
+    write_corpus(tmp_path / "photos", 3)
+    _, collection = indexer(tmp_path / "photos")
+    with pytest.raises(InputError, match="does not exist"):
+        indexer(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no images"):
+        indexer(tmp_path / "empty")
+    for path in (tmp_path / "photos").iterdir():
+        path.unlink()
+    with pytest.raises(InputError, match="holds no images"):
+        indexer(tmp_path / "photos")  # an emptied (say, unmounted) folder must not wipe the catalog
+    assert collection.catalog.stats()["images"] == 3
+    assert collection.vectors.ntotal == 3 * collection.model.queries
+
+
+def test_exclude_and_hidden_files(indexer, tmp_path):
+    write_corpus(tmp_path / "photos", 3)
+    write_corpus(tmp_path / "photos" / "raw", 2, seed=5)
+    write_corpus(tmp_path / "photos" / ".cache", 2, seed=6)
+    (tmp_path / "photos" / ".hidden.png").write_bytes((tmp_path / "photos" / "img0000.png").read_bytes())
+    summary, _ = indexer(tmp_path / "photos", exclude=("raw/*",))
+    assert summary.added == 3
+
+
+def test_worker_processes_give_the_same_index(indexer, engines, tmp_path):
+    write_corpus(tmp_path / "photos", 10)
+    summary, collection = indexer(tmp_path / "photos", workers=2, batch_size=4)
+    assert summary.added == 10
+    ids, vectors = collection.vectors.all_vectors()
+    for image_id, stored in zip(ids, vectors, strict=True):
+        record = collection.catalog.get(int(image_id))
+        fresh = engines["opt"].embed_images([Image.open(record.path).convert("RGB")])[0]
+        np.testing.assert_allclose(stored, fresh, atol=2e-3)

@@ -1,0 +1,102 @@
+"""The catalog: migrations, writes, moves, deletes, filters and full-text search."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from search.catalog import Catalog, NewImage, database_url
+
+SHAPE = (4, 8)
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    catalog = Catalog.open(database_url(tmp_path))
+    yield catalog
+    catalog.close()
+
+
+def _image(path, caption=None, **extra):
+    fields = {"root": "/r", "content_hash": path, "size": 1, "mtime": 1_700_000_000.0, "caption": caption,
+              "vectors": np.full(SHAPE, 0.5, dtype=np.float32)}
+    return NewImage(path=path, **(fields | extra))
+
+
+def test_schema_is_migrated_and_versioned(tmp_path, catalog):
+    engine = create_engine(database_url(tmp_path))
+    tables = set(inspect(engine).get_table_names())
+    assert {"images", "vectors", "meta", "images_fts", "alembic_version"} <= tables
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    engine.dispose()
+    Catalog.open(database_url(tmp_path)).close()  # opening again migrates nothing and fails nothing
+
+
+def test_write_replaces_by_path_and_bumps_generation(catalog):
+    [first] = catalog.write([_image("/r/a.png", "a red circle")])
+    assert catalog.generation == 1
+    [again] = catalog.write([_image("/r/a.png", "a blue square")])
+    assert again == first and catalog.generation == 2
+    assert catalog.get(first).caption == "a blue square"
+    np.testing.assert_array_equal(catalog.vectors(first, SHAPE), np.full(SHAPE, 0.5))
+
+
+def test_failed_rows_have_no_vectors(catalog):
+    [image_id] = catalog.write([_image("/r/bad.jpg", status="failed", error="not an image", vectors=None)])
+    assert catalog.vectors(image_id, SHAPE) is None
+    assert catalog.stats() == {"images": 0, "failed": 1, "with_vectors": 0}
+    assert catalog.get(image_id).to_json()["error"] == "not an image"
+
+
+def test_remove_cascades_and_iter_vectors(catalog):
+    ids = catalog.write([_image(f"/r/{i}.png") for i in range(5)])
+    catalog.remove(ids[:2])
+    got = np.concatenate([chunk for chunk, _ in catalog.iter_vectors(SHAPE, chunk=2)])
+    assert got.tolist() == ids[2:]
+    assert catalog.stats()["with_vectors"] == 3
+
+
+def test_move_keeps_id_and_caption(catalog):
+    [image_id] = catalog.write([_image("/r/a.png", "a star")])
+    generation = catalog.generation
+    catalog.move(image_id, path="/r/b.png", root="/r", size=1, mtime=2.0)
+    assert catalog.record_for_path("/r/b.png").caption == "a star"
+    assert catalog.generation == generation  # vectors untouched: the snapshot stays current
+
+
+@pytest.mark.parametrize("query", ['"', "red OR", "NEAR(", "circle*", "'; DROP TABLE images; --",
+                                   "AND AND", "col:red", "(((", "^", "red -circle", "日本"])
+def test_caption_search_escapes_any_user_text(catalog, query):
+    catalog.write([_image("/r/a.png", "a red circle"), _image("/r/b.png", "a blue square")])
+    result = catalog.caption_search(query, limit=5)
+    assert isinstance(result, list)
+
+
+def test_caption_search_ranks_and_follows_updates(catalog):
+    a, b = catalog.write([_image("/r/a.png", "a red circle"), _image("/r/b.png", "a blue square")])
+    assert catalog.caption_search("red circle", 5) == [a]
+    catalog.write([_image("/r/a.png", "a green star")])
+    assert catalog.caption_search("red", 5) == []
+    assert catalog.caption_search("green", 5) == [a]
+    catalog.remove([a])
+    assert catalog.caption_search("green", 5) == []
+    assert catalog.caption_search("square", 5) == [b]
+
+
+def test_filters_by_prefix_and_date(catalog):
+    old = datetime(2020, 5, 1).timestamp()
+    ids = catalog.write([
+        _image("/r/2020/a.png", mtime=old),
+        _image("/r/2024/b.png", taken_at=datetime(2024, 7, 1)),
+        _image("/r/2024/c.png", mtime=datetime(2024, 1, 1).timestamp()),
+        _image("/r/2024/d.png", status="failed", vectors=None),
+    ])
+    assert catalog.filter_ids(path_prefix="/r/2024/").tolist() == ids[1:3]
+    assert catalog.filter_ids(after=datetime(2023, 1, 1)).tolist() == ids[1:3]
+    assert catalog.filter_ids(before=datetime(2024, 3, 1)).tolist() == [ids[0], ids[2]]
+    assert catalog.filter_ids(after=datetime(2024, 3, 1), path_prefix="/r/2024").tolist() == [ids[1]]
