@@ -6,6 +6,9 @@ Kept free of torch so worker processes start fast and stay small.
 from __future__ import annotations
 
 import io
+import os
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,6 +27,18 @@ class Decoded:
     taken_at: datetime | None = None
     thumbnail: bytes | None = None  # WebP
     error: str | None = None
+
+
+def watch_parent(parent: int) -> None:
+    """Worker-process initializer: exit once the indexing process is gone (say, killed), rather
+    than linger blocked on a queue whose other end no longer exists."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def decode(path: str) -> Decoded:

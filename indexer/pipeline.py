@@ -9,6 +9,7 @@ where this one stopped (committed files are then unchanged).
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -20,7 +21,7 @@ import numpy as np
 from search.catalog import NewImage
 from search.collection import Collection, ModelInfo
 
-from .decode import Decoded, decode
+from .decode import Decoded, decode, watch_parent
 from .scan import FileInfo, Plan, plan
 
 Progress = Callable[[int], None]
@@ -129,6 +130,8 @@ def _index_batch(collection: Collection, engine, batch: list[_Job], options, sum
             summary.updated += job.is_update
             summary.added += not job.is_update
         rows.append(row)
+    for job in good:  # before the commit: every committed image has its thumbnail
+        collection.write_thumbnail(job.digest, job.decoded.thumbnail)
     ids = collection.catalog.write(rows)  # one transaction: the batch is in, or not at all
     readable = np.array([row.vectors is not None for row in rows], dtype=bool)
     ok_ids = np.array(ids, dtype=np.int64)[readable]
@@ -136,8 +139,6 @@ def _index_batch(collection: Collection, engine, batch: list[_Job], options, sum
     collection.vectors.remove(failed_ids)  # a file that became unreadable loses its old vectors
     if len(ok_ids):
         collection.vectors.add(ok_ids, vectors)
-    for job in good:
-        collection.write_thumbnail(job.digest, job.decoded.thumbnail)
 
 
 def _decoded_batches(todo: list[tuple[str, tuple]], options: IndexOptions) -> Iterator[list[_Job]]:
@@ -182,7 +183,9 @@ class _Inline:
 def _executor(workers: int):
     if workers <= 0:
         return _Inline()
-    # forkserver: workers never inherit the parent's torch threads or model memory.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["indexer.decode"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    # spawn: workers never inherit the parent's torch threads or model memory, and are its
+    # direct children, so they can notice when it dies.
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+        initializer=watch_parent, initargs=(os.getpid(),),
+    )

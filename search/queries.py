@@ -107,8 +107,10 @@ class Searcher:
 
     def record(self, image_id: int):
         record = self.collection.catalog.get(image_id)
-        if record is None or record.status != "ok":
+        if record is None:
             raise NotFound(f"no indexed image with id {image_id}")
+        if record.status != "ok":
+            raise NotFound(f"image {image_id} ({record.path}) could not be indexed: {record.error}")
         return record
 
     # -- internals ----------------------------------------------------------------------------

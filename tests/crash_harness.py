@@ -1,0 +1,97 @@
+"""Run `blip2-search` and kill this process with SIGKILL at a chosen point (crash tests).
+
+    python tests/crash_harness.py MODE N -- CLI ARGS...
+
+MODE: `after-commit` (right after the N-th batch commit), `in-commit` (at the N-th
+database commit, before it completes), `snapshot-rename` (the N-th snapshot fully written,
+not renamed), `snapshot-half` (half of the N-th snapshot written), or `none`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def arm(mode: str, n: int) -> None:
+    from sqlalchemy import Engine, event
+
+    from search import vectors
+    from search.catalog import store
+
+    calls = {"count": 0}
+    if mode == "after-commit":
+        write = store.Catalog.write
+
+        def write_then_die(self, images):
+            ids = write(self, images)
+            calls["count"] += 1
+            if calls["count"] == n:
+                die()
+            return ids
+
+        store.Catalog.write = write_then_die
+    elif mode == "in-commit":
+        # Fires when a transaction is about to be committed: its rows are written, not durable.
+
+        def commit_or_die(connection):
+            calls["count"] += 1
+            if calls["count"] == n:
+                die()
+
+        event.listen(Engine, "commit", commit_or_die)
+    elif mode == "snapshot-rename":
+        class SnapshotOs:  # os for the vectors module only: thumbnails use the real one
+            def __getattr__(self, name):
+                return getattr(os, name)
+
+            @staticmethod
+            def replace(*args):
+                calls["count"] += 1
+                if calls["count"] == n:
+                    die()
+                return os.replace(*args)
+
+        vectors.os = SnapshotOs()
+    elif mode == "snapshot-half":
+        class HalfFile:
+            def __init__(self, handle):
+                self.handle = handle
+
+            def write(self, data):
+                if len(data) > 64 and calls["count"] == n:
+                    self.handle.write(data[: len(data) // 2])
+                    self.handle.flush()
+                    die()
+                return self.handle.write(data)
+
+            def __getattr__(self, name):
+                return getattr(self.handle, name)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return self.handle.__exit__(*exc)
+
+        real_open = open
+
+        def counting_open(path, mode="r", *args, **kwargs):
+            calls["count"] += 1
+            return HalfFile(real_open(path, mode, *args, **kwargs))
+
+        vectors.open = counting_open
+
+
+if __name__ == "__main__":
+    mode, n, separator, *cli = sys.argv[1:]
+    assert separator == "--"
+    arm(mode, int(n))
+    from indexer.cli import main
+
+    sys.exit(main(cli))

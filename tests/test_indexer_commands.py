@@ -1,0 +1,103 @@
+"""Each command's --json output has the documented shape; user errors are one line, exit 1."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from indexer.cli import main
+
+from .conftest import write_corpus
+
+HIT_KEYS = {"id", "path", "score", "caption", "match"}
+
+
+@pytest.fixture
+def indexed(tmp_path, tiny_dirs, capsys):
+    write_corpus(tmp_path / "photos", 6)
+    (tmp_path / "photos" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    index = str(tmp_path / "index")
+    code = main(["index", str(tmp_path / "photos"), "--index", index, "--model", str(tiny_dirs["opt"]),
+                 "--json", "--workers", "0"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0
+    return index, summary
+
+
+def _json(argv, capsys) -> dict:
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out)
+
+
+def test_index_json(indexed):
+    _, summary = indexed
+    assert set(summary) == {"added", "updated", "moved", "removed", "unchanged", "failed", "model_calls",
+                            "errors"}
+    assert (summary["added"], summary["failed"]) == (6, 1)
+    assert summary["errors"][0]["path"].endswith("broken.jpg") and summary["errors"][0]["error"]
+
+
+def test_search_json(indexed, capsys):
+    index, _ = indexed
+    out = _json(["search", "a red circle", "--index", index, "-k", "3", "--json"], capsys)
+    assert out["query"] == "a red circle"
+    assert len(out["results"]) == 3
+    assert all(set(hit) == HIT_KEYS and hit["match"] is None for hit in out["results"])
+    out = _json(["search", "a red circle", "--index", index, "-k", "2", "--rerank", "--json"], capsys)
+    assert all(isinstance(hit["match"], float) for hit in out["results"])
+    out = _json(["search", "circle", "--index", index, "--hybrid", "--after", "2000-01-01", "--json"], capsys)
+    assert len(out["results"]) == 6
+
+
+def test_similar_json(indexed, tmp_path, capsys):
+    index, _ = indexed
+    out = _json(["similar", "--id", "2", "--index", index, "-k", "3", "--json"], capsys)
+    assert [set(hit) for hit in out["results"]] == [HIT_KEYS] * 3
+    assert 2 not in [hit["id"] for hit in out["results"]]
+    query = str(tmp_path / "photos" / "img0001.png")
+    by_path = _json(["similar", query, "--index", index, "--json"], capsys)
+    assert query not in [hit["path"] for hit in by_path["results"]]  # an indexed query image is left out
+    assert len(by_path["results"]) == 5
+
+
+def test_ask_and_stats_json(indexed, capsys):
+    index, _ = indexed
+    out = _json(["ask", "2", "what color is the circle?", "--index", index, "--json"], capsys)
+    assert set(out) == {"id", "question", "answer"} and out["id"] == 2 and isinstance(out["answer"], str)
+    stats = _json(["stats", "--index", index, "--json"], capsys)
+    assert stats["images"] == 6 and stats["failed"] == 1
+    assert stats["vectors"] == 6 * stats["queries_per_image"]
+    assert stats["model"]
+
+
+def test_human_output(indexed, capsys):
+    index, _ = indexed
+    assert main(["search", "a red circle", "--index", index, "-k", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].lstrip().startswith("1.")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["search", "x", "--index", "{tmp}/missing"], "no index at"),
+     (["ask", "999", "what?", "--index", "{index}"], "no indexed image with id 999"),
+     (["similar", "--id", "999", "--index", "{index}"], "no indexed image with id 999"),
+     (["search", "  ", "--index", "{index}"], "the query is empty"),
+     (["ask", "2", " ", "--index", "{index}"], "the question is empty"),
+     (["ask", "1", "what?", "--index", "{index}"], "broken.jpg) could not be indexed"),
+     (["search", "x", "--index", "{index}", "--after", "yesterday"], "--after takes a date"),
+     (["similar", "--index", "{index}"], "give an image path or --id"),
+     (["index", "{tmp}/nowhere", "--index", "{index}"], "does not exist"),
+     (["search", "x", "--index", "{index}", "--model", "blip2-opt-2.7b"], "built with model")],
+)
+def test_user_errors_are_one_line(indexed, tmp_path, capsys, argv, message):
+    index, _ = indexed
+    argv = [a.format(tmp=tmp_path, index=index) for a in argv]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("blip2-search: error: ")
+    assert message in err[0]
+    assert "Traceback" not in err[0]
