@@ -22,6 +22,13 @@ BACKGROUND = (255, 255, 255)  # what transparent pixels are composited onto
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
+try:  # HEIC/HEIF when the optional pillow-heif is installed (pip install "blip2-search[heic]")
+    from pillow_heif import register_heif_opener
+except ImportError:
+    pass
+else:
+    register_heif_opener()
+
 
 @dataclass(frozen=True)
 class Loaded:

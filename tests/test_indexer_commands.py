@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 
 import pytest
 
@@ -101,3 +103,32 @@ def test_user_errors_are_one_line(indexed, tmp_path, capsys, argv, message):
     assert len(err) == 1 and err[0].startswith("blip2-search: error: ")
     assert message in err[0]
     assert "Traceback" not in err[0]
+
+
+def test_database_url_names_another_catalog(tmp_path, tiny_dirs, monkeypatch, capsys):
+    write_corpus(tmp_path / "photos", 3)
+    database = tmp_path / "elsewhere" / "catalog.sqlite"
+    database.parent.mkdir()
+    monkeypatch.setenv("BLIP2_SEARCH_DATABASE_URL", f"sqlite:///{database}")
+    index = str(tmp_path / "index")
+    _json(["index", str(tmp_path / "photos"), "--index", index, "--model", str(tiny_dirs["opt"]),
+           "--workers", "0", "--json"], capsys)
+    assert database.exists() and not (tmp_path / "index" / "catalog.db").exists()
+    assert len(_json(["search", "a star", "--index", index, "--json"], capsys)["results"]) == 3
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_progress_bar_on_a_terminal_only(tmp_path, tiny_dirs, monkeypatch, capsys, as_json):
+    write_corpus(tmp_path / "photos", 5)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    argv = ["index", str(tmp_path / "photos"), "--index", str(tmp_path / "index"),
+            "--model", str(tiny_dirs["opt"]), "--workers", "0", "--batch-size", "2"]
+    assert main(argv + (["--json"] if as_json else [])) == 0
+    shown = terminal.getvalue()
+    assert ("5/5" in shown) != as_json, shown

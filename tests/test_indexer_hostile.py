@@ -74,6 +74,12 @@ def build_hostile_folder(folder: Path) -> tuple[dict[str, tuple], set[str]]:
     valid["café_日本.png"] = ((30, 30), GREEN)
     Image.new("RGB", (1, 1), RED).save(folder / "one_pixel.png")
     valid["one_pixel.png"] = ((1, 1), RED)
+    for suffix, colour in ((".webp", GREEN), (".bmp", BLUE), (".tiff", RED), (".avif", GREEN)):
+        Image.new("RGB", (30, 30), colour).save(folder / f"format{suffix}", quality=95)
+        valid[f"format{suffix}"] = ((30, 30), colour)
+    (folder / "no_extension").write_bytes(_jpeg(Image.new("RGB", (30, 30), GREEN)))
+    valid["no_extension"] = ((30, 30), GREEN)
+    (folder / "readme.txt").write_text("not an image and not named like one: skipped, not failed")
 
     full = _jpeg(Image.new("RGB", (64, 64), RED))
     (folder / "truncated.jpg").write_bytes(full[: len(full) // 3])
