@@ -20,11 +20,6 @@ def _searcher(args: argparse.Namespace):
     indexed = collection.model.name if collection.model else None
     if indexed is None:
         raise InputError(f"the index at {collection.folder} is empty: run `blip2-search index PATH` first")
-    if settings.model and settings.model != indexed:
-        from search.presets import resolve
-
-        if resolve(settings.model).name != indexed:
-            raise InputError(f"the index was built with model {indexed}, not {settings.model}")
     return Searcher(collection, load_engine(settings, indexed))
 
 

@@ -132,3 +132,9 @@ def test_progress_bar_on_a_terminal_only(tmp_path, tiny_dirs, monkeypatch, capsy
     assert main(argv + (["--json"] if as_json else [])) == 0
     shown = terminal.getvalue()
     assert ("5/5" in shown) != as_json, shown
+
+
+def test_indexing_with_another_model_is_refused(indexed, tiny_dirs, tmp_path, capsys):
+    index, _ = indexed
+    assert main(["index", str(tmp_path / "photos"), "--index", index, "--model", str(tiny_dirs["t5"])]) == 1
+    assert "built with model" in capsys.readouterr().err
