@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     ask.set_defaults(run=querying.ask)
 
+    serve = sub.add_parser("serve", parents=[common, model], help="the HTTP API and web page")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, help="image-decoding processes for index jobs (default 2)")
+    serve.set_defaults(run=commands.serve)
+
     stats = sub.add_parser("stats", parents=[common], help="what the index holds")
     stats.set_defaults(run=commands.stats)
 

@@ -93,18 +93,27 @@ def index(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve(args: argparse.Namespace) -> int:
+    """Run the API under uvicorn. The app reads its settings from BLIP2_SEARCH_* variables, so
+    the flags are passed on that way (and this package never imports the api package)."""
+    settings = settings_from(args)  # validates the flags first
+    import os
+
+    import uvicorn
+
+    for name in ("index", "model", "device", "dtype", "batch_size", "workers"):
+        value = getattr(settings, name)
+        if value is not None:
+            os.environ[f"BLIP2_SEARCH_{name.upper()}"] = str(value)
+    uvicorn.run("api.app:app_from_env", factory=True, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def stats(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     collection = open_collection(settings)
     try:
-        counts = collection.catalog.stats()
-        model = collection.model
-        payload = {
-            "images": counts["images"], "vectors": collection.vectors.ntotal if collection.vectors else 0,
-            "failed": counts["failed"], "model": model.name if model else None,
-            "queries_per_image": model.queries if model else None, "dim": model.dim if model else None,
-            "index": str(collection.folder), "generation": collection.catalog.generation,
-        }
+        payload = collection.stats()
     finally:
         collection.close()
     emit(args, payload, [f"{key}: {value}" for key, value in payload.items()])

@@ -75,11 +75,30 @@ class Collection:
                 "or another --index"
             )
 
+    def stats(self) -> dict:
+        """The `stats` shape of the public contract."""
+        counts = self.catalog.stats()
+        model = self.model
+        return {
+            "images": counts["images"], "vectors": self.vectors.ntotal if self.vectors else 0,
+            "failed": counts["failed"], "model": model.name if model else None,
+            "queries_per_image": model.queries if model else None, "dim": model.dim if model else None,
+            "index": str(self.folder), "generation": self.catalog.generation,
+        }
+
     def save_vectors(self) -> None:
         """Write the snapshot, tagged with the catalog generation it covers."""
         if self.vectors is not None:
             self.vectors.generation = self.catalog.generation
             self.vectors.save(self.folder / SNAPSHOT)
+
+    def file_for(self, record) -> Path | None:
+        """The file behind a catalog row, only if it still resolves inside its indexed root
+        (a file replaced by a symlink pointing elsewhere is refused)."""
+        path, root = os.path.realpath(record.path), os.path.realpath(record.root)
+        if os.path.commonpath([path, root]) != root or not os.path.isfile(path):
+            return None
+        return Path(path)
 
     def thumbnail_path(self, content_hash: str) -> Path:
         return self.folder / THUMBNAILS / content_hash[:2] / f"{content_hash}.webp"

@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=8, ge=1, le=1024)
     workers: int = Field(default=2, ge=0, le=64)  # image-decoding processes while indexing
 
+    # The HTTP server
+    api_key: str | None = None  # when set, write endpoints need it in X-API-Key
+    protect_reads: bool = False  # when set with api_key, read endpoints need it too
+    max_upload_mb: float = Field(default=20, gt=0)
+    cors_origins: list[str] = []  # e.g. BLIP2_SEARCH_CORS_ORIGINS='["http://localhost:3000"]'
+    queue_size: int = Field(default=8, ge=1, le=1024)  # model requests waiting before a 503
+
     def model_for(self, indexed: str | None) -> str:
         """The model to load: the flag, else the one that built the index, else the default."""
         return self.model or indexed or DEFAULT_PRESET

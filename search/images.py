@@ -11,6 +11,7 @@ import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -36,12 +37,12 @@ class Loaded:
     taken_at: datetime | None  # EXIF DateTimeOriginal (else DateTime), naive local time
 
 
-def open_image(path: str | Path) -> Image.Image:
+def open_image(path: str | Path | BinaryIO) -> Image.Image:
     """Decode `path` into an RGB image, or raise `ImageError` saying why it cannot be."""
     return load_image(path).image
 
 
-def load_image(path: str | Path) -> Loaded:
+def load_image(path: str | Path | BinaryIO) -> Loaded:
     """Like `open_image`, also returning the date the picture was taken when EXIF has it."""
     try:
         with warnings.catch_warnings():

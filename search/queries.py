@@ -7,7 +7,8 @@ caption full-text rank by reciprocal rank fusion.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,10 +50,21 @@ class Hit:
                 "match": self.match}
 
 
+Timer = Callable[[str], AbstractContextManager]
+
+
+def _untimed(stage: str) -> AbstractContextManager:
+    return nullcontext()
+
+
 class Searcher:
-    def __init__(self, collection: Collection, engine) -> None:
+    """`timer(stage)` wraps each stage (text_encode, image_encode, vector_search, rerank,
+    generation) so a server can record where time goes; by default nothing is recorded."""
+
+    def __init__(self, collection: Collection, engine, timer: Timer = _untimed) -> None:
         self.collection = collection
         self.engine = engine
+        self.timer = timer
 
     def search(self, query: str, options: SearchOptions = SearchOptions()) -> list[Hit]:
         query = query.strip()
@@ -63,14 +75,19 @@ class Searcher:
         rerank = options.rerank or options.min_match is not None
         depth = options.offset + options.k
         depth = max(depth, options.rerank_top) if rerank else depth
+        if self.collection.vectors is None:
+            return []  # nothing indexed yet
         allowed = self._allowed(options)
-        text_vec = self.engine.embed_texts([query])[0]
-        ranked = self.collection.vectors.search(text_vec, depth, allowed)[0]
-        if options.hybrid:
-            ranked = self._fuse(ranked, query, depth, allowed)
-        hits = self._hits(ranked)
+        with self.timer("text_encode"):
+            text_vec = self.engine.embed_texts([query])[0]
+        with self.timer("vector_search"):
+            ranked = self.collection.vectors.search(text_vec, depth, allowed)[0]
+            if options.hybrid:
+                ranked = self._fuse(ranked, query, depth, allowed)
+            hits = self._hits(ranked)
         if rerank:
-            hits = self._rerank(hits, query)
+            with self.timer("rerank"):
+                hits = self._rerank(hits, query)
             if options.min_match is not None:
                 hits = [hit for hit in hits if hit.match >= options.min_match]
         return hits[options.offset : options.offset + options.k]
@@ -85,14 +102,18 @@ class Searcher:
             self.record(image_id)
             query = self.collection.vectors.vectors_of(image_id)
         else:
-            query = self.engine.embed_images([image])[0]
+            with self.timer("image_encode"):
+                query = self.engine.embed_images([image])[0]
+        if self.collection.vectors is None:
+            return []
         want = offset + k + (image_id is not None)
         scored: list[tuple[int, float]] = []
-        for ids, vectors in self.collection.vectors.iter_vectors():
-            # (n, Q_candidate, Q_query) -> max over the candidate's vectors -> mean over the query's
-            scores = np.einsum("ncd,qd->ncq", vectors, query).max(axis=1).mean(axis=1)
-            top = np.argsort(-scores, kind="stable")[:want]
-            scored += [(int(ids[i]), float(scores[i])) for i in top]
+        with self.timer("vector_search"):
+            for ids, vectors in self.collection.vectors.iter_vectors():
+                # (n, Q_candidate, Q_query) -> max over the candidate's vectors -> mean over the query's
+                scores = np.einsum("ncd,qd->ncq", vectors, query).max(axis=1).mean(axis=1)
+                top = np.argsort(-scores, kind="stable")[:want]
+                scored += [(int(ids[i]), float(scores[i])) for i in top]
         scored.sort(key=lambda item: (-item[1], item[0]))
         ranked = [item for item in scored if item[0] != image_id][: want]
         return self._hits(ranked)[offset : offset + k]
@@ -103,7 +124,8 @@ class Searcher:
             image = open_image(record.path)
         except ImageError as exc:
             raise NotFound(f"image {image_id} ({record.path}) cannot be read: {exc}") from None
-        return self.engine.ask(image, question, history)
+        with self.timer("generation"):
+            return self.engine.ask(image, question, history)
 
     def record(self, image_id: int):
         record = self.collection.catalog.get(image_id)

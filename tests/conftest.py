@@ -131,3 +131,21 @@ def indexer(engines, tmp_path):
     yield run
     for collection in opened:
         collection.close()
+
+
+@pytest.fixture(scope="module")
+def served_index(tmp_path_factory, tiny_dirs) -> dict:
+    """A small index built by the real pipeline, and settings for an app over it."""
+    from indexer.pipeline import IndexOptions, index_paths
+    from search.collection import Collection
+    from search.config import load_settings
+    from search.models import Blip2Engine
+
+    root = tmp_path_factory.mktemp("served")
+    write_corpus(root / "photos", 10, seed=11)
+    collection = Collection.open(root / "index", create=True)
+    engine = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu")
+    index_paths(collection, engine, [root / "photos"], IndexOptions(workers=0))
+    collection.close()
+    settings = load_settings(index=root / "index", model=str(tiny_dirs["opt"]), workers=0, device="cpu")
+    return {"root": root, "settings": settings}

@@ -12,6 +12,8 @@ Every method takes a list of PIL images (any mode) or an `ImageBatch` from `enco
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,6 +30,18 @@ from .loading import LoadedPair, load_pair, quantize_cpu_int8
 from .vision import ImageBatch, encoder_fingerprint, encoder_hidden, tie_encoders
 
 Images = Sequence[Image.Image] | ImageBatch
+
+
+def _model_work(method):
+    """Inference mode, one thread at a time: the engine may be shared by a server's request
+    threads and an indexing job, and HF fast tokenizers must not be used by two at once."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock, torch.inference_mode():
+            return method(self, *args, **kwargs)
+
+    return locked
 IGNORED_PROCESSOR_KEYS = {"image_processor_type", "processor_class", "_processor_class"}
 
 
@@ -44,6 +58,7 @@ class Blip2Engine:
     ) -> None:
         self.name = name
         self.device = pair.device
+        self._lock = threading.RLock()
         self._ret, self._gen = pair.retrieval, pair.generation
         self._ret_processor, self._gen_processor = pair.retrieval_processor, pair.generation_processor
         self._same_pixels = _processor_dict(self._ret_processor) == _processor_dict(self._gen_processor)
@@ -90,7 +105,7 @@ class Blip2Engine:
 
     # -- images -------------------------------------------------------------------------------
 
-    @torch.inference_mode()
+    @_model_work
     def encode(self, images: Images) -> ImageBatch:
         """Preprocess images; encoder outputs are computed on first use and cached in the batch."""
         if isinstance(images, ImageBatch):
@@ -102,14 +117,14 @@ class Blip2Engine:
         gen_pixels = ret_pixels if self._same_pixels else self._pixels(self._gen_processor, self._gen, rgb)
         return ImageBatch(pixels={"retrieval": ret_pixels, "generation": gen_pixels})
 
-    @torch.inference_mode()
+    @_model_work
     def embed_images(self, images: Images) -> np.ndarray:
         """(B, Q, D) float32, L2-normalised: one vector per Q-Former query token."""
         embeds = self._image_embeds(self.encode(images), "retrieval")
         self.model_calls += 1
         return _numpy(retrieval.image_vectors(self._ret, embeds))
 
-    @torch.inference_mode()
+    @_model_work
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(B, D) float32, L2-normalised projected [CLS] vectors."""
         ids, mask = self._text_tokens(texts)
@@ -121,7 +136,7 @@ class Blip2Engine:
         """(B_img, B_text): BLIP-2's first-stage score, the max over query tokens of the cosine."""
         return np.einsum("iqd,td->iqt", image_vecs, text_vecs).max(axis=1)
 
-    @torch.inference_mode()
+    @_model_work
     def itm(self, images: Images, texts: str | Sequence[str]) -> np.ndarray:
         """(B,): the match head's P(match) for image i with text i (one text: with every image)."""
         batch = self.encode(images)
@@ -152,7 +167,7 @@ class Blip2Engine:
         batch = self.encode([q.image for q in questions])
         return self._generate(batch, prompts, generation.ANSWER)
 
-    @torch.inference_mode()
+    @_model_work
     def _generate(self, batch: ImageBatch, prompts: list[str], decoding: generation.Decoding) -> list[str]:
         embeds = self._image_embeds(batch, "generation")
         self.model_calls += 1

@@ -1,0 +1,66 @@
+"""The FastAPI app: `create_app(settings)`; the engine loads once, in the lifespan hook.
+
+    uvicorn --factory api.app:app_from_env     # settings from BLIP2_SEARCH_* variables
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from search.collection import CollectionError
+from search.config import Settings, load_settings
+from search.errors import ImageError, InputError, NotFound, SearchError
+
+from . import state as app_state
+from .limits import BodyLimitMiddleware
+from .metrics import Metrics, RequestCounter
+from .routes import images, jobs, search, system
+from .runner import Saturated
+
+ERROR_STATUS = ((NotFound, 404), (ImageError, 422), (InputError, 422), (CollectionError, 409))
+
+
+def create_app(settings: Settings) -> FastAPI:
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.blip2 = await asyncio.to_thread(app_state.start, settings, metrics)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(app.state.blip2.close)
+
+    app = FastAPI(title="blip2-search", version="0.1.0", lifespan=lifespan,
+                  description="Image search on BLIP-2: text search, similar images, captions, questions.")
+    for router in (search.router, images.router, jobs.router, system.router):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=system.STATIC), name="static")
+    app.add_exception_handler(SearchError, _search_error)
+    app.add_exception_handler(Saturated, _saturated)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=int(settings.max_upload_mb * 2**20))
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type", "X-API-Key"])
+    app.add_middleware(RequestCounter, metrics=metrics)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    return create_app(load_settings())
+
+
+async def _search_error(request: Request, exc: SearchError) -> JSONResponse:
+    status = next((code for kind, code in ERROR_STATUS if isinstance(exc, kind)), 400)
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+async def _saturated(request: Request, exc: Saturated) -> JSONResponse:
+    return JSONResponse({"detail": "the model is busy; try again shortly"}, status_code=503,
+                        headers={"Retry-After": "1"})

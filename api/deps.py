@@ -1,0 +1,37 @@
+"""Dependencies routes take as `Annotated` aliases: the app state and API-key checks."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+
+from .state import AppState
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.blip2
+
+
+State = Annotated[AppState, Depends(get_state)]
+ApiKey = Annotated[str | None, Header(alias="X-API-Key", description="needed when the server has a key")]
+
+
+def _check_key(state: AppState, given: str | None) -> None:
+    expected = state.settings.api_key
+    if not expected:
+        return
+    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(401, "missing or wrong X-API-Key", headers={"WWW-Authenticate": "X-API-Key"})
+
+
+def write_access(state: State, x_api_key: ApiKey = None) -> None:
+    """Write endpoints need the key whenever one is set."""
+    _check_key(state, x_api_key)
+
+
+def read_access(state: State, x_api_key: ApiKey = None) -> None:
+    """Read endpoints need it only with BLIP2_SEARCH_PROTECT_READS=1."""
+    if state.settings.protect_reads:
+        _check_key(state, x_api_key)

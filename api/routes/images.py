@@ -1,0 +1,63 @@
+"""One image: metadata, similar images, thumbnail, file, and questions about it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.responses import FileResponse
+
+from search.catalog import ImageRecord
+from search.prompts import Turn
+
+from ..deps import State, read_access
+from ..schemas import Answer, AskRequest, ImageInfo, SearchResults, errors
+
+router = APIRouter(prefix="/api/images", tags=["images"], dependencies=[Depends(read_access)],
+                   responses=errors(401, 404, 422))
+ImageId = Annotated[int, Path(ge=1, le=2**62, description="the catalog id")]
+
+
+def _record(state: State, image_id: int) -> ImageRecord:
+    record = state.collection.catalog.get(image_id)
+    if record is None:
+        raise HTTPException(404, f"no image with id {image_id}")
+    return record
+
+
+@router.get("/{image_id}", response_model=ImageInfo)
+def image(state: State, image_id: ImageId) -> ImageInfo:
+    return ImageInfo(**_record(state, image_id).to_json())
+
+
+@router.get("/{image_id}/similar", response_model=SearchResults, responses=errors(503))
+async def similar(state: State, image_id: ImageId, k: Annotated[int, Query(ge=1, le=100)] = 10):
+    hits = await state.runner.run(state.searcher.similar, image_id=image_id, k=k)
+    return SearchResults(query=image_id, results=[hit.to_json() for hit in hits])
+
+
+@router.get("/{image_id}/thumbnail", response_class=FileResponse)
+def thumbnail(state: State, image_id: ImageId) -> FileResponse:
+    record = _record(state, image_id)
+    path = state.collection.thumbnail_path(record.content_hash)
+    if record.status != "ok" or not path.is_file():
+        raise HTTPException(404, f"image {image_id} has no thumbnail")
+    return FileResponse(path, media_type="image/webp", headers={"Cache-Control": "max-age=3600"})
+
+
+@router.get("/{image_id}/file", response_class=FileResponse, responses=errors(403))
+def file(state: State, image_id: ImageId) -> FileResponse:
+    """Only catalog ids, and only files that still resolve inside their indexed folder."""
+    path = state.collection.file_for(_record(state, image_id))
+    if path is None:
+        raise HTTPException(403, f"image {image_id} is no longer a file inside its indexed folder")
+    return FileResponse(path)
+
+
+@router.post("/{image_id}/ask", response_model=Answer, responses=errors(413, 503))
+async def ask(state: State, image_id: ImageId, body: AskRequest) -> Answer:
+    history = [Turn(turn.question, turn.answer) for turn in body.history]
+    answer = await state.runner.run(state.searcher.ask, image_id, body.question, history)
+    return Answer(id=image_id, question=body.question, answer=answer)
+
+

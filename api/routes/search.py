@@ -1,0 +1,40 @@
+"""Search by text, and by an uploaded image."""
+
+from __future__ import annotations
+
+import io
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, UploadFile
+
+from search.images import open_image
+from search.queries import Searcher, SearchOptions
+
+from ..deps import State, read_access
+from ..schemas import SearchQuery, SearchResults, errors
+
+router = APIRouter(prefix="/api/search", tags=["search"], dependencies=[Depends(read_access)],
+                   responses=errors(401, 413, 422, 503))
+
+
+@router.get("", response_model=SearchResults)
+async def search(state: State, params: Annotated[SearchQuery, Query()]) -> SearchResults:
+    options = SearchOptions(
+        k=params.k, offset=params.offset, rerank=params.rerank, min_match=params.min_match,
+        hybrid=params.hybrid, path_prefix=params.path_prefix, after=params.after, before=params.before,
+    )
+    hits = await state.runner.run(state.searcher.search, params.q, options)
+    return SearchResults(query=params.q, results=[hit.to_json() for hit in hits])
+
+
+@router.post("/image", response_model=SearchResults)
+async def search_by_image(
+    state: State, file: UploadFile, k: Annotated[int, Query(ge=1, le=100)] = 10
+) -> SearchResults:
+    data = await file.read()
+    hits = await state.runner.run(_similar_to_upload, state.searcher, data, k)
+    return SearchResults(query=file.filename or "upload", results=[hit.to_json() for hit in hits])
+
+
+def _similar_to_upload(searcher: Searcher, data: bytes, k: int):
+    return searcher.similar(image=open_image(io.BytesIO(data)), k=k)

@@ -1,0 +1,148 @@
+// blip2-search web page: plain JS, no build step. Talks to the JSON API only.
+const $ = (id) => document.getElementById(id);
+const state = { current: null, history: [] };
+
+function say(text, isError = false) {
+  $("message").textContent = text;
+  $("message").classList.toggle("error", isError);
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail || body);
+    throw new Error(`${response.status}: ${detail}`);
+  }
+  return body;
+}
+
+function hitCard(hit) {
+  const card = document.createElement("button");
+  card.type = "button";
+  card.className = "hit";
+  card.dataset.id = hit.id;
+  const img = document.createElement("img");
+  img.src = `/api/images/${hit.id}/thumbnail`;
+  img.alt = hit.caption || hit.path;
+  img.loading = "lazy";
+  const meta = document.createElement("span");
+  meta.className = "meta";
+  const caption = document.createElement("span");
+  caption.className = "caption";
+  caption.textContent = hit.caption || hit.path.split("/").pop();
+  const score = document.createElement("span");
+  score.className = "score";
+  score.textContent = `score ${hit.score.toFixed(3)}` + (hit.match == null ? "" : ` · match ${(hit.match * 100).toFixed(0)}%`);
+  meta.append(caption, score);
+  card.append(img, meta);
+  card.addEventListener("click", () => openDetail(hit));
+  return card;
+}
+
+function show(grid, hits) {
+  grid.replaceChildren(...hits.map(hitCard));
+}
+
+async function search(event) {
+  event.preventDefault();
+  const q = $("query").value.trim();
+  if (!q) return say("Type what you are looking for.");
+  say("Searching…");
+  try {
+    const params = new URLSearchParams({ q, k: "24", rerank: $("rerank").checked });
+    const body = await api(`/api/search?${params}`);
+    show($("results"), body.results);
+    say(body.results.length ? `${body.results.length} results for “${q}”` : `Nothing found for “${q}”.`);
+  } catch (error) {
+    say(`Search failed: ${error.message}`, true);
+  }
+}
+
+async function searchByImage(file) {
+  if (!file) return;
+  say(`Finding images similar to ${file.name}…`);
+  const form = new FormData();
+  form.append("file", file);
+  try {
+    const body = await api("/api/search/image?k=24", { method: "POST", body: form });
+    show($("results"), body.results);
+    say(`${body.results.length} images similar to ${file.name}`);
+  } catch (error) {
+    say(`Image search failed: ${error.message}`, true);
+  }
+}
+
+async function openDetail(hit) {
+  state.current = hit;
+  state.history = [];
+  $("detail-image").src = `/api/images/${hit.id}/file`;
+  $("detail-image").alt = hit.caption || hit.path;
+  $("detail-title").textContent = hit.caption || "(no caption)";
+  $("detail-path").textContent = hit.path;
+  $("chat-log").replaceChildren();
+  $("similar").replaceChildren();
+  $("detail").showModal();
+  $("question").focus();
+  try {
+    const body = await api(`/api/images/${hit.id}/similar?k=8`);
+    show($("similar"), body.results);
+  } catch (error) {
+    $("similar").textContent = `Could not load similar images: ${error.message}`;
+  }
+}
+
+async function ask(event) {
+  event.preventDefault();
+  const question = $("question").value.trim();
+  if (!question || !state.current) return;
+  const item = document.createElement("li");
+  const q = document.createElement("div");
+  q.className = "q";
+  q.textContent = question;
+  const a = document.createElement("div");
+  a.className = "a";
+  a.textContent = "…";
+  item.append(q, a);
+  $("chat-log").append(item);
+  $("question").value = "";
+  try {
+    const body = await api(`/api/images/${state.current.id}/ask`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ question, history: state.history }),
+    });
+    a.textContent = body.answer || "(no answer)";
+    state.history.push({ question, answer: body.answer });
+  } catch (error) {
+    a.textContent = `Could not answer: ${error.message}`;
+  }
+}
+
+async function checkIndex() {
+  try {
+    const stats = await api("/api/stats");
+    if (stats.images === 0) say("The index is empty: run `blip2-search index PATH`, then search here.");
+    else say(`${stats.images} images indexed. Type a description to search them.`);
+  } catch (error) {
+    say(`The server is not answering: ${error.message}`, true);
+  }
+}
+
+function setUpDrop() {
+  const drop = $("drop");
+  for (const name of ["dragenter", "dragover"]) {
+    drop.addEventListener(name, (e) => { e.preventDefault(); drop.classList.add("over"); });
+  }
+  for (const name of ["dragleave", "drop"]) {
+    drop.addEventListener(name, (e) => { e.preventDefault(); drop.classList.remove("over"); });
+  }
+  drop.addEventListener("drop", (e) => searchByImage(e.dataTransfer.files[0]));
+  drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") $("file").click(); });
+  $("file").addEventListener("change", (e) => searchByImage(e.target.files[0]));
+}
+
+$("search-form").addEventListener("submit", search);
+$("ask-form").addEventListener("submit", ask);
+setUpDrop();
+checkIndex();

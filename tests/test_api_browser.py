@@ -1,0 +1,108 @@
+"""The web page in Debian's Chromium, driven by Playwright, against the real server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+         "--disable-background-networking", "--disable-component-update"]
+
+
+def _need(condition: bool, what: str) -> None:
+    """Under CI a missing component fails the test; elsewhere it skips it."""
+    if not condition:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{what} is missing (CI installs it: see .ci/run)")
+        pytest.skip(f"{what} is missing")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(served_index):
+    settings = served_index["settings"]
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "indexer.cli", "serve", "--index", str(settings.index), "--model",
+         settings.model, "--port", str(port), "--workers", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/healthz", timeout=1)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"the server did not start: {process.stdout.read().decode()[-2000:]}")
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    _need(shutil.which("chromium") is not None or os.path.exists(CHROMIUM), "Chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _need(False, "the playwright package")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 800})
+        page.set_default_timeout(20_000)
+        page.goto(server)
+        yield page
+        browser.close()
+
+
+def test_search_open_similar_ask_and_upload(page, served_index):
+    page.wait_for_function("document.querySelector('#message').textContent.includes('images indexed')")
+    page.fill("#query", "a red circle")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#results .hit")
+    assert page.locator("#results .hit").count() == 10
+    assert "score" in page.locator("#results .hit .score").first.inner_text()
+
+    page.locator("#results .hit").first.focus()
+    page.keyboard.press("Enter")  # keyboard-usable: a hit is a button
+    page.wait_for_selector("#detail[open]")
+    page.wait_for_selector("#similar .hit")
+    assert page.locator("#similar .hit").count() == 8
+    page.fill("#question", "what color is the circle?")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "document.querySelector('#chat-log .a') && document.querySelector('#chat-log .a').textContent !== '…'"
+    )
+    answer = page.locator("#chat-log .a").first.inner_text()
+    assert answer and not answer.startswith("Could not")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#detail", state="hidden")
+
+    upload = sorted((served_index["root"] / "photos").glob("*.png"))[0]
+    page.set_input_files("#file", str(upload))
+    page.wait_for_function("document.querySelector('#message').textContent.includes('similar to')")
+    assert page.locator("#results .hit").count() == 10
+
+
+def test_errors_are_shown(page):
+    page.fill("#query", "x" * 2000)  # longer than the API accepts
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#message.error")
+    assert "422" in page.locator("#message").inner_text()

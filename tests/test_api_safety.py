@@ -1,0 +1,115 @@
+"""API keys, upload limits, saturation, CORS, and files served only by id inside their root."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+
+import httpx
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+
+KEY = "s3cret-key"
+
+
+def _app(served_index, **overrides):
+    return create_app(served_index["settings"].model_copy(update=overrides))
+
+
+def test_write_endpoints_need_the_key(served_index):
+    with TestClient(_app(served_index, api_key=KEY)) as client:
+        body = {"paths": [str(served_index["root"] / "photos")]}
+        assert client.post("/api/index", json=body).status_code == 401
+        assert client.post("/api/index", json=body, headers={"X-API-Key": "wrong"}).status_code == 401
+        assert client.post("/api/index", json=body, headers={"X-API-Key": KEY}).status_code == 202
+        assert client.get("/api/search", params={"q": "x"}).status_code == 200  # reads stay open
+        assert client.get("/api/stats").status_code == 200
+
+
+def test_protected_reads(served_index):
+    with TestClient(_app(served_index, api_key=KEY, protect_reads=True)) as client:
+        assert client.get("/api/search", params={"q": "x"}).status_code == 401
+        assert client.get("/api/images/1").status_code == 401
+        assert client.get("/api/search", params={"q": "x"}, headers={"X-API-Key": KEY}).status_code == 200
+        assert client.get("/healthz").status_code == 200
+
+
+def test_uploads_over_the_limit_get_413(served_index):
+    with TestClient(_app(served_index, max_upload_mb=0.01)) as client:  # about 10 KB
+        big = b"\x89PNG" + os.urandom(40_000)
+        declared = client.post("/api/search/image", files={"file": ("big.png", big, "image/png")})
+        assert declared.status_code == 413 and "larger than" in declared.json()["detail"]
+
+        def chunks():  # no Content-Length: the body arrives chunked
+            for _ in range(10):
+                yield os.urandom(4096)
+
+        streamed = client.post("/api/search/image", content=chunks(),
+                               headers={"content-type": "multipart/form-data; boundary=x"})
+        assert streamed.status_code == 413
+        assert "content-length" not in {k.lower() for k in streamed.request.headers}
+        small = client.post("/api/search/image", files={"file": ("x.png", b"tiny", "image/png")})
+        assert small.status_code == 422  # under the limit, read, and refused as not an image
+
+
+def test_saturated_queue_gives_503_and_health_stays_fast(served_index):
+    app = _app(served_index, queue_size=1)
+
+    async def scenario():
+        async with app.router.lifespan_context(app):
+            gate = threading.Event()
+            blocker = asyncio.ensure_future(app.state.blip2.runner.run(gate.wait))  # the model is busy
+            await asyncio.sleep(0.05)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                busy = await client.get("/api/search", params={"q": "x"})
+                ask = await client.post("/api/images/2/ask", json={"question": "what?"})
+                health = await asyncio.wait_for(client.get("/healthz"), timeout=2)
+                gate.set()
+                await blocker
+                after = await client.get("/api/search", params={"q": "x"})
+            return busy, ask, health, after
+
+    busy, ask, health, after = asyncio.run(scenario())
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+    assert ask.status_code == 503
+    assert health.status_code == 200
+    assert after.status_code == 200
+
+
+def test_cors_origins_are_configurable(served_index):
+    with TestClient(_app(served_index, cors_origins=["http://allowed.example"])) as client:
+        ok = client.get("/api/stats", headers={"Origin": "http://allowed.example"})
+        assert ok.headers["access-control-allow-origin"] == "http://allowed.example"
+        other = client.get("/api/stats", headers={"Origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_files_only_by_id_and_inside_the_root(served_index, tmp_path):
+    from search.collection import Collection
+
+    with TestClient(_app(served_index)) as client:
+        collection = Collection.open(served_index["settings"].index)
+        ids = collection.catalog.filter_ids().tolist()
+        record = collection.catalog.get(ids[-1])
+        collection.close()
+        assert client.get(f"/api/images/{record.id}/file").status_code == 200
+        secret = tmp_path / "secret.txt"
+        secret.write_text("outside the indexed folder")
+        original = record.path + ".orig"
+        os.rename(record.path, original)
+        os.symlink(secret, record.path)  # the indexed file is now a link pointing outside
+        try:
+            refused = client.get(f"/api/images/{record.id}/file")
+            assert refused.status_code == 403
+            assert b"outside the indexed folder" not in refused.content
+        finally:
+            os.unlink(record.path)
+            os.rename(original, record.path)
+        for url in ("/api/images/..%2F..%2Fetc%2Fpasswd/file", "/api/images/../../etc/passwd",
+                    "/static/..%2F..%2Fsearch%2Fconfig.py", "/api/images/1/file?path=/etc/passwd"):
+            response = client.get(url)
+            assert response.status_code in (200, 404, 422), url
+            assert b"root:" not in response.content and b"BaseSettings" not in response.content
