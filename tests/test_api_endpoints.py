@@ -53,7 +53,8 @@ def test_search_options(client, served_index):
 
 
 def test_search_by_image(client):
-    response = client.post("/api/search/image", params={"k": 3}, files={"file": ("red.png", _png(), "image/png")})
+    upload = {"file": ("red.png", _png(), "image/png")}
+    response = client.post("/api/search/image", params={"k": 3}, files=upload)
     assert response.status_code == 200
     body = response.json()
     assert body["query"] == "red.png" and len(body["results"]) == 3
@@ -61,7 +62,8 @@ def test_search_by_image(client):
 
 def test_image_metadata_similar_thumbnail_file(client):
     info = client.get("/api/images/2").json()
-    assert set(info) == {"id", "path", "caption", "width", "height", "taken_at", "indexed_at", "status", "error"}
+    assert set(info) == {"id", "path", "caption", "width", "height", "taken_at", "indexed_at", "status",
+                         "error"}
     assert info["status"] == "ok" and info["width"] == 32
     similar = client.get("/api/images/2/similar", params={"k": 3}).json()
     assert len(similar["results"]) == 3 and 2 not in [h["id"] for h in similar["results"]]
