@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from search.models import Question
-from search.prompts import Turn
+from search.prompts import Turn, vqa_prompt
 
 from .test_search_parity import QUESTIONS, TEXTS
 
@@ -41,3 +41,21 @@ def test_answers_with_prompts_of_different_lengths(pair, images):
                  in enumerate(zip(images, QUESTIONS, strict=True))]
     batched = engine.ask_batch(questions)
     assert batched == [engine.ask(q.image, q.question, q.history) for q in questions]
+
+
+def test_a_chat_longer_than_the_model_keeps_the_question(engines, images):
+    """A history past the decoder's positions drops its oldest turns instead of failing."""
+    from search.models.generation import ANSWER, max_positions, prompt_tokens
+
+    for name in ("opt", "t5"):
+        engine = engines[name]
+        model, _ = engine.models
+        tokenizer = engine._gen_processor.tokenizer
+        history = [Turn(f"is there a {shape} ?", "no") for shape in ["circle", "square", "star"] * 30]
+        answer = engine.ask(images[0], "what color is the circle?", history)
+        assert isinstance(answer, str)
+        prompt = vqa_prompt("what color is the circle?", history)
+        ids, _ = prompt_tokens(model, tokenizer, [prompt], ANSWER.max_new_tokens)
+        assert ids.shape[1] + ANSWER.max_new_tokens <= max_positions(model, tokenizer)
+        tail = tokenizer.decode(ids[0], skip_special_tokens=True)
+        assert tail.rstrip().endswith("what color is the circle? answer :")

@@ -61,6 +61,7 @@ class Blip2Engine:
         self._lock = threading.RLock()
         self._ret, self._gen = pair.retrieval, pair.generation
         self._ret_processor, self._gen_processor = pair.retrieval_processor, pair.generation_processor
+        self._gen_processor.tokenizer.truncation_side = "left"  # see generation.prompt_tokens
         self._same_pixels = _processor_dict(self._ret_processor) == _processor_dict(self._gen_processor)
         ret_vision, gen_vision = self._ret.vision_model, self._gen.vision_model
         same_weights = encoder_fingerprint(ret_vision) == encoder_fingerprint(gen_vision)

@@ -39,13 +39,27 @@ def is_decoder_only(model: Blip2ForConditionalGeneration) -> bool:
     return not model.config.text_config.is_encoder_decoder
 
 
+def max_positions(model: Blip2ForConditionalGeneration, tokenizer: PreTrainedTokenizerBase) -> int:
+    """How many tokens the language model takes in all: image placeholders, prompt and answer."""
+    text = model.config.text_config
+    limit = getattr(text, "max_position_embeddings", None) or getattr(text, "n_positions", None)
+    return int(limit or min(tokenizer.model_max_length, 4096))
+
+
 def prompt_tokens(
-    model: Blip2ForConditionalGeneration, tokenizer: PreTrainedTokenizerBase, prompts: list[str]
+    model: Blip2ForConditionalGeneration, tokenizer: PreTrainedTokenizerBase, prompts: list[str],
+    max_new_tokens: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, Q + T) ids and mask: Q image placeholders, then the padded prompt (processor layout)."""
+    """(B, Q + T) ids and mask: Q image placeholders, then the padded prompt (processor layout).
+
+    Prompts too long for the model lose their start (the tokenizer truncates on the left, so
+    a long chat drops its oldest turns and keeps the question).
+    """
     side = "left" if is_decoder_only(model) else "right"
-    text = tokenizer(prompts, padding=True, padding_side=side, return_tensors="pt")
     n_query = model.config.num_query_tokens
+    budget = max(max_positions(model, tokenizer) - n_query - max_new_tokens, 8)
+    text = tokenizer(prompts, padding=True, padding_side=side, truncation=True, max_length=budget,
+                     return_tensors="pt")
     image_ids = torch.full((len(prompts), n_query), model.config.image_token_id, dtype=torch.long)
     ids = torch.cat([image_ids, text["input_ids"]], dim=1)
     mask = torch.cat([torch.ones_like(image_ids), text["attention_mask"]], dim=1)
@@ -68,7 +82,7 @@ def generate(
     ).last_hidden_state  # (B, Q, H_qformer), float32
     lm_inputs = model.language_projection(query_out.to(image_embeds.dtype))  # (B, Q, H_lm)
 
-    ids, mask = prompt_tokens(model, tokenizer, prompts)
+    ids, mask = prompt_tokens(model, tokenizer, prompts, decoding.max_new_tokens)
     ids, mask = ids.to(image_embeds.device), mask.to(image_embeds.device)
     embeds = model.get_input_embeddings()(ids)
     placeholders = (ids == model.config.image_token_id).unsqueeze(-1)
