@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="image-decoding processes for index jobs (default 2)")
     serve.set_defaults(run=commands.serve)
 
+    evaluate = sub.add_parser("eval", parents=[common, model], help="measure a model on labelled images")
+    evaluate.add_argument("folder", help="folder holding the images")
+    evaluate.add_argument("records", help='JSONL of {"image", "caption"} and {"image", "question", "answer"}')
+    evaluate.add_argument("--rerank-top", type=int, default=128, help="ITM rerank depth; 0 turns it off")
+    evaluate.set_defaults(run=commands.evaluate)
+
     stats = sub.add_parser("stats", parents=[common], help="what the index holds")
     stats.set_defaults(run=commands.stats)
 

@@ -109,6 +109,36 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def evaluate(args: argparse.Namespace) -> int:
+    """Retrieval recall (first stage and reranked), VQA accuracy and caption quality."""
+    settings = settings_from(args)
+    from search.evaluation import evaluate as run_eval
+    from search.evaluation import load_records
+
+    data = load_records(Path(args.folder), Path(args.records))
+    engine = load_engine(settings)
+    report = run_eval(engine, data, rerank_top=args.rerank_top, batch_size=settings.batch_size,
+                      progress=lambda stage: None if args.json else warn(f"{stage}..."))
+    report["model"] = engine.name
+    emit(args, report, _report_lines(report))
+    return 0
+
+
+def _report_lines(report: dict) -> list[str]:
+    lines = [f"model {report['model']}: {report['images']} images, {report['captions']} captions, "
+             f"{report['questions']} questions"]
+    for key, title in (("t2i", "text->image"), ("t2i_rerank", "text->image, ITM rerank"),
+                       ("i2t", "image->text"), ("i2t_rerank", "image->text, ITM rerank")):
+        if key in report:
+            lines.append(f"{title:<26} " + "  ".join(f"R@{k[1:]} {v:.3f}" for k, v in report[key].items()))
+    for key in ("caption_exact_match", "caption_bleu4", "vqa_accuracy"):
+        if key in report:
+            lines.append(f"{key.replace('_', ' '):<26} {report[key]:.3f}")
+    for kind, value in report.get("vqa_by_kind", {}).items():
+        lines.append(f"  vqa, {kind:<22} {value:.3f}")
+    return lines
+
+
 def stats(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     collection = open_collection(settings)
