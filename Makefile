@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-real lint demo bench clean
+.PHONY: setup test test-real lint demo demo-model bench clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,10 @@ lint: setup
 
 demo: setup
 	$(VENV)/bin/blip2-search demo
+
+# Train the shipped demo model from scratch (about 35 minutes on 2 cores).
+demo-model: setup
+	$(VENV)/bin/blip2-search train-demo search/demo_model --minutes 34
 
 bench: setup
 	@echo "make bench: the benchmark suite is not available yet" >&2; exit 1

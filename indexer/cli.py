@@ -81,8 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(run=commands.stats)
 
     demo = sub.add_parser("demo", parents=[common], help="sample images, the demo model and a tour")
-    demo.add_argument("dir", nargs="?", help="folder for the sample images")
+    demo.add_argument("dir", nargs="?", help="folder for the sample images (default ./demo-images)")
     demo.set_defaults(run=commands.demo)
+
+    train = sub.add_parser("train-demo", parents=[common], help="train the demo model from scratch")
+    train.add_argument("out", help="folder for the trained retrieval/ and generation/ checkpoints")
+    train.add_argument("--minutes", type=float, default=35.0, help="training time budget (default 35)")
+    train.add_argument("--max-steps", type=int, help="stop after this many steps instead")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(run=commands.train_demo)
     return parser
 
 

@@ -151,8 +151,18 @@ def stats(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    """Sample images, the demo model and a tour; resolving the preset says what is missing."""
-    from search.presets import resolve
+    """Sample images, the demo model and a tour."""
+    from .demo import run
 
-    resolve("demo")
+    return run(args, settings_from(args))
+
+
+def train_demo(args: argparse.Namespace) -> int:
+    """Train the demo model from scratch on the shapes world (about `--minutes` on 2 cores)."""
+    from search.models.training import DemoConfig, train
+
+    config = DemoConfig(minutes=args.minutes, seed=args.seed, max_steps=args.max_steps)
+    report = train(Path(args.out), config, log=(lambda line: None) if args.json else warn)
+    emit(args, {k: v for k, v in report.items() if k != "history"},
+         [f"trained {report['steps']} steps in {report['seconds']} s; the model is in {args.out}"])
     return 0

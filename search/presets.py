@@ -12,6 +12,7 @@ from pathlib import Path
 from .errors import ModelNotAvailable
 
 RETRIEVAL_HUB_ID = "Salesforce/blip2-itm-vit-g"
+DEMO_FOLDER = Path(__file__).resolve().parent / "demo_model"  # shipped in the package
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,13 @@ DEFAULT_PRESET = "blip2-opt-2.7b"
 def resolve(spec: str) -> ModelSource:
     """Turn `--model` into checkpoint locations, or raise a one-line error."""
     if spec == "demo":
-        raise ModelNotAvailable(
-            "the demo model is not shipped in this version yet; "
-            "use a local checkpoint folder (python -m search.testing DIR writes a tiny one) "
-            f"or a real preset ({', '.join(PRESETS)})"
-        )
+        if not (DEMO_FOLDER / "generation" / "config.json").is_file():
+            raise ModelNotAvailable(
+                f"the demo model is missing from this installation ({DEMO_FOLDER}); "
+                "`make demo-model` trains it"
+            )
+        retrieval, generation = DEMO_FOLDER / "retrieval", DEMO_FOLDER / "generation"
+        return ModelSource("demo", str(retrieval), str(generation), local=True)
     if spec in PRESETS:
         return PRESETS[spec]
     folder = Path(spec).expanduser()

@@ -80,9 +80,9 @@ def t5_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def image_processor() -> BlipImageProcessorPil:
+def image_processor(size: int = IMAGE_SIZE) -> BlipImageProcessorPil:
     return BlipImageProcessorPil(
-        size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        size={"height": size, "width": size},
         image_mean=[0.48145466, 0.4578275, 0.40821073],
         image_std=[0.26862954, 0.26130258, 0.27577711],
         do_convert_rgb=True,

@@ -60,6 +60,16 @@ def match_probability(
     attention_mask: torch.Tensor,
 ) -> torch.Tensor:
     """(B,): P(match) for image i with text i, from the ITM head's logits averaged over queries."""
+    return match_logits(model, image_embeds, input_ids, attention_mask).float().softmax(dim=-1)[:, 1]
+
+
+def match_logits(
+    model: Blip2ForImageTextRetrieval,
+    image_embeds: torch.Tensor,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+) -> torch.Tensor:
+    """(B, 2): the ITM head's (no match, match) logits, averaged over the query tokens."""
     query = model.query_tokens.expand(image_embeds.shape[0], -1, -1)
     n_query = query.shape[1]
     embeds = model.embeddings(input_ids=input_ids, query_embeds=query)  # (B, Q + T, H)
@@ -71,5 +81,4 @@ def match_probability(
         encoder_hidden_states=image_embeds,
         encoder_attention_mask=_ones(image_embeds),
     ).last_hidden_state
-    logits = model.itm_head(out[:, :n_query, :].to(compute_dtype(model.itm_head))).mean(dim=1)  # (B, 2)
-    return logits.float().softmax(dim=-1)[:, 1]
+    return model.itm_head(out[:, :n_query, :].to(compute_dtype(model.itm_head))).mean(dim=1)
