@@ -58,8 +58,7 @@ def test_caption_json_reports_errors(folder, tiny_dirs, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [(["caption", "x.png", "--model", "nope"], "unknown model 'nope'"),
-     (["caption", "x.png", "--batch-size", "0"], "invalid batch_size"),
-     (["demo"], "demo model is not shipped")],
+     (["caption", "x.png", "--batch-size", "0"], "invalid batch_size")],
 )
 def test_user_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 1
@@ -67,3 +66,22 @@ def test_user_errors_are_one_line(argv, message, capsys):
     assert len(err) == 1
     assert err[0].startswith("blip2-search: error: ")
     assert message in err[0]
+
+
+def test_demo_renders_indexes_and_tours(tmp_path, capsys):
+    assert main(["demo", str(tmp_path / "demo-images"), "--json"]) == 0
+    tour = json.loads(capsys.readouterr().out)
+    assert tour["index"]["added"] == 60 and tour["index"]["failed"] == 0
+    assert [s["query"] for s in tour["searches"]] == ["a red circle", "a small yellow star",
+                                                     "a blue square on a white background"]
+    assert all(len(s["results"]) == 3 for s in tour["searches"])
+    assert all(hit["match"] is not None for hit in tour["searches"][2]["results"])  # the reranked one
+    assert len(tour["similar"]["results"]) == 3
+    assert [q["answer"] for q in tour["questions"]] and all(q["answer"] for q in tour["questions"])
+    assert tour["serve"].startswith("blip2-search serve --index ")
+    assert len(list((tmp_path / "demo-images").glob("shapes_*"))) == 60
+    # run again: nothing new to index, the same tour
+    assert main(["demo", str(tmp_path / "demo-images"), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["index"]["unchanged"] == 60 and again["index"]["model_calls"] == 0
+    assert again["searches"] == tour["searches"]
