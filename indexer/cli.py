@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--minutes", type=float, default=35.0, help="training time budget (default 35)")
     train.add_argument("--max-steps", type=int, help="stop after this many steps instead")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--shape-focus", type=float, default=0.0, metavar="F",
+                       help="share of the first steps spent on shape-only questions and negatives")
     train.set_defaults(run=commands.train_demo)
     return parser
 

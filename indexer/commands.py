@@ -161,7 +161,8 @@ def train_demo(args: argparse.Namespace) -> int:
     """Train the demo model from scratch on the shapes world (about `--minutes` on 2 cores)."""
     from search.models.training import DemoConfig, train
 
-    config = DemoConfig(minutes=args.minutes, seed=args.seed, max_steps=args.max_steps)
+    config = DemoConfig(minutes=args.minutes, seed=args.seed, max_steps=args.max_steps,
+                        shape_focus=args.shape_focus)
     report = train(Path(args.out), config, log=(lambda line: None) if args.json else warn)
     emit(args, {k: v for k, v in report.items() if k != "history"},
          [f"trained {report['steps']} steps in {report['seconds']} s; the model is in {args.out}"])

@@ -57,17 +57,25 @@ def build_pool(processor, *, seed: int, count: int, workers: int = 2, chunk: int
                 [r[3] for r in rendered], [r[4] for r in rendered])
 
 
-def pick_question(qa: list[tuple[str, str]], rng: random.Random) -> tuple[str, str]:
+def _about_shape(question: str) -> bool:
+    return question.startswith(("what shape", "is there"))
+
+
+def pick_question(
+    qa: list[tuple[str, str]], rng: random.Random, shape_focus: bool = False
+) -> tuple[str, str]:
+    if shape_focus:  # curriculum: only questions whose answer depends on the shape
+        return rng.choice([item for item in qa if _about_shape(item[0])])
     weights = [SHAPE_QUESTION_WEIGHT if q.startswith("what shape") else 1.0 for q, _ in qa]
     return rng.choices(qa, weights=weights)[0]
 
 
-def hard_negative(shapes: list[Shape], background: str, rng: random.Random) -> str:
+def hard_negative(shapes: list[Shape], background: str, rng: random.Random, shape_focus: bool = False) -> str:
     """A caption that differs from the true one in one attribute: mostly the shape (the hard
     case), else a colour, the background, the size, or the left-right order."""
     shapes = list(shapes)
     for _ in range(20):
-        roll = rng.random()
+        roll = 0.0 if shape_focus else rng.random()  # curriculum: swap the shape only
         i = rng.randrange(len(shapes))
         s = shapes[i]
         taken = {x.color for x in shapes} | {background}
@@ -89,13 +97,14 @@ def hard_negative(shapes: list[Shape], background: str, rng: random.Random) -> s
     raise RuntimeError("no negative found")  # cannot happen: every branch changes the caption
 
 
-def batch(pool: Pool, indices: np.ndarray, rng: random.Random) -> dict:
-    """Pixels, captions, one question per image, and one hard-negative caption per image."""
-    questions = [pick_question(pool.qa[i], rng) for i in indices]
+def batch(pool: Pool, indices: np.ndarray, rng: random.Random, shape_focus: bool = False) -> dict:
+    """Pixels, captions, one question per image, and one hard-negative caption per image.
+    `shape_focus`: questions and negatives that only the shape can settle."""
+    questions = [pick_question(pool.qa[i], rng, shape_focus) for i in indices]
     return {
         "pixels": pool.pixels[torch.as_tensor(indices)].float(),
         "captions": [pool.captions[i] for i in indices],
         "questions": [q for q, _ in questions],
         "answers": [a for _, a in questions],
-        "negatives": [hard_negative(pool.shapes[i], pool.backgrounds[i], rng) for i in indices],
+        "negatives": [hard_negative(pool.shapes[i], pool.backgrounds[i], rng, shape_focus) for i in indices],
     }

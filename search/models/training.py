@@ -53,6 +53,7 @@ class DemoConfig:
     minutes: float = 35.0
     max_steps: int | None = None
     seed: int = 0
+    shape_focus: float = 0.0  # share of the steps, at the start, spent on shape-only questions
 
 
 def build(cfg: DemoConfig):
@@ -171,7 +172,8 @@ def train(out: Path, cfg: DemoConfig = DemoConfig(), log: Callable[[str], None] 
             planned = int(budget / ((time.monotonic() - train_start) / 30))
         for group in optimizer.param_groups:
             group["lr"] = _lr(cfg, step, planned)
-        batch = demo_data.batch(pool, np_rng.choice(len(pool), cfg.batch_size, replace=False), rng)
+        focus = step < cfg.shape_focus * planned
+        batch = demo_data.batch(pool, np_rng.choice(len(pool), cfg.batch_size, replace=False), rng, focus)
         parts = losses(ret, gen, ret_proc.tokenizer, gen_proc.tokenizer, batch, log_temp)
         loss = sum(parts.values())
         optimizer.zero_grad(set_to_none=True)
