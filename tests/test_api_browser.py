@@ -104,5 +104,6 @@ def test_search_open_similar_ask_and_upload(page, served_index):
 def test_errors_are_shown(page):
     page.fill("#query", "x" * 2000)  # longer than the API accepts
     page.keyboard.press("Enter")
-    page.wait_for_selector("#message.error")
-    assert "422" in page.locator("#message").inner_text()
+    page.wait_for_function("document.querySelector('#message.error') && "
+                           "document.querySelector('#message').textContent.includes('422')")
+    assert page.locator("#message.error").inner_text().startswith("Search failed: 422")

@@ -1,6 +1,6 @@
 // blip2-search web page: plain JS, no build step. Talks to the JSON API only.
 const $ = (id) => document.getElementById(id);
-const state = { current: null, history: [] };
+const state = { current: null, history: [], latest: 0 };
 
 function say(text, isError = false) {
   $("message").textContent = text;
@@ -49,27 +49,31 @@ async function search(event) {
   const q = $("query").value.trim();
   if (!q) return say("Type what you are looking for.");
   say("Searching…");
+  const ticket = ++state.latest;  // a slower earlier search must not overwrite this one
   try {
     const params = new URLSearchParams({ q, k: "24", rerank: $("rerank").checked });
     const body = await api(`/api/search?${params}`);
+    if (ticket !== state.latest) return;
     show($("results"), body.results);
     say(body.results.length ? `${body.results.length} results for “${q}”` : `Nothing found for “${q}”.`);
   } catch (error) {
-    say(`Search failed: ${error.message}`, true);
+    if (ticket === state.latest) say(`Search failed: ${error.message}`, true);
   }
 }
 
 async function searchByImage(file) {
   if (!file) return;
   say(`Finding images similar to ${file.name}…`);
+  const ticket = ++state.latest;
   const form = new FormData();
   form.append("file", file);
   try {
     const body = await api("/api/search/image?k=24", { method: "POST", body: form });
+    if (ticket !== state.latest) return;
     show($("results"), body.results);
     say(`${body.results.length} images similar to ${file.name}`);
   } catch (error) {
-    say(`Image search failed: ${error.message}`, true);
+    if (ticket === state.latest) say(`Image search failed: ${error.message}`, true);
   }
 }
 
