@@ -8,9 +8,7 @@ from pathlib import Path
 from indexer.pipeline import IndexOptions, index_paths
 from search.collection import Collection
 from search.config import Settings
-from search.errors import InputError
 from search.models import Blip2Engine
-from search.presets import resolve
 from search.queries import Searcher
 
 from .jobs import Job, JobManager
@@ -38,8 +36,6 @@ def start(settings: Settings, metrics: Metrics) -> AppState:
     """Open the index (creating it if needed) and load the engine once."""
     collection = Collection.open(settings.index, create=True, url=settings.database_url)
     indexed = collection.model.name if collection.model else None
-    if settings.model and indexed and resolve(settings.model).name != indexed:
-        raise InputError(f"the index was built with model {indexed}, not {settings.model}")
     engine = Blip2Engine.load(settings.model_for(indexed), device=settings.device, dtype=settings.dtype)
     searcher = Searcher(collection, engine, timer=metrics.timer)
     state = AppState(settings, collection, engine, searcher, ModelRunner(settings.queue_size),

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from search.config import Settings, load_settings
-from search.errors import ImageError, InputError
+from search.errors import ImageError
 
 from .output import emit, progress, progress_bar, warn
 
@@ -27,10 +27,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def load_engine(settings: Settings, indexed_model: str | None = None):
     """The engine for `settings`; refuses, before loading anything, a model other than the index's."""
     from search.models import Blip2Engine
-    from search.presets import resolve
 
-    if settings.model and indexed_model and resolve(settings.model).name != indexed_model:
-        raise InputError(f"the index was built with model {indexed_model}, not {settings.model}")
     model = settings.model_for(indexed_model)
     return Blip2Engine.load(model, device=settings.device, dtype=settings.dtype)
 

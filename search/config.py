@@ -12,8 +12,8 @@ from typing import Literal
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import ConfigError
-from .presets import DEFAULT_PRESET
+from .errors import ConfigError, InputError
+from .presets import DEFAULT_PRESET, resolve
 
 Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["float32", "bfloat16", "float16", "int8"]
@@ -38,7 +38,10 @@ class Settings(BaseSettings):
     queue_size: int = Field(default=8, ge=1, le=1024)  # model requests waiting before a 503
 
     def model_for(self, indexed: str | None) -> str:
-        """The model to load: the flag, else the one that built the index, else the default."""
+        """The model to load: the flag, else the one that built the index, else the default.
+        A flag naming another model than the index's is refused before anything loads."""
+        if self.model and indexed and resolve(self.model).name != indexed:
+            raise InputError(f"the index was built with model {indexed}, not {self.model}")
         return self.model or indexed or DEFAULT_PRESET
 
 

@@ -148,7 +148,8 @@ class Searcher:
         """Reciprocal rank fusion of the vector ranking and the caption full-text ranking."""
         text_ids = self.collection.catalog.caption_search(query, limit=depth)
         if allowed is not None:
-            text_ids = [i for i in text_ids if i in set(allowed.tolist())]
+            permitted = set(allowed.tolist())
+            text_ids = [i for i in text_ids if i in permitted]
         fused: dict[int, float] = {}
         for ranking in ([image for image, _ in ranked], text_ids):
             for rank, image in enumerate(ranking, start=1):
