@@ -28,9 +28,9 @@ lint: setup
 demo: setup
 	$(VENV)/bin/blip2-search demo
 
-# Train the shipped demo model from scratch (about 35 minutes on 2 cores).
+# Train the shipped demo model from scratch (58 minutes on 2 cores).
 demo-model: setup
-	$(VENV)/bin/blip2-search train-demo search/demo_model --minutes 34
+	$(VENV)/bin/blip2-search train-demo search/demo_model
 
 bench: setup
 	@echo "make bench: the benchmark suite is not available yet" >&2; exit 1

@@ -86,11 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train-demo", parents=[common], help="train the demo model from scratch")
     train.add_argument("out", help="folder for the trained retrieval/ and generation/ checkpoints")
-    train.add_argument("--minutes", type=float, default=35.0, help="training time budget (default 35)")
+    train.add_argument("--minutes", type=float, default=58.0, help="training time budget (default 58)")
     train.add_argument("--max-steps", type=int, help="stop after this many steps instead")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--shape-focus", type=float, default=0.0, metavar="F",
                        help="share of the first steps spent on shape-only questions and negatives")
+    train.add_argument("--vision-minutes", type=float, default=22.0, metavar="M",
+                       help="stage 0: minutes (within --minutes) pretraining the image encoder alone")
+    train.add_argument("--no-attributes", dest="attributes", action="store_false",
+                       help="no attribute supervision of the image encoder (and no stage 0)")
     train.set_defaults(run=commands.train_demo)
     return parser
 

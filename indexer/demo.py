@@ -11,7 +11,7 @@ SEED = 4242  # never used for training data
 COUNT = 60
 SEARCHES = (("a red circle", False), ("a small yellow star", False),
             ("a blue square on a white background", True))
-QUESTIONS = ("what color is the background?", "how many shapes are there?")
+QUESTIONS = ("what shape is red?", "what color is the background?")  # about the first hit for "a red circle"
 
 
 def run(args: argparse.Namespace, settings) -> int:

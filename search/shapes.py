@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 SHAPES = ("circle", "square", "triangle", "star")
@@ -144,6 +145,19 @@ def write_collection(folder: Path, seed: int, count: int) -> Path:
     path = folder / "records.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
+
+
+def coverage(shapes: list[Shape], side: int, grid: int, sub: int = 4) -> np.ndarray:
+    """(grid, grid, 1 + len(SHAPES)): the share of each cell of a grid laid over the image that
+    is background and that each kind of shape covers, sampled at sub x sub points per cell."""
+    fine = grid * sub
+    mask = Image.new("L", (fine, fine), 0)
+    draw = ImageDraw.Draw(mask)
+    for shape in shapes:
+        box = tuple(v * fine / side for v in shape.box)
+        _draw(draw, Shape(shape.kind, shape.color, shape.size, box), 1 + SHAPES.index(shape.kind), 1)
+    cells = np.asarray(mask).reshape(grid, sub, grid, sub).transpose(0, 2, 1, 3).reshape(grid, grid, -1)
+    return (cells[..., None] == np.arange(1 + len(SHAPES))).mean(axis=2)
 
 
 def _jitter(rng: random.Random, rgb: tuple[int, int, int]) -> tuple[int, ...]:

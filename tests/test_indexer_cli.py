@@ -77,7 +77,12 @@ def test_demo_renders_indexes_and_tours(tmp_path, capsys):
     assert all(len(s["results"]) == 3 for s in tour["searches"])
     assert all(hit["match"] is not None for hit in tour["searches"][2]["results"])  # the reranked one
     assert len(tour["similar"]["results"]) == 3
-    assert [q["answer"] for q in tour["questions"]] and all(q["answer"] for q in tour["questions"])
+    records = map(json.loads, (tmp_path / "demo-images" / "records.jsonl").open())
+    truth = {r["image"]: r["caption"] for r in records if "caption" in r}
+    caption = truth[Path(tour["searches"][0]["results"][0]["path"]).name]  # "... on a {bg} background"
+    assert "red circle" in caption  # the demo model tells shapes apart
+    assert [(q["question"], q["answer"]) for q in tour["questions"]] == [
+        ("what shape is red?", "circle"), ("what color is the background?", caption.split()[-2])]
     assert tour["serve"].startswith("blip2-search serve --index ")
     assert len(list((tmp_path / "demo-images").glob("shapes_*"))) == 60
     # run again: nothing new to index, the same tour

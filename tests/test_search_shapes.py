@@ -11,7 +11,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from search.shapes import COLORS, JITTER, SHAPES, SIZES, caption_for, generate, render, write_collection
+from search.shapes import (
+    COLORS,
+    JITTER,
+    SHAPES,
+    SIZES,
+    caption_for,
+    coverage,
+    generate,
+    render,
+    write_collection,
+)
 
 CAPTION_ONE = re.compile(r"^an? (large|small) (\w+) (circle|square|triangle|star) on an? (\w+) background$")
 KIND = "(circle|square|triangle|star)"
@@ -159,3 +169,20 @@ def test_write_collection(tmp_path):
     assert len(images) == 6 and all((tmp_path / "set" / name).is_file() for name in images)
     assert sum("caption" in r for r in records) == 6
     assert sum("question" in r for r in records) == 36
+
+
+def test_coverage_maps_each_shape_onto_the_patch_grid(samples):
+    for sample in samples[:60]:
+        grid = 12
+        cover = coverage(sample.shapes, sample.image.width, grid)
+        assert cover.shape == (grid, grid, 1 + len(SHAPES))
+        np.testing.assert_allclose(cover.sum(axis=-1), 1.0)
+        for shape in sample.shapes:
+            x, y = (int(v * grid / sample.image.width) for v in shape.centre)
+            kind = 1 + SHAPES.index(shape.kind)
+            assert cover[y, x, kind] > 0  # the centre of every kind lies inside it
+            covered = cover[..., kind].sum() / grid**2  # its share of the image
+            side = (shape.box[2] - shape.box[0]) / sample.image.width
+            assert 0.25 * side**2 < covered <= side**2 + 0.05  # a star fills a third of its box
+        absent = [1 + SHAPES.index(k) for k in SHAPES if k not in {s.kind for s in sample.shapes}]
+        assert cover[..., absent].sum() == 0

@@ -12,7 +12,8 @@ from search.models import Blip2Engine
 from search.models.demo_data import batch as make_batch
 from search.models.demo_data import build_pool, hard_negative
 from search.models.training import DemoConfig, build, losses, train
-from search.shapes import caption_for, generate
+from search.models.vision_stage import AttributeHeads, pretrain, targets
+from search.shapes import COLORS, SHAPES, caption_for, generate
 
 SMALL = DemoConfig(image_size=32, vision_hidden=32, vision_layers=1, qformer_hidden=32, qformer_layers=1,
                    queries=4, embed_dim=16, lm_hidden=32, lm_layers=1, pool=48, batch_size=8, warmup=2)
@@ -49,9 +50,35 @@ def test_hard_negatives_change_exactly_one_thing():
         assert 1 <= differing <= 6  # one attribute; swapping the order moves each shape's words
 
 
+def test_attribute_targets_name_what_each_image_holds():
+    ret, _, ret_proc, _ = build(SMALL)
+    pool = build_pool(ret_proc.image_processor, seed=2, count=40, workers=1)
+    goal = targets(pool, grid=4)
+    colors = list(COLORS)
+    for i, (shapes, background) in enumerate(zip(pool.shapes, pool.backgrounds, strict=True)):
+        kinds = goal.image[i, : len(SHAPES)].nonzero().flatten()
+        assert {SHAPES[k] for k in kinds} == {s.kind for s in shapes}
+        pairs = goal.image[i, len(SHAPES) : len(SHAPES) * (1 + len(colors))].view(len(colors), len(SHAPES))
+        named = {(colors[c], SHAPES[k]) for c, k in pairs.nonzero().tolist()}
+        assert named == {(s.color, s.kind) for s in shapes}
+        assert colors[int(goal.image[i, len(SHAPES) * (1 + len(colors)) :].argmax())] == background
+    assert goal.patches.shape == (40, 16, 1 + len(SHAPES))
+
+
+def test_stage_zero_learns_the_attributes_of_a_few_images():
+    ret, _, ret_proc, _ = build(SMALL)
+    pool = build_pool(ret_proc.image_processor, seed=1, count=8, workers=1)
+    goal = targets(pool, grid=SMALL.image_size // SMALL.patch)
+    history = pretrain(ret.vision_model, AttributeHeads(SMALL.vision_hidden), goal, pool, seconds=0,
+                       batch_size=8, lr=1e-2, seed=0, max_steps=150)
+    first, last = history[0], history[-1]
+    assert last["attributes"] < first["attributes"] / 3 and last["patches"] < first["patches"] / 2
+
+
 def test_a_short_run_writes_a_pair_the_engine_loads_with_one_encoder(tmp_path):
     report = train(tmp_path / "model", DemoConfig(**{**SMALL.__dict__, "max_steps": 3}))
     assert report["steps"] == 3 and (tmp_path / "model" / "training.json").is_file()
+    assert [entry["stage"] for entry in report["history"]] == [0, 1]  # step 1 of each stage is logged
     engine = Blip2Engine.load(str(tmp_path / "model"), device="cpu")
     assert engine.encoder_mode == "shared"
     images = [s.image for s in generate(seed=5, count=2)]

@@ -24,18 +24,20 @@ class Pool:
     shapes: list[list[Shape]]
     backgrounds: list[str]
     qa: list[list[tuple[str, str]]]
+    sides: list[int]  # the rendered image's side, in pixels (shape boxes are in its pixels)
 
     def __len__(self) -> int:
         return len(self.captions)
 
 
-def _render_chunk(args: tuple[int, int]) -> list[tuple[bytes, str, list[Shape], str, list]]:
+def _render_chunk(args: tuple[int, int]) -> list[tuple[bytes, str, list[Shape], str, list, int]]:
     seed, count = args
     rng = random.Random(seed)
     out = []
     for _ in range(count):
         sample: Sample = render(rng)
-        out.append((sample.encode(), sample.caption, sample.shapes, sample.background, sample.qa))
+        out.append((sample.encode(), sample.caption, sample.shapes, sample.background, sample.qa,
+                    sample.image.width))
     return out
 
 
@@ -54,7 +56,7 @@ def build_pool(processor, *, seed: int, count: int, workers: int = 2, chunk: int
         images = [Image.open(io.BytesIO(r[0])).convert("RGB") for r in rendered[start : start + 256]]
         pixels.append(processor(images, return_tensors="pt")["pixel_values"].to(torch.float16))
     return Pool(torch.cat(pixels), [r[1] for r in rendered], [r[2] for r in rendered],
-                [r[3] for r in rendered], [r[4] for r in rendered])
+                [r[3] for r in rendered], [r[4] for r in rendered], [r[5] for r in rendered])
 
 
 def _about_shape(question: str) -> bool:
@@ -102,6 +104,7 @@ def batch(pool: Pool, indices: np.ndarray, rng: random.Random, shape_focus: bool
     `shape_focus`: questions and negatives that only the shape can settle."""
     questions = [pick_question(pool.qa[i], rng, shape_focus) for i in indices]
     return {
+        "index": indices,
         "pixels": pool.pixels[torch.as_tensor(indices)].float(),
         "captions": [pool.captions[i] for i in indices],
         "questions": [q for q, _ in questions],

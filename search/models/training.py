@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from transformers import (
 
 from ..prompts import vqa_prompt
 from ..testing import bert_tokenizer, image_processor, opt_tokenizer
-from . import demo_data, retrieval
+from . import demo_data, retrieval, vision_stage
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,12 @@ class DemoConfig:
     lr: float = 1e-3
     warmup: int = 200
     weight_decay: float = 0.05
-    minutes: float = 35.0
+    minutes: float = 58.0
     max_steps: int | None = None
     seed: int = 0
     shape_focus: float = 0.0  # share of the steps, at the start, spent on shape-only questions
+    vision_minutes: float = 22.0  # stage 0, within `minutes`: the image encoder alone (vision_stage)
+    attributes: bool = True  # attribute supervision of the encoder: stage 0 and a stage-1 loss
 
 
 def build(cfg: DemoConfig):
@@ -111,10 +114,13 @@ def lm_batch(tokenizer, prompts: list[str], targets: list[str]) -> tuple[torch.T
     return ids, mask, target
 
 
-def losses(ret, gen, ret_tok, gen_tok, batch: dict, log_temp: torch.Tensor) -> dict[str, torch.Tensor]:
+def losses(ret, gen, ret_tok, gen_tok, batch: dict, log_temp: torch.Tensor,
+           attributes: Callable[[torch.Tensor], dict] | None = None) -> dict[str, torch.Tensor]:
+    """Stage 1's losses on one batch; `attributes(vision features)` adds the encoder's own."""
     pixels = batch["pixels"]
     size = len(pixels)
     vision = ret.vision_model(pixel_values=pixels).last_hidden_state  # (B, N, H), shared by both
+    extra = attributes(vision) if attributes is not None else {}
     # ITC: max over queries of the cosine, soft targets where captions coincide
     image_vecs = retrieval.image_vectors(ret, vision)
     tokens = ret_tok(batch["captions"], padding=True, padding_side="right", return_tensors="pt")
@@ -147,7 +153,7 @@ def losses(ret, gen, ret_tok, gen_tok, batch: dict, log_temp: torch.Tensor) -> d
     counts = (full_labels[:, 1:] != -100).sum(dim=1).clamp(min=1)
     per_sequence = per_token.sum(dim=1) / counts
     captions, answers = per_sequence[:size].mean(), per_sequence[size:].mean()
-    return {"itc": itc, "itm": itm, "caption": captions, "answer": answers}
+    return {"itc": itc, "itm": itm, "caption": captions, "answer": answers, **extra}
 
 
 def train(out: Path, cfg: DemoConfig = DemoConfig(), log: Callable[[str], None] = lambda line: None) -> dict:
@@ -158,13 +164,22 @@ def train(out: Path, cfg: DemoConfig = DemoConfig(), log: Callable[[str], None] 
     log(f"building a pool of {cfg.pool} samples")
     pool = demo_data.build_pool(ret_proc.image_processor, seed=cfg.seed, count=cfg.pool)
     log(f"pool ready in {time.monotonic() - started:.0f} s")
+    history, heads = [], None
+    if cfg.attributes:
+        goal = vision_stage.targets(pool, cfg.image_size // cfg.patch)
+        heads = vision_stage.AttributeHeads(cfg.vision_hidden)
+        history += vision_stage.pretrain(
+            ret.vision_model, heads, goal, pool, seconds=cfg.vision_minutes * 60, batch_size=cfg.batch_size,
+            lr=cfg.lr, seed=cfg.seed, log=log, max_steps=cfg.max_steps)
+        log(f"stage 0 done at {time.monotonic() - started:.0f} s")
     log_temp = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
-    params = {id(p): p for p in [*ret.parameters(), *gen.parameters()]}
+    extra = [] if heads is None else list(heads.parameters())
+    params = {id(p): p for p in [*ret.parameters(), *gen.parameters(), *extra]}
     optimizer = torch.optim.AdamW([*params.values(), log_temp], lr=cfg.lr, weight_decay=cfg.weight_decay)
     ret.train()
     gen.train()
     rng, np_rng = random.Random(cfg.seed), np.random.default_rng(cfg.seed)
-    history, step, planned = [], 0, cfg.max_steps or 10**9
+    step, planned = 0, cfg.max_steps or 10**9
     train_start = time.monotonic()
     budget = cfg.minutes * 60 - (train_start - started)
     while step < planned and (cfg.max_steps or time.monotonic() - train_start < budget):
@@ -174,7 +189,9 @@ def train(out: Path, cfg: DemoConfig = DemoConfig(), log: Callable[[str], None] 
             group["lr"] = _lr(cfg, step, planned)
         focus = step < cfg.shape_focus * planned
         batch = demo_data.batch(pool, np_rng.choice(len(pool), cfg.batch_size, replace=False), rng, focus)
-        parts = losses(ret, gen, ret_proc.tokenizer, gen_proc.tokenizer, batch, log_temp)
+        index = torch.as_tensor(batch["index"])
+        attributes = None if heads is None else partial(heads, goal=goal, index=index)
+        parts = losses(ret, gen, ret_proc.tokenizer, gen_proc.tokenizer, batch, log_temp, attributes)
         loss = sum(parts.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -185,7 +202,7 @@ def train(out: Path, cfg: DemoConfig = DemoConfig(), log: Callable[[str], None] 
         step += 1
         if step % 50 == 0 or step == 1:
             values = {k: round(float(v.detach()), 4) for k, v in parts.items()}
-            entry = {"step": step, "seconds": round(time.monotonic() - started), **values}
+            entry = {"stage": 1, "step": step, "seconds": round(time.monotonic() - started), **values}
             history.append(entry)
             log(json.dumps(entry))
     save(out, ret, gen, ret_proc, gen_proc)

@@ -1,0 +1,98 @@
+"""Attribute supervision for the demo model's image encoder: stage 0, and a helper in stage 1.
+
+BLIP-2 starts from an image encoder pretrained elsewhere (EVA-CLIP's ViT-g). The demo model
+has none to borrow, so it pretrains its own (stage 0) and keeps the same signal as an extra
+loss while the Q-Former and the language model learn (stage 1). Two throwaway linear heads
+read the ViT's output: one, on the mean patch feature, predicts which shapes the image holds,
+the colour of each, and the background; the other predicts, for every patch, the share of
+it that background and each kind of shape cover. The heads are not saved.
+
+Why: learned only through the Q-Former's losses, the tiny ViT never told shapes apart (shape
+questions stayed at chance, 0.28, after 34 minutes). With the image-level targets alone the
+ViT still needed over 1,000 steps to start separating shapes; the per-patch targets roughly
+halved that (set-of-shapes accuracy on 1,000 held-out images after 600 steps: 0.04 without,
+0.13 with). bfloat16 autocast makes a stage-0 step about 1.2x faster (0.38 s against 0.45 s).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..shapes import COLORS, SHAPES, coverage
+from .demo_data import Pool
+
+_COLORS = list(COLORS)
+IMAGE_TARGETS = len(SHAPES) + len(SHAPES) * len(_COLORS) + len(_COLORS)
+PATCH_TARGETS = 1 + len(SHAPES)
+
+
+@dataclass
+class Targets:
+    image: torch.Tensor  # (N, IMAGE_TARGETS) 0/1: shapes present, (colour, shape) pairs, background
+    patches: torch.Tensor  # (N, grid * grid, PATCH_TARGETS): coverage of each patch
+
+
+def targets(pool: Pool, grid: int) -> Targets:
+    image = torch.zeros(len(pool), IMAGE_TARGETS)
+    pairs, background = len(SHAPES), len(SHAPES) * (1 + len(_COLORS))
+    for i, (shapes, bg) in enumerate(zip(pool.shapes, pool.backgrounds, strict=True)):
+        for shape in shapes:
+            kind = SHAPES.index(shape.kind)
+            image[i, kind] = 1
+            image[i, pairs + _COLORS.index(shape.color) * len(SHAPES) + kind] = 1
+        image[i, background + _COLORS.index(bg)] = 1
+    cover = np.stack([coverage(s, side, grid) for s, side in zip(pool.shapes, pool.sides, strict=True)])
+    return Targets(image, torch.from_numpy(cover).float().view(len(pool), grid * grid, PATCH_TARGETS))
+
+
+class AttributeHeads(nn.Module):
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.image = nn.Linear(hidden, IMAGE_TARGETS)
+        self.patches = nn.Linear(hidden, PATCH_TARGETS)
+
+    def forward(self, features: torch.Tensor, goal: Targets, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`features`: the ViT's last hidden state, (B, 1 + patches, H), the [CLS] first."""
+        image = self.image(features.mean(dim=1)).float()
+        patches = self.patches(features[:, 1:]).float().log_softmax(dim=-1)
+        return {"attributes": F.binary_cross_entropy_with_logits(image, goal.image[index]),
+                "patches": torch.sum(-goal.patches[index] * patches, dim=-1).mean()}
+
+
+def pretrain(
+    vision: nn.Module, heads: AttributeHeads, goal: Targets, pool: Pool, *, seconds: float,
+    batch_size: int, lr: float, seed: int, max_steps: int | None = None,
+    log: Callable[[str], None] = lambda line: None,
+) -> list[dict]:
+    """Stage 0: train `vision` and `heads` in place for `seconds` (or `max_steps`)."""
+    params = [*vision.parameters(), *heads.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
+    rng = np.random.default_rng(seed + 1)
+    history, step, started, warmup = [], 0, time.monotonic(), 100
+    vision.train()
+    while (step < max_steps) if max_steps is not None else (time.monotonic() - started < seconds):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * min(1.0, (step + 1) / warmup)
+        index = torch.as_tensor(rng.choice(len(pool), batch_size, replace=False))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            features = vision(pixel_values=pool.pixels[index].float()).last_hidden_state
+            parts = heads(features, goal, index)
+        optimizer.zero_grad(set_to_none=True)
+        sum(parts.values()).backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        step += 1
+        if step % 50 == 0 or step == 1:
+            entry = {"stage": 0, "step": step, "seconds": round(time.monotonic() - started),
+                     **{k: round(float(v.detach()), 4) for k, v in parts.items()}}
+            history.append(entry)
+            log(json.dumps(entry))
+    return history
