@@ -200,11 +200,7 @@ def train(out: Path, cfg: DemoConfig = DemoConfig(), log: Callable[[str], None] 
         with torch.no_grad():
             log_temp.clamp_(0, math.log(100))
         step += 1
-        if step % 50 == 0 or step == 1:
-            values = {k: round(float(v.detach()), 4) for k, v in parts.items()}
-            entry = {"stage": 1, "step": step, "seconds": round(time.monotonic() - started), **values}
-            history.append(entry)
-            log(json.dumps(entry))
+        vision_stage.record(history, log, stage=1, step=step, seconds=time.monotonic() - started, parts=parts)
     save(out, ret, gen, ret_proc, gen_proc)
     report = {"config": asdict(cfg), "steps": step, "seconds": round(time.monotonic() - started),
               "threads": torch.get_num_threads(), "history": history}

@@ -90,9 +90,15 @@ def pretrain(
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         step += 1
-        if step % 50 == 0 or step == 1:
-            entry = {"stage": 0, "step": step, "seconds": round(time.monotonic() - started),
-                     **{k: round(float(v.detach()), 4) for k, v in parts.items()}}
-            history.append(entry)
-            log(json.dumps(entry))
+        record(history, log, stage=0, step=step, seconds=time.monotonic() - started, parts=parts)
     return history
+
+
+def record(history: list[dict], log: Callable[[str], None], *, stage: int, step: int, seconds: float,
+           parts: dict[str, torch.Tensor]) -> None:
+    """Every 50th step (and the first) of either stage: the losses, in `history` and the log."""
+    if step % 50 == 0 or step == 1:
+        entry = {"stage": stage, "step": step, "seconds": round(seconds),
+                 **{k: round(float(v.detach()), 4) for k, v in parts.items()}}
+        history.append(entry)
+        log(json.dumps(entry))
