@@ -91,10 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--shape-focus", type=float, default=0.0, metavar="F",
                        help="share of the first steps spent on shape-only questions and negatives")
-    train.add_argument("--vision-minutes", type=float, default=22.0, metavar="M",
+    train.add_argument("--vision-minutes", type=float, default=28.0, metavar="M",
                        help="stage 0: minutes (within --minutes) pretraining the image encoder alone")
-    train.add_argument("--no-attributes", dest="attributes", action="store_false",
-                       help="no attribute supervision of the image encoder (and no stage 0)")
     train.set_defaults(run=commands.train_demo)
     return parser
 

@@ -159,8 +159,7 @@ def train_demo(args: argparse.Namespace) -> int:
     from search.models.training import DemoConfig, train
 
     config = DemoConfig(minutes=args.minutes, seed=args.seed, max_steps=args.max_steps,
-                        shape_focus=args.shape_focus, vision_minutes=args.vision_minutes,
-                        attributes=args.attributes)
+                        shape_focus=args.shape_focus, vision_minutes=args.vision_minutes)
     report = train(Path(args.out), config, log=(lambda line: None) if args.json else warn)
     emit(args, {k: v for k, v in report.items() if k != "history"},
          [f"trained {report['steps']} steps in {report['seconds']} s; the model is in {args.out}"])

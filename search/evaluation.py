@@ -3,7 +3,8 @@
     {"image": "a.jpg", "caption": "a dog on a beach"}
     {"image": "a.jpg", "question": "what animal is it?", "answer": "dog"}
 
-Retrieval follows the BLIP-2 paper: first-stage ITC ranking, and ITM rerank of the top 128.
+Retrieval follows the BLIP-2 paper: first-stage ITC ranking, and ITM rerank of the top 128
+by the mean match logit plus the ITC similarity, as LAVIS scores it (`compute_sim_matrix`).
 A text→image hit is any image one of whose captions equals the query; an image→text hit is
 any of the image's own caption texts. Answers and captions are compared after lower-casing
 and stripping punctuation; BLEU-4 is corpus-level with all references (Papineni et al.).
@@ -137,20 +138,21 @@ def _retrieval(engine, images, image_vecs, data: EvalSet, rerank_top: int, batch
         t2i_rr, i2t_rr = [], []
         for t, text in enumerate(texts):
             top = np.argsort(-sims[:, t], kind="stable")[:rerank_top]
-            match = _itm(engine, [images[i] for i in top], [text] * len(top), batch_size)
+            match = _itm(engine, [images[i] for i in top], [text] * len(top), batch_size) + sims[top, t]
             t2i_rr.append(first_relevant_rank(top[np.argsort(-match, kind="stable")], owners[text]))
         for i in range(len(images)):
             if not own[i]:
                 continue
             top = np.argsort(-sims[i], kind="stable")[:rerank_top]
-            match = _itm(engine, [images[i]] * len(top), [texts[t] for t in top], batch_size)
+            match = _itm(engine, [images[i]] * len(top), [texts[t] for t in top], batch_size) + sims[i, top]
             i2t_rr.append(first_relevant_rank(top[np.argsort(-match, kind="stable")], own[i]))
         result |= {"t2i_rerank": recall_at(t2i_rr), "i2t_rerank": recall_at(i2t_rr)}
     return result
 
 
 def _itm(engine, images, texts, batch_size: int) -> np.ndarray:
-    return np.concatenate([engine.itm(images[i : i + batch_size], texts[i : i + batch_size])
+    """The rerank score before the ITC similarity is added: the mean match logit (LAVIS)."""
+    return np.concatenate([engine.itm(images[i : i + batch_size], texts[i : i + batch_size], logit=True)
                            for i in range(0, len(images), batch_size)])
 
 

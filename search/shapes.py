@@ -150,14 +150,33 @@ def write_collection(folder: Path, seed: int, count: int) -> Path:
 def coverage(shapes: list[Shape], side: int, grid: int, sub: int = 4) -> np.ndarray:
     """(grid, grid, 1 + len(SHAPES)): the share of each cell of a grid laid over the image that
     is background and that each kind of shape covers, sampled at sub x sub points per cell."""
+    classes = [0] + [1 + SHAPES.index(s.kind) for s in shapes]
+    return _shares(_cells(shapes, side, grid, sub), classes, 1 + len(SHAPES))
+
+
+def color_coverage(shapes: list[Shape], background: str, side: int, grid: int, sub: int = 4) -> np.ndarray:
+    """(grid, grid, len(COLORS)): the share of each cell that each colour covers, the
+    background's included."""
+    names = list(COLORS)
+    classes = [names.index(background)] + [names.index(s.color) for s in shapes]
+    return _shares(_cells(shapes, side, grid, sub), classes, len(COLORS))
+
+
+def _cells(shapes: list[Shape], side: int, grid: int, sub: int) -> np.ndarray:
+    """(grid, grid, sub * sub): what covers each sample point, 0 for the background, else
+    1 + the shape's position in `shapes`."""
     fine = grid * sub
     mask = Image.new("L", (fine, fine), 0)
     draw = ImageDraw.Draw(mask)
-    for shape in shapes:
+    for i, shape in enumerate(shapes):
         box = tuple(v * fine / side for v in shape.box)
-        _draw(draw, Shape(shape.kind, shape.color, shape.size, box), 1 + SHAPES.index(shape.kind), 1)
-    cells = np.asarray(mask).reshape(grid, sub, grid, sub).transpose(0, 2, 1, 3).reshape(grid, grid, -1)
-    return (cells[..., None] == np.arange(1 + len(SHAPES))).mean(axis=2)
+        _draw(draw, Shape(shape.kind, shape.color, shape.size, box), 1 + i, 1)
+    return np.asarray(mask).reshape(grid, sub, grid, sub).transpose(0, 2, 1, 3).reshape(grid, grid, -1)
+
+
+def _shares(cells: np.ndarray, classes: list[int], count: int) -> np.ndarray:
+    labels = np.asarray(classes)[cells]
+    return (labels[..., None] == np.arange(count)).mean(axis=2)
 
 
 def _jitter(rng: random.Random, rgb: tuple[int, int, int]) -> tuple[int, ...]:

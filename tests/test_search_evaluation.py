@@ -55,9 +55,10 @@ class Oracle:
     def itc(self, image_vecs, text_vecs):
         return np.einsum("iqd,td->iqt", image_vecs, text_vecs).max(axis=1)
 
-    def itm(self, images, texts):
+    def itm(self, images, texts, logit=False):
         pairs = zip(images, texts, strict=True)
-        return np.array([float(self.captions[self._index(im)] == t) for im, t in pairs])
+        scale = 10 if logit else 1
+        return np.array([float(self.captions[self._index(im)] == t) * scale for im, t in pairs])
 
     def caption(self, images):
         return [self.captions[self._index(im)] for im in images]

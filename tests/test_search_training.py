@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 import numpy as np
 import torch
@@ -11,9 +12,10 @@ import torch
 from search.models import Blip2Engine
 from search.models.demo_data import batch as make_batch
 from search.models.demo_data import build_pool, hard_negative
+from search.models.phrases import Phrase, mismatch, phrase_for
 from search.models.training import DemoConfig, build, losses, train
 from search.models.vision_stage import AttributeHeads, pretrain, targets
-from search.shapes import COLORS, SHAPES, caption_for, generate
+from search.shapes import COLORS, SHAPES, Shape, caption_for, generate
 
 SMALL = DemoConfig(image_size=32, vision_hidden=32, vision_layers=1, qformer_hidden=32, qformer_layers=1,
                    queries=4, embed_dim=16, lm_hidden=32, lm_layers=1, pool=48, batch_size=8, warmup=2)
@@ -23,17 +25,19 @@ def test_each_loss_goes_down_on_a_few_images():
     ret, gen, ret_proc, gen_proc = build(SMALL)
     pool = build_pool(ret_proc.image_processor, seed=1, count=8, workers=1)
     batch = make_batch(pool, np.arange(8), random.Random(0))
+    with torch.no_grad():  # stage 1 trains on a frozen encoder's output
+        vision = ret.vision_model(pixel_values=pool.pixels[:8].float()).last_hidden_state
     log_temp = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
-    params = {id(p): p for p in [*ret.parameters(), *gen.parameters()]}
+    params = {id(p): p for p in [*ret.parameters(), *gen.parameters()] if p.requires_grad}
     optimizer = torch.optim.AdamW([*params.values(), log_temp], lr=1e-2)
     history = []
     for _ in range(150):  # ITC is the slowest: every pair starts at about the same cosine
-        parts = losses(ret, gen, ret_proc.tokenizer, gen_proc.tokenizer, batch, log_temp)
+        parts = losses(ret, gen, ret_proc.tokenizer, gen_proc.tokenizer, batch, vision, log_temp)
         history.append({k: float(v.detach()) for k, v in parts.items()})
         optimizer.zero_grad()
         sum(parts.values()).backward()
         optimizer.step()
-    for name in ("itc", "itm", "caption", "answer"):
+    for name in ("itc", "itc_phrases", "itm", "caption", "answer"):
         first = np.mean([h[name] for h in history[:3]])
         last = np.mean([h[name] for h in history[-3:]])
         print(name, round(first, 3), round(last, 3))
@@ -84,3 +88,35 @@ def test_a_short_run_writes_a_pair_the_engine_loads_with_one_encoder(tmp_path):
     images = [s.image for s in generate(seed=5, count=2)]
     assert engine.embed_images(images).shape == (2, SMALL.queries, SMALL.embed_dim)
     assert all(isinstance(c, str) for c in engine.caption(images))
+
+
+def test_phrases_fit_the_images_they_name_and_mismatches_do_not():
+    rng = random.Random(1)
+    samples = list(generate(seed=4, count=300))
+    texts = set()
+    for sample in samples:
+        phrase = phrase_for(sample.shapes, sample.background, rng)
+        texts.add(phrase.text)
+        assert phrase.fits(sample.shapes, sample.background), phrase
+        assert phrase.text in sample.caption or len(phrase.parts) == 1  # both shapes: the caption's words
+        wrong = mismatch(phrase, sample.shapes, sample.background, rng)
+        assert not wrong.fits(sample.shapes, sample.background), (wrong, sample.caption)
+    for text in texts:  # what users type, in the caption grammar
+        assert re.fullmatch(r"((an? )?((large|small) )?((\w+) )?(circle|square|triangle|star)( and )?){1,2}"
+                            r"( on an? \w+ background)?", text), text
+
+
+def test_a_phrase_fits_every_image_holding_what_it_names():
+    box = (0, 0, 10, 10)
+    blue_square_red_circle = [Shape("square", "blue", "small", box), Shape("circle", "red", "large", box)]
+    blue_circle_red_square = [Shape("circle", "blue", "small", box), Shape("square", "red", "large", box)]
+    red_circle = Phrase(((None, "red", "circle"),))
+    assert red_circle.text == "a red circle"
+    assert red_circle.fits(blue_square_red_circle, "white")
+    assert not red_circle.fits(blue_circle_red_square, "white")
+    both = Phrase(((None, "red", "circle"), (None, "blue", "square")), articles=False)
+    assert both.text == "red circle and blue square"
+    assert not both.fits(blue_square_red_circle, "white")  # left to right, as captions name them
+    on_black = Phrase(((None, "red", "circle"),), "black")
+    assert on_black.text == "a red circle on a black background"
+    assert not on_black.fits(blue_square_red_circle, "white")

@@ -13,8 +13,10 @@ import torch
 from PIL import Image
 
 from ..shapes import COLORS, SHAPES, Sample, Shape, caption_for, render
+from . import phrases as phrases_module
 
 SHAPE_QUESTION_WEIGHT = 2.0  # shape was the hard attribute: ask about it more often
+BINDING_QUESTION_WEIGHT = 3.0  # on two shapes, questions that tie a colour to a kind
 
 
 @dataclass
@@ -63,18 +65,27 @@ def _about_shape(question: str) -> bool:
     return question.startswith(("what shape", "is there"))
 
 
+def _binds(question: str) -> bool:
+    """Questions that name one attribute of a shape and ask another: on two shapes, which goes
+    with which."""
+    return question.startswith("what shape") or (question.startswith("what color is the ")
+                                                  and not question.endswith("background?"))
+
+
 def pick_question(
-    qa: list[tuple[str, str]], rng: random.Random, shape_focus: bool = False
+    qa: list[tuple[str, str]], rng: random.Random, shape_focus: bool = False, two_shapes: bool = False
 ) -> tuple[str, str]:
     if shape_focus:  # curriculum: only questions whose answer depends on the shape
         return rng.choice([item for item in qa if _about_shape(item[0])])
-    weights = [SHAPE_QUESTION_WEIGHT if q.startswith("what shape") else 1.0 for q, _ in qa]
+    weights = [BINDING_QUESTION_WEIGHT if two_shapes and _binds(q)
+               else SHAPE_QUESTION_WEIGHT if q.startswith("what shape") else 1.0 for q, _ in qa]
     return rng.choices(qa, weights=weights)[0]
 
 
 def hard_negative(shapes: list[Shape], background: str, rng: random.Random, shape_focus: bool = False) -> str:
     """A caption that differs from the true one in one attribute: mostly the shape (the hard
-    case), else a colour, the background, the size, or the left-right order."""
+    case), else a colour, which colour goes with which shape, the background, the size, or
+    the left-right order."""
     shapes = list(shapes)
     for _ in range(20):
         roll = 0.0 if shape_focus else rng.random()  # curriculum: swap the shape only
@@ -82,12 +93,15 @@ def hard_negative(shapes: list[Shape], background: str, rng: random.Random, shap
         s = shapes[i]
         taken = {x.color for x in shapes} | {background}
         new_shapes, new_bg = list(shapes), background
-        if roll < 0.45:
+        if roll < 0.35:
             kinds = [k for k in SHAPES if k not in {x.kind for x in shapes}]
             new_shapes[i] = Shape(rng.choice(kinds), s.color, s.size, s.box)
-        elif roll < 0.7:
+        elif roll < 0.55 or (roll < 0.7 and len(shapes) == 1):
             new_shapes[i] = Shape(s.kind, rng.choice([c for c in COLORS if c not in taken]), s.size, s.box)
-        elif roll < 0.82:
+        elif roll < 0.7:  # binding: the two shapes trade colours
+            a, b = shapes
+            new_shapes = [Shape(a.kind, b.color, a.size, a.box), Shape(b.kind, a.color, b.size, b.box)]
+        elif roll < 0.8:
             new_bg = rng.choice([c for c in COLORS if c not in taken])
         elif len(shapes) == 1:
             new_shapes[0] = Shape(s.kind, s.color, "small" if s.size == "large" else "large", s.box)
@@ -100,14 +114,21 @@ def hard_negative(shapes: list[Shape], background: str, rng: random.Random, shap
 
 
 def batch(pool: Pool, indices: np.ndarray, rng: random.Random, shape_focus: bool = False) -> dict:
-    """Pixels, captions, one question per image, and one hard-negative caption per image.
-    `shape_focus`: questions and negatives that only the shape can settle."""
-    questions = [pick_question(pool.qa[i], rng, shape_focus) for i in indices]
+    """Captions, one question per image, one hard-negative caption per image, and one phrase
+    per image (part of a caption, as users type queries) with a phrase that does not fit it.
+    `phrase_matches[i, j]`: phrase i fits image j. `shape_focus`: questions and negatives
+    that only the shape can settle. The pixels are the caller's to fetch (`pool.pixels`)."""
+    questions = [pick_question(pool.qa[i], rng, shape_focus, len(pool.shapes[i]) == 2) for i in indices]
+    phrases = [phrases_module.phrase_for(pool.shapes[i], pool.backgrounds[i], rng) for i in indices]
     return {
         "index": indices,
-        "pixels": pool.pixels[torch.as_tensor(indices)].float(),
         "captions": [pool.captions[i] for i in indices],
         "questions": [q for q, _ in questions],
         "answers": [a for _, a in questions],
         "negatives": [hard_negative(pool.shapes[i], pool.backgrounds[i], rng, shape_focus) for i in indices],
+        "phrases": [p.text for p in phrases],
+        "phrase_negatives": [phrases_module.mismatch(p, pool.shapes[i], pool.backgrounds[i], rng).text
+                             for p, i in zip(phrases, indices, strict=True)],
+        "phrase_matches": torch.tensor([[p.fits(pool.shapes[j], pool.backgrounds[j]) for j in indices]
+                                        for p in phrases]),
     }

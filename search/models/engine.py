@@ -138,8 +138,10 @@ class Blip2Engine:
         return np.einsum("iqd,td->iqt", image_vecs, text_vecs).max(axis=1)
 
     @_model_work
-    def itm(self, images: Images, texts: str | Sequence[str]) -> np.ndarray:
-        """(B,): the match head's P(match) for image i with text i (one text: with every image)."""
+    def itm(self, images: Images, texts: str | Sequence[str], *, logit: bool = False) -> np.ndarray:
+        """(B,): the match head's P(match) for image i with text i (one text: with every image);
+        `logit`: its "match" logit averaged over the queries instead, the score LAVIS adds to
+        the ITC similarity when it reranks for retrieval."""
         batch = self.encode(images)
         texts = [texts] * len(batch) if isinstance(texts, str) else list(texts)
         if len(texts) != len(batch):
@@ -147,6 +149,8 @@ class Blip2Engine:
         embeds = self._image_embeds(batch, "retrieval")
         ids, mask = self._text_tokens(texts)
         self.model_calls += 1
+        if logit:
+            return _numpy(retrieval.match_logits(self._ret, embeds, ids, mask)[:, 1])
         return _numpy(retrieval.match_probability(self._ret, embeds, ids, mask))
 
     # -- text generation ----------------------------------------------------------------------

@@ -1,11 +1,17 @@
 """Training the demo model: a tiny BLIP-2 learned from scratch on the shapes world.
 
-The same transformers classes as the real presets. The retrieval model learns BLIP-2's
-stage-1 losses (ITC with a learned temperature, and ITM with hard negatives that change one
-attribute of the caption); the generation model learns the language-modelling loss on
-captions and on `Question: {q} Answer:` prompts, in the exact formats the engine uses. Both
-share one image encoder and one Q-Former query path during training, so the saved pair
-holds identical encoder weights and the engine's one-pass path applies.
+The same transformers classes as the real presets. Stage 0 (vision_stage) pretrains the
+image encoder, which BLIP-2 borrows from EVA-CLIP; stage 1 freezes it, as BLIP-2 does, and
+trains the rest on its output, computed once for the whole pool. The retrieval model learns
+BLIP-2's stage-1 losses (ITC with a learned temperature, and ITM with hard negatives that
+change one attribute of the caption), on full captions and on the short phrases users type
+as queries (phrases); the generation model learns the language-modelling loss on captions
+and on `Question: {q} Answer:` prompts, in the exact formats the engine uses. Both share one
+image encoder and one Q-Former query path, so the saved pair holds identical encoder
+weights and the engine's one-pass path applies.
+
+Measured on 2 cores: a stage-1 step on the cached encoder output takes 0.36 s in bfloat16
+autocast (0.57 s in float32); with the encoder trained alongside it took about 0.95 s.
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +60,7 @@ class DemoConfig:
     max_steps: int | None = None
     seed: int = 0
     shape_focus: float = 0.0  # share of the steps, at the start, spent on shape-only questions
-    vision_minutes: float = 22.0  # stage 0, within `minutes`: the image encoder alone (vision_stage)
-    attributes: bool = True  # attribute supervision of the encoder: stage 0 and a stage-1 loss
+    vision_minutes: float = 28.0  # stage 0, within `minutes`: the image encoder alone (vision_stage)
 
 
 def build(cfg: DemoConfig):
@@ -114,28 +118,24 @@ def lm_batch(tokenizer, prompts: list[str], targets: list[str]) -> tuple[torch.T
     return ids, mask, target
 
 
-def losses(ret, gen, ret_tok, gen_tok, batch: dict, log_temp: torch.Tensor,
-           attributes: Callable[[torch.Tensor], dict] | None = None) -> dict[str, torch.Tensor]:
-    """Stage 1's losses on one batch; `attributes(vision features)` adds the encoder's own."""
-    pixels = batch["pixels"]
-    size = len(pixels)
-    vision = ret.vision_model(pixel_values=pixels).last_hidden_state  # (B, N, H), shared by both
-    extra = attributes(vision) if attributes is not None else {}
-    # ITC: max over queries of the cosine, soft targets where captions coincide
+def losses(ret, gen, ret_tok, gen_tok, batch: dict, vision: torch.Tensor,
+           log_temp: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Stage 1's losses on one batch, given the image encoder's output `vision` (B, N, H)."""
+    size = len(vision)
+    # ITC: max over queries of the cosine; soft targets where captions coincide, or where a
+    # phrase fits several images
     image_vecs = retrieval.image_vectors(ret, vision)
-    tokens = ret_tok(batch["captions"], padding=True, padding_side="right", return_tensors="pt")
-    text_vecs = retrieval.text_vectors(ret, tokens["input_ids"], tokens["attention_mask"])
-    sims = retrieval.itc(image_vecs, text_vecs) * log_temp.exp()
-    same = torch.tensor([[a == b for b in batch["captions"]] for a in batch["captions"]], dtype=torch.float)
-    targets = same / same.sum(dim=1, keepdim=True)
-    itc = (torch.sum(-targets * sims.log_softmax(dim=1), 1).mean()
-           + torch.sum(-targets * sims.log_softmax(dim=0).t(), 1).mean()) / 2
-    # ITM: each image with its caption and with a one-attribute hard negative
-    pair = ret_tok(batch["captions"] + batch["negatives"], padding=True, padding_side="right",
-                   return_tensors="pt")
-    both = torch.cat([vision, vision])
-    logits = retrieval.match_logits(ret, both, pair["input_ids"], pair["attention_mask"])
-    itm = F.cross_entropy(logits, torch.cat([torch.ones(size), torch.zeros(size)]).long())
+    same = torch.tensor([[a == b for b in batch["captions"]] for a in batch["captions"]])
+    itc = _contrastive(image_vecs, _text_vectors(ret, ret_tok, batch["captions"]), same, log_temp)
+    phrases = _text_vectors(ret, ret_tok, batch["phrases"])
+    itc_phrases = _contrastive(image_vecs, phrases, batch["phrase_matches"], log_temp)
+    # ITM: each image with its caption, a one-attribute hard negative, a phrase that fits it
+    # and one that does not
+    texts = batch["captions"] + batch["negatives"] + batch["phrases"] + batch["phrase_negatives"]
+    pair = ret_tok(texts, padding=True, padding_side="right", return_tensors="pt")
+    logits = retrieval.match_logits(ret, vision.repeat(4, 1, 1), pair["input_ids"], pair["attention_mask"])
+    labels = torch.cat([torch.ones(size), torch.zeros(size), torch.ones(size), torch.zeros(size)]).long()
+    itm = F.cross_entropy(logits, labels)
     # LM: a caption and an answer per image, in the engine's prompt formats
     ones = torch.ones(vision.shape[:-1], dtype=torch.long)
     query = gen.qformer(query_embeds=gen.query_tokens.expand(size, -1, -1), encoder_hidden_states=vision,
@@ -148,12 +148,29 @@ def losses(ret, gen, ret_tok, gen_tok, batch: dict, log_temp: torch.Tensor,
     full_mask = torch.cat([torch.ones(2 * size, n_query, dtype=torch.long), mask], dim=1)
     full_labels = torch.cat([torch.full((2 * size, n_query), -100), labels], dim=1)
     out = gen.language_model(inputs_embeds=embeds, attention_mask=full_mask)
-    logits = out.logits[:, :-1].reshape(-1, out.logits.shape[-1])
+    logits = out.logits[:, :-1].reshape(-1, out.logits.shape[-1]).float()
     per_token = F.cross_entropy(logits, full_labels[:, 1:].reshape(-1), reduction="none").view(2 * size, -1)
     counts = (full_labels[:, 1:] != -100).sum(dim=1).clamp(min=1)
     per_sequence = per_token.sum(dim=1) / counts
     captions, answers = per_sequence[:size].mean(), per_sequence[size:].mean()
-    return {"itc": itc, "itm": itm, "caption": captions, "answer": answers, **extra}
+    return {"itc": itc, "itc_phrases": itc_phrases, "itm": itm, "caption": captions, "answer": answers}
+
+
+def _text_vectors(ret, tokenizer, texts: list[str]) -> torch.Tensor:
+    tokens = tokenizer(texts, padding=True, padding_side="right", return_tensors="pt")
+    return retrieval.text_vectors(ret, tokens["input_ids"], tokens["attention_mask"])
+
+
+def _contrastive(image_vecs: torch.Tensor, text_vecs: torch.Tensor, fits: torch.Tensor,
+                 log_temp: torch.Tensor) -> torch.Tensor:
+    """Symmetric cross-entropy over the batch's (image, text) similarities, with the mass of
+    each row (text i over images) and column spread evenly over every pair that fits."""
+    sims = retrieval.itc(image_vecs, text_vecs).float() * log_temp.exp()  # (images, texts)
+    fits = fits.float().t()  # given as (texts, images)
+    to_texts = fits / fits.sum(dim=1, keepdim=True)
+    to_images = fits.t() / fits.t().sum(dim=1, keepdim=True)
+    return (torch.sum(-to_texts * sims.log_softmax(dim=1), 1).mean()
+            + torch.sum(-to_images * sims.t().log_softmax(dim=1), 1).mean()) / 2
 
 
 def train(out: Path, cfg: DemoConfig = DemoConfig(), log: Callable[[str], None] = lambda line: None) -> dict:
@@ -164,17 +181,18 @@ def train(out: Path, cfg: DemoConfig = DemoConfig(), log: Callable[[str], None] 
     log(f"building a pool of {cfg.pool} samples")
     pool = demo_data.build_pool(ret_proc.image_processor, seed=cfg.seed, count=cfg.pool)
     log(f"pool ready in {time.monotonic() - started:.0f} s")
-    history, heads = [], None
-    if cfg.attributes:
-        goal = vision_stage.targets(pool, cfg.image_size // cfg.patch)
-        heads = vision_stage.AttributeHeads(cfg.vision_hidden)
-        history += vision_stage.pretrain(
-            ret.vision_model, heads, goal, pool, seconds=cfg.vision_minutes * 60, batch_size=cfg.batch_size,
-            lr=cfg.lr, seed=cfg.seed, log=log, max_steps=cfg.max_steps)
-        log(f"stage 0 done at {time.monotonic() - started:.0f} s")
+    goal = vision_stage.targets(pool, cfg.image_size // cfg.patch)
+    history = vision_stage.pretrain(
+        ret.vision_model, vision_stage.AttributeHeads(cfg.vision_hidden), goal, pool,
+        seconds=cfg.vision_minutes * 60, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, log=log,
+        max_steps=cfg.max_steps)
+    log(f"stage 0 done at {time.monotonic() - started:.0f} s")
+    # Stage 1, as in BLIP-2: the image encoder is frozen, so its output is computed once
+    ret.vision_model.requires_grad_(False)
+    features = vision_stage.encode(ret.vision_model, pool.pixels)
+    log(f"pool encoded at {time.monotonic() - started:.0f} s")
     log_temp = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
-    extra = [] if heads is None else list(heads.parameters())
-    params = {id(p): p for p in [*ret.parameters(), *gen.parameters(), *extra]}
+    params = {id(p): p for p in [*ret.parameters(), *gen.parameters()] if p.requires_grad}
     optimizer = torch.optim.AdamW([*params.values(), log_temp], lr=cfg.lr, weight_decay=cfg.weight_decay)
     ret.train()
     gen.train()
@@ -188,10 +206,11 @@ def train(out: Path, cfg: DemoConfig = DemoConfig(), log: Callable[[str], None] 
         for group in optimizer.param_groups:
             group["lr"] = _lr(cfg, step, planned)
         focus = step < cfg.shape_focus * planned
-        batch = demo_data.batch(pool, np_rng.choice(len(pool), cfg.batch_size, replace=False), rng, focus)
-        index = torch.as_tensor(batch["index"])
-        attributes = None if heads is None else partial(heads, goal=goal, index=index)
-        parts = losses(ret, gen, ret_proc.tokenizer, gen_proc.tokenizer, batch, log_temp, attributes)
+        index = np_rng.choice(len(pool), cfg.batch_size, replace=False)
+        batch = demo_data.batch(pool, index, rng, focus)
+        vision = features[torch.as_tensor(index)].float()
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # 1.6x faster a step than float32
+            parts = losses(ret, gen, ret_proc.tokenizer, gen_proc.tokenizer, batch, vision, log_temp)
         loss = sum(parts.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
