@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--no-captions", action="store_true", help="skip captions (faster)")
     index.add_argument("--workers", type=int, help="image-decoding processes (default 2)")
     index.add_argument("--exclude", action="append", metavar="GLOB", help="skip matching files (repeatable)")
+    index.add_argument("--index-type", choices=("auto", "exact", "compressed"),
+                       help="vector index kind, kept for later runs (default auto: exact below "
+                            "20,000 images, compressed from there); a change rebuilds with no model call")
     index.set_defaults(run=commands.index)
 
     search = sub.add_parser("search", parents=[common, model], help="search the index with text")

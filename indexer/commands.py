@@ -74,6 +74,8 @@ def index(args: argparse.Namespace) -> int:
     try:
         indexed = collection.model.name if collection.model else None
         engine = load_engine(settings, indexed)
+        if args.index_type:
+            collection.set_index_type(args.index_type)
         options = IndexOptions(captions=not args.no_captions, batch_size=settings.batch_size,
                                workers=settings.workers, exclude=tuple(args.exclude or ()))
         summary = index_paths(collection, engine, [Path(p) for p in args.paths], options,

@@ -1,7 +1,9 @@
 """`Collection`: an index folder — the catalog (store of record), the vector snapshot, thumbnails.
 
 Opening brings the vector snapshot up to date with the catalog from stored vectors, with no
-model call: a snapshot that is behind, missing or corrupt is rebuilt and saved again.
+model call: a snapshot that is behind, missing or corrupt is rebuilt and saved again. So is
+one of another kind than the collection wants (`index_type`): `auto`, the default, is exact
+max-sim below COMPRESSED_FROM images and the compressed index from there on.
 """
 
 from __future__ import annotations
@@ -10,11 +12,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .catalog import Catalog, database_url
 from .errors import SearchError
-from .vectors import SnapshotError, VectorIndex
+from .vectors import KINDS, SnapshotError, VectorIndex
 
 SNAPSHOT = "vectors.faiss"
+COMPRESSED_FROM = 20_000  # images; where `auto` switches from exact to compressed
+TRAINING_SAMPLE = 8_192  # images whose vectors train a compressed index's quantiser
+INDEX_TYPES = ("auto", *KINDS)
 THUMBNAILS = "thumbnails"
 
 
@@ -65,7 +72,7 @@ class Collection:
         current = self.model
         if current is None:
             self.catalog.set_meta(model=info.name, queries=info.queries, dim=info.dim)
-            self.vectors = VectorIndex(info.queries, info.dim)
+            self.vectors = self._empty_index(info)
             self.vectors.generation = self.catalog.generation
             self.snapshot_state = "new"
         elif current != info:
@@ -84,13 +91,45 @@ class Collection:
             "failed": counts["failed"], "model": model.name if model else None,
             "queries_per_image": model.queries if model else None, "dim": model.dim if model else None,
             "index": str(self.folder), "generation": self.catalog.generation,
+            "index_type": self.index_type, "vector_index": self.vectors.kind if self.vectors else None,
         }
 
+    @property
+    def index_type(self) -> str:
+        return self.catalog.meta().get("index_type", "auto")
+
+    def set_index_type(self, index_type: str) -> None:
+        """Choose the vector index kind (auto, exact or compressed); an existing index is
+        rebuilt into it from the catalog's vectors, with no model call."""
+        if index_type not in INDEX_TYPES:
+            raise CollectionError(f"unknown index type {index_type!r}: use one of {', '.join(INDEX_TYPES)}")
+        if index_type != self.index_type:
+            self.catalog.set_meta(index_type=index_type)
+            if self.vectors is not None:
+                self.save_vectors()
+
+    def wanted_kind(self) -> str:
+        if self.index_type != "auto":
+            return self.index_type
+        return "compressed" if self.catalog.stats()["with_vectors"] >= COMPRESSED_FROM else "exact"
+
     def save_vectors(self) -> None:
-        """Write the snapshot, tagged with the catalog generation it covers."""
-        if self.vectors is not None:
-            self.vectors.generation = self.catalog.generation
-            self.vectors.save(self.folder / SNAPSHOT)
+        """Write the snapshot, tagged with the catalog generation it covers. An index of the
+        wrong kind, or a compressed one that outgrew its training sample, is rebuilt first."""
+        if self.vectors is None:
+            return
+        if self.vectors.kind != self.wanted_kind() or self.vectors.needs_training:
+            self.vectors = self._rebuild(self.model)
+        self.vectors.generation = self.catalog.generation
+        self.vectors.save(self.folder / SNAPSHOT)
+
+    def iter_vectors(self):
+        """Yield (ids, (n, Q, D) vectors) of every indexed image: from memory when the index
+        holds them (exact), else from the catalog."""
+        if self.vectors is not None and self.vectors.kind == "exact":
+            yield from self.vectors.iter_vectors()
+        elif self.model is not None:
+            yield from self.catalog.iter_vectors((self.model.queries, self.model.dim))
 
     def file_for(self, record) -> Path | None:
         """The file behind a catalog row, only if it still resolves inside its indexed root
@@ -117,15 +156,36 @@ class Collection:
             stale.unlink(missing_ok=True)  # left by a write that was killed before its rename
         generation = self.catalog.generation
         try:
-            index = VectorIndex.load(path, info.queries, info.dim)
-            if index.generation == generation:
+            index = VectorIndex.load(path, info.queries, info.dim, self._fetch)
+            current = index.kind == self.wanted_kind() and not index.needs_training
+            if index.generation == generation and current:
                 self.vectors, self.snapshot_state = index, "loaded"
                 return
         except SnapshotError:
             pass  # rebuilt below from the catalog's vectors, never replaced by an empty index
-        index = VectorIndex(info.queries, info.dim)
-        for ids, vectors in self.catalog.iter_vectors((info.queries, info.dim)):
-            index.add(ids, vectors)
+        index = self._rebuild(info)
         index.generation = generation
         self.vectors, self.snapshot_state = index, "rebuilt"
         index.save(path)
+
+    def _empty_index(self, info: ModelInfo) -> VectorIndex:
+        return VectorIndex(info.queries, info.dim, self.wanted_kind(), self._fetch)
+
+    def _rebuild(self, info: ModelInfo) -> VectorIndex:
+        """A fresh index of the wanted kind from the catalog's vectors; a compressed one is
+        trained first on an even sample of them (a second pass)."""
+        index = self._empty_index(info)
+        shape = (info.queries, info.dim)
+        if index.kind == "compressed":
+            total = self.catalog.stats()["with_vectors"]
+            stride = max(1, total // TRAINING_SAMPLE)
+            sample = [v[::stride] for _, v in self.catalog.iter_vectors(shape, chunk=stride * 256)]
+            if sample:
+                index.train(np.concatenate(sample))
+        for ids, vectors in self.catalog.iter_vectors(shape):
+            index.add(ids, vectors)
+        return index
+
+    def _fetch(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        info = self.model
+        return self.catalog.vectors_many(ids, (info.queries, info.dim))

@@ -109,7 +109,7 @@ class Searcher:
         want = offset + k + (image_id is not None)
         scored: list[tuple[int, float]] = []
         with self.timer("vector_search"):
-            for ids, vectors in self.collection.vectors.iter_vectors():
+            for ids, vectors in self.collection.iter_vectors():
                 # (n, Q_candidate, Q_query) -> max over the candidate's vectors -> mean over the query's
                 scores = np.einsum("ncd,qd->ncq", vectors, query).max(axis=1).mean(axis=1)
                 top = np.argsort(-scores, kind="stable")[:want]

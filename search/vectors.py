@@ -1,13 +1,19 @@
-"""The vector index: exact multi-vector max-sim over every image's Q query vectors (FAISS).
+"""The vector index: multi-vector max-sim over every image's Q query vectors (FAISS).
 
-Each image contributes Q rows with FAISS id `image_id * Q + q`. A text query searches the top
-Q·k rows and keeps the max per image; that is exact, because every row scoring above the
-k-th image's best row belongs to one of the k-1 images ranked above it (at most Q rows each)
-or to that image itself. Ties at the boundary are resolved by a range search, and results
-are ordered by (score desc, image id asc).
+Each image contributes Q rows with FAISS id `image_id * Q + q`. Two kinds:
 
-The index is a snapshot of the catalog: written to a temp file, fsynced, renamed, and tagged
-with the catalog generation it covers. A snapshot that is corrupt raises `SnapshotError`.
+- `exact`: every row, in float16 (the precision the catalog stores, so nothing is lost). A
+  text query searches the top Q·k rows and keeps the max per image; that is exact, because
+  every row scoring above the k-th image's best row belongs to one of the k-1 images ranked
+  above it (at most Q rows each) or to that image itself. Ties at the boundary are resolved
+  by a range search.
+- `compressed`: product-quantised rows (PQ fast-scan, 4 bits per code, dim/8 codes), a
+  first stage whose candidates are re-scored exactly from the stored vectors, which the
+  caller supplies (`fetch`, from the catalog). See `compressed`.
+
+Results are ordered by (score desc, image id asc). The index is a snapshot of the catalog:
+written to a temp file, fsynced, renamed, and tagged with the catalog generation it covers.
+A snapshot that is corrupt raises `SnapshotError`.
 """
 
 from __future__ import annotations
@@ -15,12 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import faiss
 import numpy as np
 
+from . import compressed
 from .errors import SearchError
 
 MAGIC = b"BLIP2IDX1\n"
@@ -30,11 +37,22 @@ class SnapshotError(SearchError):
     """The snapshot file is missing, truncated, corrupt, or for another vector shape."""
 
 
+KINDS = ("exact", "compressed")
+Fetch = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # ids -> (ids found, their (n, Q, D) vectors)
+
+
 class VectorIndex:
-    def __init__(self, queries: int, dim: int) -> None:
-        self.queries, self.dim = queries, dim
+    def __init__(self, queries: int, dim: int, kind: str = "exact", fetch: Fetch | None = None) -> None:
+        if kind not in KINDS:
+            raise SearchError(f"unknown index type {kind!r}: use one of {', '.join(KINDS)}")
+        self.queries, self.dim, self.kind = queries, dim, kind
         self.generation = 0
-        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.fetch = fetch  # the compressed kind re-scores its candidates from these vectors
+        self.trained_on = 0  # images the compressed kind's quantiser was trained on
+        # IndexIDMap2 keeps a reverse map (about 50 bytes a row) for reconstruct, which only
+        # the exact kind needs; the compressed kind stays at codes plus 8 bytes a row
+        self._index = (faiss.IndexIDMap2(_flat(dim)) if kind == "exact"
+                       else faiss.IndexIDMap(compressed.quantiser(dim)))
 
     @property
     def ntotal(self) -> int:
@@ -51,7 +69,21 @@ class VectorIndex:
             return
         self.remove(image_ids)
         rows = np.ascontiguousarray(vectors.reshape(-1, self.dim), dtype=np.float32)
+        if not self._index.is_trained:
+            self._index.train(rows)
+            self.trained_on = len(image_ids)
         self._index.add_with_ids(rows, self._row_ids(image_ids))
+
+    @property
+    def needs_training(self) -> bool:
+        """A compressed index whose quantiser saw less than a quarter of what it now holds."""
+        return self.kind == "compressed" and self.trained_on * 4 < len(self)
+
+    def train(self, sample: np.ndarray) -> None:
+        """Train an empty compressed index's quantiser on (n, Q, D) sample vectors."""
+        if self.kind == "compressed":
+            self._index.train(np.ascontiguousarray(sample.reshape(-1, self.dim), dtype=np.float32))
+            self.trained_on = len(sample)
 
     def remove(self, image_ids: np.ndarray) -> None:
         image_ids = np.asarray(image_ids, dtype=np.int64)
@@ -65,6 +97,8 @@ class VectorIndex:
         text_vecs = np.ascontiguousarray(np.atleast_2d(text_vecs), dtype=np.float32)
         if k <= 0 or self.ntotal == 0:
             return [[] for _ in text_vecs]
+        if self.kind == "compressed":
+            return compressed.search(self, text_vecs, k, allowed)
         params = None
         available = self.ntotal
         if allowed is not None:
@@ -79,13 +113,18 @@ class VectorIndex:
 
     def vectors_of(self, image_id: int) -> np.ndarray:
         """(Q, D) stored vectors of one image."""
+        if self.kind == "compressed":
+            return self.fetch(np.array([image_id]))[1][0]
         return np.stack([self._index.reconstruct(int(r)) for r in self._row_ids(np.array([image_id]))])
 
     def iter_vectors(self, chunk: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (image ids (n,), vectors (n, Q, D)) in storage order, `chunk` images at a time.
+        """Yield (image ids (n,), vectors (n, Q, D)) in storage order, `chunk` images at a time;
+        exact kind only (the compressed one holds codes, not vectors).
 
         An image's Q rows are added together and removal keeps row order, so they stay adjacent.
         """
+        if self.kind != "exact":
+            raise SearchError("a compressed index holds no vectors to iterate; read the catalog's")
         row_ids = faiss.vector_to_array(self._index.id_map)
         step = chunk * self.queries
         for start in range(0, self.ntotal, step):
@@ -111,8 +150,9 @@ class VectorIndex:
         """Write atomically: temp file, fsync, rename, fsync the folder."""
         payload = faiss.serialize_index(self._index).tobytes()
         header = {
-            "generation": self.generation, "queries": self.queries, "dim": self.dim,
-            "ntotal": self.ntotal, "blake2b": hashlib.blake2b(payload, digest_size=16).hexdigest(),
+            "generation": self.generation, "queries": self.queries, "dim": self.dim, "kind": self.kind,
+            "trained_on": self.trained_on, "ntotal": self.ntotal,
+            "blake2b": hashlib.blake2b(payload, digest_size=16).hexdigest(),
         }
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as handle:
@@ -128,7 +168,7 @@ class VectorIndex:
             os.close(folder)
 
     @classmethod
-    def load(cls, path: Path, queries: int, dim: int) -> VectorIndex:
+    def load(cls, path: Path, queries: int, dim: int, fetch: Fetch | None = None) -> VectorIndex:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -145,9 +185,9 @@ class VectorIndex:
             raise SnapshotError("the vector snapshot is truncated or corrupt (checksum mismatch)")
         if (header["queries"], header["dim"]) != (queries, dim):
             raise SnapshotError("the vector snapshot holds vectors of another shape")
-        index = cls(queries, dim)
+        index = cls(queries, dim, header.get("kind", "exact"), fetch)
         index._index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
-        index.generation = int(header["generation"])
+        index.generation, index.trained_on = int(header["generation"]), int(header.get("trained_on", 0))
         if index.ntotal != header["ntotal"]:
             raise SnapshotError("the vector snapshot does not hold the rows its header says")
         return index
@@ -179,3 +219,8 @@ def _max_per_image(images: np.ndarray, scores: np.ndarray) -> dict[int, float]:
         if score > best.get(image, -np.inf):
             best[image] = score
     return best
+
+
+def _flat(dim: int) -> faiss.Index:
+    """Every row in float16: what the catalog stores, in half the memory of float32."""
+    return faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)

@@ -80,3 +80,36 @@ def test_another_model_is_refused(built):
 def test_missing_index_is_a_clear_error(tmp_path):
     with pytest.raises(CollectionError, match="no index at"):
         Collection.open(tmp_path / "nothing")
+
+
+def _ranked(collection, texts, k=5):
+    return [[i for i, _ in hits] for hits in collection.vectors.search(texts, k)]
+
+
+def test_changing_the_index_type_rebuilds_from_the_catalog_alone(built):
+    texts = np.random.default_rng(3).normal(size=(4, 8)).astype(np.float32)
+    collection = Collection.open(built)
+    exact = _ranked(collection, texts)
+    collection.set_index_type("compressed")  # no engine anywhere: the catalog's vectors suffice
+    assert collection.vectors.kind == "compressed" and collection.stats()["vector_index"] == "compressed"
+    assert _ranked(collection, texts) == exact  # 10 images: every one is re-scored exactly
+    collection.close()
+    collection = Collection.open(built)
+    assert (collection.snapshot_state, collection.vectors.kind) == ("loaded", "compressed")
+    _fill(collection, 3, seed=2)
+    assert len(list(collection.iter_vectors())[0][0]) == 13  # read from the catalog
+    collection.set_index_type("exact")
+    assert collection.vectors.kind == "exact" and len(collection.vectors) == 13
+    with pytest.raises(CollectionError, match="unknown index type"):
+        collection.set_index_type("hnsw")
+
+
+def test_auto_turns_compressed_at_the_threshold(built, monkeypatch):
+    monkeypatch.setattr("search.collection.COMPRESSED_FROM", 12)
+    collection = Collection.open(built)
+    assert collection.index_type == "auto" and collection.vectors.kind == "exact"
+    _fill(collection, 2, seed=4)
+    collection.save_vectors()
+    assert collection.vectors.kind == "compressed" and len(collection.vectors) == 12
+    collection.close()
+    assert Collection.open(built).snapshot_state == "loaded"

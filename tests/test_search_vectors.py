@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from search.errors import SearchError
 from search.vectors import SnapshotError, VectorIndex
 
 Q, D = 4, 8
@@ -30,7 +31,7 @@ def _assert_same(got, expected):
 def data():
     rng = np.random.default_rng(1338)
     ids = rng.choice(10_000, size=60, replace=False).astype(np.int64)
-    vectors = _unit(rng.normal(size=(60, Q, D)))
+    vectors = _unit(rng.normal(size=(60, Q, D))).astype(np.float16).astype(np.float32)  # as stored
     texts = _unit(rng.normal(size=(5, D)))
     return ids, vectors, texts
 
@@ -126,3 +127,75 @@ def test_snapshot_round_trip_and_corruption(tmp_path, data):
     index.save(path)
     with pytest.raises(SnapshotError, match="another shape"):
         VectorIndex.load(path, Q + 1, D)
+
+
+class _Store:
+    """Stored vectors by image id, as the catalog supplies them to a compressed index."""
+
+    def __init__(self, ids, vectors):
+        self.rows = {int(i): v for i, v in zip(ids, vectors, strict=True)}
+
+    def __call__(self, ids):
+        found = np.array([i for i in ids.tolist() if i in self.rows], dtype=np.int64)
+        return found, np.stack([self.rows[i] for i in found.tolist()]) if len(found) else np.zeros((0, Q, D))
+
+
+def _compressed(ids, vectors):
+    index = VectorIndex(Q, D, "compressed", _Store(ids, vectors))
+    index.add(ids, vectors)
+    return index
+
+
+@pytest.mark.parametrize("k", [1, 10, 60])
+def test_compressed_results_are_exact_scores_of_its_candidates(data, k):
+    ids, vectors, texts = data  # 60 images: fewer than the candidates, so all are re-scored
+    index = _compressed(ids, vectors)
+    assert index.kind == "compressed" and index.ntotal == len(ids) * Q
+    for text, got in zip(texts, index.search(texts, k), strict=True):
+        _assert_same(got, brute_force(ids, vectors, text, k))
+    np.testing.assert_array_equal(index.vectors_of(int(ids[3])), vectors[3])
+
+
+def test_compressed_deletes_filters_and_snapshots(tmp_path, data):
+    ids, vectors, texts = data
+    index = _compressed(ids, vectors)
+    index.remove(ids[::3])
+    keep = np.isin(ids, ids[::3], invert=True)
+    for text, got in zip(texts, index.search(texts, 10), strict=True):
+        _assert_same(got, brute_force(ids[keep], vectors[keep], text, 10))
+    allowed = ids[keep][:7]
+    for text, got in zip(texts, index.search(texts, 5, allowed=allowed), strict=True):
+        _assert_same(got, brute_force(ids, vectors, text, 5, allowed))
+    index.generation = 3
+    index.save(tmp_path / "vectors.faiss")
+    loaded = VectorIndex.load(tmp_path / "vectors.faiss", Q, D, index.fetch)
+    assert (loaded.kind, loaded.generation, loaded.trained_on) == ("compressed", 3, len(ids))
+    assert loaded.search(texts, 5) == index.search(texts, 5)
+    with pytest.raises(SearchError, match="no vectors to iterate"):
+        loaded.all_vectors()
+
+
+def test_compressed_recall_against_exact_on_clustered_vectors():
+    """5,000 images in 100 clusters, 32 dimensions: far more images than candidates."""
+    rng = np.random.default_rng(7)
+    n, dim, queries = 5000, 32, 4
+    centres = _unit(rng.normal(size=(100, dim)))
+    noise = 0.12 * rng.normal(size=(n, queries, dim))  # about 0.7 of the centre's length
+    vectors = _unit(centres[rng.integers(0, 100, n)][:, None, :] + noise)
+    vectors = vectors.astype(np.float16).astype(np.float32)
+    ids = np.arange(n, dtype=np.int64) * 3
+    store = {int(i): v for i, v in zip(ids, vectors, strict=True)}
+    fetch = lambda wanted: (wanted, np.stack([store[i] for i in wanted.tolist()]))  # noqa: E731
+    index = VectorIndex(queries, dim, "compressed", fetch)
+    index.add(ids, vectors)
+    texts = _unit(centres[rng.integers(0, 100, 50)] + 0.12 * rng.normal(size=(50, dim)))
+    hits = 0
+    for text, got in zip(texts, index.search(texts, 10), strict=True):
+        truth = np.argsort(-(vectors @ text).max(axis=1), kind="stable")[:10]
+        hits += len({i for i, _ in got} & set(ids[truth].tolist()))
+    assert hits / 500 >= 0.95, hits / 500
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(SearchError, match="unknown index type"):
+        VectorIndex(Q, D, "hnsw")

@@ -162,6 +162,19 @@ class Catalog:
             row = session.get(VectorRow, image_id)
             return _decode(row.data, shape) if row else None
 
+    def vectors_many(self, ids: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(the ids that have vectors, in the order given; their (n, Q, D) float32 vectors)."""
+        wanted = [int(i) for i in ids]
+        found: dict[int, bytes] = {}
+        with Session(self._engine) as session:
+            for start in range(0, len(wanted), 900):  # under SQLite's bound-parameter limit
+                part = wanted[start : start + 900]
+                found.update(session.execute(
+                    select(VectorRow.image_id, VectorRow.data).where(VectorRow.image_id.in_(part))).all())
+        present = [i for i in wanted if i in found]
+        vectors = np.stack([_decode(found[i], shape) for i in present]) if present else np.zeros((0, *shape))
+        return np.array(present, dtype=np.int64), vectors.astype(np.float32)
+
     def iter_vectors(
         self, shape: tuple[int, int], chunk: int = 2048
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
