@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-real lint demo demo-model bench clean
+.PHONY: setup test test-real lint demo demo-model bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -32,8 +32,13 @@ demo: setup
 demo-model: setup
 	$(VENV)/bin/blip2-search train-demo search/demo_model
 
+# The benchmark suite (BENCHMARKS.md). Not yet every part: see BENCHMARKS.md.
 bench: setup
-	@echo "make bench: the benchmark suite is not available yet" >&2; exit 1
+	$(PY) -m benchmarks.run --out benchmarks/results/latest.json
+
+# One small iteration of every part (same widths, fewer layers and images); CI runs it in the tests.
+bench-quick: setup
+	$(PY) -m benchmarks.run --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

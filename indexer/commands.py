@@ -29,7 +29,8 @@ def load_engine(settings: Settings, indexed_model: str | None = None):
     from search.models import Blip2Engine
 
     model = settings.model_for(indexed_model)
-    return Blip2Engine.load(model, device=settings.device, dtype=settings.dtype)
+    return Blip2Engine.load(model, device=settings.device, dtype=settings.dtype,
+                             query_dtype=settings.query_dtype)
 
 
 def open_collection(settings: Settings, *, create: bool = False):

@@ -181,7 +181,7 @@ class Collection:
             stride = max(1, total // TRAINING_SAMPLE)
             sample = [v[::stride] for _, v in self.catalog.iter_vectors(shape, chunk=stride * 256)]
             if sample:
-                index.train(np.concatenate(sample))
+                index.train(np.concatenate(sample), population=total)
         for ids, vectors in self.catalog.iter_vectors(shape):
             index.add(ids, vectors)
         return index

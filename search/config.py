@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     database_url: str | None = None  # any SQLAlchemy URL; default: SQLite in the index folder
     device: Device = "auto"
     dtype: DType = "float32"
+    query_dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 text queries on CPU
     batch_size: int = Field(default=8, ge=1, le=1024)
     workers: int = Field(default=2, ge=0, le=64)  # image-decoding processes while indexing
 

@@ -48,7 +48,7 @@ class VectorIndex:
         self.queries, self.dim, self.kind = queries, dim, kind
         self.generation = 0
         self.fetch = fetch  # the compressed kind re-scores its candidates from these vectors
-        self.trained_on = 0  # images the compressed kind's quantiser was trained on
+        self.trained_on = 0  # images the compressed kind's training sample was drawn from
         # IndexIDMap2 keeps a reverse map (about 50 bytes a row) for reconstruct, which only
         # the exact kind needs; the compressed kind stays at codes plus 8 bytes a row
         self._index = (faiss.IndexIDMap2(_flat(dim)) if kind == "exact"
@@ -70,20 +70,21 @@ class VectorIndex:
         self.remove(image_ids)
         rows = np.ascontiguousarray(vectors.reshape(-1, self.dim), dtype=np.float32)
         if not self._index.is_trained:
-            self._index.train(rows)
+            self._index.train(_enough(rows))
             self.trained_on = len(image_ids)
         self._index.add_with_ids(rows, self._row_ids(image_ids))
 
     @property
     def needs_training(self) -> bool:
-        """A compressed index whose quantiser saw less than a quarter of what it now holds."""
+        """A compressed index that now holds over 4x the images its quantiser was drawn from."""
         return self.kind == "compressed" and self.trained_on * 4 < len(self)
 
-    def train(self, sample: np.ndarray) -> None:
-        """Train an empty compressed index's quantiser on (n, Q, D) sample vectors."""
+    def train(self, sample: np.ndarray, population: int | None = None) -> None:
+        """Train an empty compressed index's quantiser on (n, Q, D) sample vectors, drawn
+        evenly from `population` images (default: the sample is all of them)."""
         if self.kind == "compressed":
-            self._index.train(np.ascontiguousarray(sample.reshape(-1, self.dim), dtype=np.float32))
-            self.trained_on = len(sample)
+            self._index.train(_enough(np.ascontiguousarray(sample.reshape(-1, self.dim), dtype=np.float32)))
+            self.trained_on = population or len(sample)
 
     def remove(self, image_ids: np.ndarray) -> None:
         image_ids = np.asarray(image_ids, dtype=np.int64)
@@ -224,3 +225,9 @@ def _max_per_image(images: np.ndarray, scores: np.ndarray) -> dict[int, float]:
 def _flat(dim: int) -> faiss.Index:
     """Every row in float16: what the catalog stores, in half the memory of float32."""
     return faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+
+
+def _enough(rows: np.ndarray, least: int = 256) -> np.ndarray:
+    """Rows repeated up to `least`: k-means needs at least as many points as centroids (16
+    per sub-quantizer), which a collection of a few images does not have."""
+    return rows if len(rows) >= least else np.resize(rows, (least, rows.shape[1]))

@@ -30,7 +30,9 @@ def tiny_dirs(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def engines(tiny_dirs) -> dict[str, Blip2Engine]:
-    return {name: Blip2Engine.load(str(path), device="cpu") for name, path in tiny_dirs.items()}
+    """float32 throughout, text queries included: the parity tests compare them at 1e-5."""
+    return {name: Blip2Engine.load(str(path), device="cpu", query_dtype="float32")
+            for name, path in tiny_dirs.items()}
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ def _real_pair(preset: str) -> Pair:
     for repo in (source.retrieval, source.generation):
         if not isinstance(try_to_load_from_cache(repo, "config.json"), str):
             pytest.skip(f"{repo} is not in the local Hugging Face cache")
-    engine = Blip2Engine.load(preset, dtype=REAL_DTYPE)
+    engine = Blip2Engine.load(preset, dtype=REAL_DTYPE, query_dtype="float32")
     return Pair(engine, source.retrieval, source.generation, tiny=False)
 
 

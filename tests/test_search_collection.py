@@ -113,3 +113,12 @@ def test_auto_turns_compressed_at_the_threshold(built, monkeypatch):
     assert collection.vectors.kind == "compressed" and len(collection.vectors) == 12
     collection.close()
     assert Collection.open(built).snapshot_state == "loaded"
+
+
+def test_a_compressed_index_trained_on_a_sample_is_loaded_not_rebuilt(built, monkeypatch):
+    monkeypatch.setattr("search.collection.TRAINING_SAMPLE", 2)  # a sample of 10 images' tenth
+    collection = Collection.open(built)
+    collection.set_index_type("compressed")
+    assert collection.vectors.trained_on == 10 and not collection.vectors.needs_training
+    collection.close()
+    assert Collection.open(built).snapshot_state == "loaded"

@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from transformers import Blip2ForConditionalGeneration, Blip2ForImageTextRetrieval, Blip2Processor
 
 from search.images import to_rgb
-from search.models import Question
+from search.models import Blip2Engine, Question
 from search.models.generation import ANSWER, CAPTION, decoding_kwargs
 from search.prompts import vqa_prompt
 
@@ -128,3 +128,12 @@ def test_chat_prompt_format(turns):
     prompt = vqa_prompt("how many shapes are there?", history)
     expected = "".join(f"Question: {t.question} Answer: {t.answer}. " for t in history)
     assert prompt == expected + "Question: how many shapes are there? Answer:"
+
+
+def test_bfloat16_text_queries_agree_with_float32(tiny_dirs, engines):
+    """The CPU default (`query_dtype` auto) encodes text queries in bfloat16."""
+    fast = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu")
+    exact = engines["opt"]
+    assert fast._text is not fast._ret and exact._text is exact._ret
+    cosine = np.sum(fast.embed_texts(TEXTS) * exact.embed_texts(TEXTS), axis=1)  # both unit length
+    assert cosine.min() >= 0.99, cosine

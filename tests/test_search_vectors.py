@@ -199,3 +199,9 @@ def test_compressed_recall_against_exact_on_clustered_vectors():
 def test_unknown_kind_is_refused():
     with pytest.raises(SearchError, match="unknown index type"):
         VectorIndex(Q, D, "hnsw")
+
+
+def test_a_compressed_index_of_one_image_works(data):
+    ids, vectors, texts = data
+    index = _compressed(ids[:1], vectors[:1])  # 4 rows: fewer than the quantiser's 16 centroids
+    assert [i for i, _ in index.search(texts[:1], 5)[0]] == [int(ids[0])]

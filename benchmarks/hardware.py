@@ -1,0 +1,59 @@
+"""What the machine can do, measured in the same run as the figures it bounds: the peak
+FLOP/s of a plain large matmul per dtype, and memory read bandwidth."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import torch
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "memory_gib": round(memory, 1), "torch": torch.__version__, "python": platform.python_version(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def matmul_peak(dtype: torch.dtype, size: int = 2048, seconds: float = 2.0, device: str = "cpu") -> float:
+    """FLOP/s of repeated (size x size) @ (size x size) in `dtype`, best of the runs."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    a @ b  # warm up
+    best, spent = 0.0, 0.0
+    while spent < seconds:
+        _sync(device)
+        started = time.perf_counter()
+        a @ b
+        _sync(device)
+        took = time.perf_counter() - started
+        spent += took
+        best = max(best, 2 * size**3 / took)
+    return best
+
+
+def read_bandwidth(gib: float = 1.0, repeats: int = 5) -> float:
+    """Bytes/s of summing a float32 array larger than any cache, with torch's threads (all the
+    cores the product uses), best of `repeats`."""
+    data = torch.ones(int(gib * 2**30) // 4, dtype=torch.float32)
+    best = 0.0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        data.sum()
+        best = max(best, data.numel() * 4 / (time.perf_counter() - started))
+    return best
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()

@@ -1,0 +1,183 @@
+"""Query latency, recall and memory at 10,000 to 1,000,000 images, on synthetic vectors.
+
+The vectors go through the real catalog (SQLite, float16 blobs) and the real vector index,
+which the collection builds from the catalog when it opens, with no model. Two kinds:
+uniform random (every direction alike: the worst case for an approximate index) and
+clustered (a mixture of Gaussians: images drawn around 1,024 centres, each query vector
+the centre plus noise about 0.7 of its length, closer to real embeddings). Probes for
+recall come from the same distribution; latency is for a text query end to end (the real
+text encoder, then the search), as the search command and the API run it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from search.catalog import NewImage
+from search.collection import Collection, ModelInfo
+from search.queries import Searcher, SearchOptions
+
+CLUSTERS = 1024
+CHUNK = 8192
+QUERIES = [f"a {c} {s} on a {b} background" for c in ("red", "small", "old", "wet")
+           for s in ("dog", "car", "house", "tree", "boat")
+           for b in ("beach", "street", "snowy", "dark", "green")]
+
+
+@dataclass
+class Data:
+    kind: str  # uniform | clustered
+    count: int
+    queries: int
+    dim: int
+    seed: int = 0
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        """(n, Q, D) float32 unit vectors, already rounded to float16 as the catalog stores them."""
+        rng = np.random.default_rng(self.seed)
+        centres = _unit(rng.standard_normal((CLUSTERS, self.dim), dtype=np.float32))
+        for start in range(0, self.count, CHUNK):
+            size = min(CHUNK, self.count - start)
+            noise = rng.standard_normal((size, self.queries, self.dim), dtype=np.float32)
+            if self.kind == "clustered":
+                noise = centres[rng.integers(0, CLUSTERS, size)][:, None, :] + noise * self._sigma
+            yield _unit(noise).astype(np.float16).astype(np.float32)
+
+    def probes(self, count: int) -> np.ndarray:
+        rng = np.random.default_rng(self.seed + 1)
+        centres = _unit(np.random.default_rng(self.seed).standard_normal((CLUSTERS, self.dim),
+                                                                         dtype=np.float32))
+        noise = rng.standard_normal((count, self.dim), dtype=np.float32)
+        if self.kind == "clustered":
+            noise = centres[rng.integers(0, CLUSTERS, count)] + noise * self._sigma
+        return _unit(noise)
+
+    @property
+    def _sigma(self) -> float:
+        return 0.7 / np.sqrt(self.dim)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def build(folder: Path, data: Data, probes: np.ndarray, k: int = 10) -> np.ndarray:
+    """Write `data` into a new collection's catalog; return the exact top-k image ids per probe
+    (max-sim over every stored vector), computed on the way."""
+    collection = Collection.open(folder, create=True)
+    collection.bind_model(ModelInfo("synthetic", data.queries, data.dim))
+    best_ids = np.full((len(probes), 0), -1, dtype=np.int64)
+    best_scores = np.zeros((len(probes), 0), dtype=np.float32)
+    done = 0
+    for vectors in data.chunks():
+        rows = [NewImage(path=f"/synthetic/{done + i}.jpg", root="/synthetic", content_hash=f"{done + i:x}",
+                         size=1, mtime=0.0, vectors=vectors[i]) for i in range(len(vectors))]
+        ids = np.array(collection.catalog.write(rows), dtype=np.int64)
+        scores = np.einsum("nqd,pd->pnq", vectors, probes).max(axis=2)  # (probes, n)
+        best_ids = np.concatenate([best_ids, np.broadcast_to(ids, scores.shape)], axis=1)
+        best_scores = np.concatenate([best_scores, scores], axis=1)
+        keep = np.argsort(-best_scores, axis=1, kind="stable")[:, :k]
+        best_ids = np.take_along_axis(best_ids, keep, 1)
+        best_scores = np.take_along_axis(best_scores, keep, 1)
+        done += len(vectors)
+    collection.vectors = None  # the index is built by the next open, from the catalog alone
+    collection.close()
+    return best_ids
+
+
+def measure(folder: Path, index_type: str, engine, probes: np.ndarray, truth: np.ndarray,
+            queries: int = 200, k: int = 10) -> dict:
+    """Open the collection as `index_type` (rebuilding from the catalog), then time text
+    queries end to end and the vector search alone, and measure recall@k against exact."""
+    started = time.perf_counter()
+    collection = Collection.open(folder)
+    collection.set_index_type(index_type)  # rebuilds (and saves) when the kind changes
+    opened = time.perf_counter() - started
+    searcher = Searcher(collection, engine)
+    for text in QUERIES[:5]:
+        searcher.search(text, SearchOptions(k=k))  # warm up
+    total, search_only = [], []
+    for i in range(queries):
+        text = QUERIES[i % len(QUERIES)]
+        started = time.perf_counter()
+        searcher.search(text, SearchOptions(k=k))
+        total.append(time.perf_counter() - started)
+    for probe in probes:
+        started = time.perf_counter()
+        collection.vectors.search(probe, k)
+        search_only.append(time.perf_counter() - started)
+    found = [[i for i, _ in hits] for hits in collection.vectors.search(probes, k)]
+    recall = np.mean([len(set(f) & set(t.tolist())) / k for f, t in zip(found, truth, strict=True)])
+    images = len(collection.vectors)
+    disk = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+    result = {
+        "index": collection.vectors.kind, "images": images, "open_s": round(opened, 2),
+        "query_p50_ms": _ms(np.percentile(total, 50)), "query_p99_ms": _ms(np.percentile(total, 99)),
+        "search_p50_ms": _ms(np.percentile(search_only, 50)),
+        "search_p99_ms": _ms(np.percentile(search_only, 99)),
+        f"recall_at_{k}": round(float(recall), 4),
+        "bytes_per_image_disk": round(disk / images),
+        "bytes_per_image_ram": round(_index_ram(folder) / images),
+        "bytes_scanned_exact": images * collection.model.queries * collection.model.dim * 2,
+    }
+    collection.close()
+    return result
+
+
+def run(sizes: list[int], engine, *, queries: int, dim: int, kinds=("clustered", "uniform"),
+        probes: int = 100, scratch: Path | None = None, log=print) -> list[dict]:
+    rows = []
+    for count in sizes:
+        for kind in kinds:
+            data = Data(kind, count, queries, dim)
+            folder = Path(tempfile.mkdtemp(prefix="bench-query-", dir=scratch))
+            try:
+                started = time.perf_counter()
+                vectors = data.probes(probes)
+                truth = build(folder, data, vectors)
+                log(f"{count:,} {kind} images written in {time.perf_counter() - started:.0f} s")
+                modes = ["auto", "exact"] if count <= 100_000 else ["auto"]
+                for mode in modes:
+                    row = {"images": count, "vectors": kind, "mode": mode,
+                           **measure(folder, mode, engine, vectors, truth)}
+                    log(str(row))
+                    rows.append(row)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+_RAM_PROBE = """
+import sys
+from search.collection import Collection
+
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+
+before = rss()
+collection = Collection.open(sys.argv[1])
+print(rss() - before)
+"""
+
+
+def _index_ram(folder: Path) -> int:
+    """Resident memory that opening the collection (catalog connection and vector index)
+    adds, measured in a fresh process so that nothing freed earlier is reused."""
+    out = subprocess.run([sys.executable, "-c", _RAM_PROBE, str(folder)], check=True,
+                         capture_output=True, text=True)
+    return int(out.stdout.split()[-1])

@@ -1,0 +1,101 @@
+"""The benchmark suite: `python -m benchmarks.run [--quick] [--out FILE] [--only NAME ...]`.
+
+`make bench` runs it in full and writes benchmarks/results/latest.json; `make bench-quick`
+runs one small iteration of every part (the same widths, fewer layers, fewer images), says
+so in its output, and is what CI runs as a smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import hardware, query, realsize
+
+PARTS = ("hardware", "query")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one small iteration of every part")
+    parser.add_argument("--out", type=Path, help="JSON file to write (default: print only)")
+    parser.add_argument("--only", nargs="+", choices=PARTS, help="run these parts only")
+    parser.add_argument("--scratch", type=Path, help="folder for the synthetic collections (default /tmp)")
+    parser.add_argument("--sizes", type=int, nargs="+", help="collection sizes for the query part")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    parts = args.only or PARTS
+    started = time.perf_counter()
+    given = argv if argv is not None else sys.argv[1:]
+    report: dict = {"quick": args.quick, "machine": hardware.machine(),
+                    "command": " ".join(["python -m benchmarks.run", *given])}
+    if "hardware" in parts:
+        report["hardware"] = _hardware(args.quick)
+    if "query" in parts:
+        report["query"] = _query(args.quick, args.scratch, args.sizes)
+        report |= _query_summary(report["query"], report.get("hardware"))
+    report["seconds"] = round(time.perf_counter() - started)
+    text = json.dumps(report, indent=1)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def _hardware(quick: bool) -> dict:
+    seconds = 0.5 if quick else 2.0
+    return {
+        "matmul_peak_gflops": {
+            name: round(hardware.matmul_peak(dtype, seconds=seconds) / 1e9, 1)
+            for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16))
+        },
+        "read_bandwidth_gbs": round(hardware.read_bandwidth(0.25 if quick else 1.0) / 1e9, 1),
+    }
+
+
+def _query(quick: bool, scratch: Path | None, sizes: list[int] | None) -> list[dict]:
+    """The text side at its real size (a 12-layer Q-Former); the image encoder and the
+    language model, which a text query never runs, are cut to one layer."""
+    pair = realsize.build(realsize.Depth(vision=1, qformer=2 if quick else 12, language=1))
+    from search.models.engine import Blip2Engine
+
+    engine = Blip2Engine(pair, name="blip2-real-size-random", query_dtype=torch.bfloat16)  # CPU default
+    sizes = sizes or ([2_000] if quick else [10_000, 100_000, 1_000_000])
+    return query.run(sizes, engine, queries=32, dim=256, probes=20 if quick else 100,
+                     scratch=scratch, log=lambda line: print(line, file=sys.stderr, flush=True))
+
+
+def _query_summary(rows: list[dict], machine_hw: dict | None) -> dict:
+    """The top-level keys of latest.json that the query part answers."""
+    def pick(images, vectors="clustered", mode="auto"):
+        wanted = (images, vectors, mode)
+        return next((r for r in rows if (r["images"], r["vectors"], r["mode"]) == wanted), None)
+
+    out = {}
+    for size, label in ((100_000, "100k"), (1_000_000, "1m")):
+        row = pick(size)
+        if row:
+            out[f"query_p50_ms_{label}"] = row["query_p50_ms"]
+            out[f"query_p99_ms_{label}"] = row["query_p99_ms"]
+            out[f"recall_at_10_{label}"] = row["recall_at_10"]
+    exact = pick(100_000, mode="exact")
+    if exact and machine_hw:
+        bound_ms = exact["bytes_scanned_exact"] / (machine_hw["read_bandwidth_gbs"] * 1e9) * 1000
+        out["exact_p50_over_bandwidth_bound_100k"] = round(exact["search_p50_ms"] / bound_ms, 2)
+    largest = max(rows, key=lambda r: r["images"]) if rows else None
+    if largest:
+        out["bytes_per_image_disk"] = largest["bytes_per_image_disk"]
+        compressed = [r for r in rows if r["index"] == "compressed" and r["images"] == largest["images"]]
+        if compressed:
+            out["bytes_per_image_ram_compressed"] = compressed[0]["bytes_per_image_ram"]
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

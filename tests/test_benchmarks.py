@@ -1,0 +1,28 @@
+"""`make bench-quick`: the benchmark suite runs end to end (a smoke test; no figure is held
+to a threshold here, BENCHMARKS.md records them)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_quick_benchmark_runs_and_writes_its_report(tmp_path):
+    out = tmp_path / "quick.json"
+    subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out),
+                    "--scratch", str(tmp_path)], cwd=ROOT, check=True, capture_output=True, timeout=600)
+    report = json.loads(out.read_text())
+    assert report["quick"] is True and report["command"].startswith("python -m benchmarks.run --quick")
+    assert report["hardware"]["read_bandwidth_gbs"] > 0
+    rows = report["query"]
+    assert {(r["vectors"], r["mode"]) for r in rows} == {(kind, mode) for kind in ("clustered", "uniform")
+                                                        for mode in ("auto", "exact")}
+    for row in rows:
+        assert row["recall_at_10"] == 1.0  # exact below the compressed threshold
+        assert 0 < row["search_p50_ms"] <= row["search_p99_ms"]
+        assert row["bytes_per_image_disk"] > 32 * 256 * 2  # every vector stored in float16, at least
+    assert not list(tmp_path.glob("bench-query-*"))  # scratch collections are removed
