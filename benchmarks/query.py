@@ -44,7 +44,7 @@ class Data:
     def chunks(self) -> Iterator[np.ndarray]:
         """(n, Q, D) float32 unit vectors, already rounded to float16 as the catalog stores them."""
         rng = np.random.default_rng(self.seed)
-        centres = _unit(rng.standard_normal((CLUSTERS, self.dim), dtype=np.float32))
+        centres = self._centres(rng)
         for start in range(0, self.count, CHUNK):
             size = min(CHUNK, self.count - start)
             noise = rng.standard_normal((size, self.queries, self.dim), dtype=np.float32)
@@ -54,12 +54,15 @@ class Data:
 
     def probes(self, count: int) -> np.ndarray:
         rng = np.random.default_rng(self.seed + 1)
-        centres = _unit(np.random.default_rng(self.seed).standard_normal((CLUSTERS, self.dim),
-                                                                         dtype=np.float32))
+        centres = self._centres(np.random.default_rng(self.seed))  # the data's own centres
         noise = rng.standard_normal((count, self.dim), dtype=np.float32)
         if self.kind == "clustered":
             noise = centres[rng.integers(0, CLUSTERS, count)] + noise * self._sigma
         return _unit(noise)
+
+    def _centres(self, rng: np.random.Generator) -> np.ndarray:
+        """The cluster centres: the first draw of the data's generator."""
+        return _unit(rng.standard_normal((CLUSTERS, self.dim), dtype=np.float32))
 
     @property
     def _sigma(self) -> float:

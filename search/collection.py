@@ -72,7 +72,7 @@ class Collection:
         current = self.model
         if current is None:
             self.catalog.set_meta(model=info.name, queries=info.queries, dim=info.dim)
-            self.vectors = self._empty_index(info)
+            self.vectors = self._empty_index(info, images=0)
             self.vectors.generation = self.catalog.generation
             self.snapshot_state = "new"
         elif current != info:
@@ -108,17 +108,18 @@ class Collection:
             if self.vectors is not None:
                 self.save_vectors()
 
-    def wanted_kind(self) -> str:
+    def wanted_kind(self, images: int) -> str:
+        """The vector index kind for a collection of `images` indexed images."""
         if self.index_type != "auto":
             return self.index_type
-        return "compressed" if self.catalog.stats()["with_vectors"] >= COMPRESSED_FROM else "exact"
+        return "compressed" if images >= COMPRESSED_FROM else "exact"
 
     def save_vectors(self) -> None:
         """Write the snapshot, tagged with the catalog generation it covers. An index of the
         wrong kind, or a compressed one that outgrew its training sample, is rebuilt first."""
         if self.vectors is None:
             return
-        if self.vectors.kind != self.wanted_kind() or self.vectors.needs_training:
+        if not self._fits(self.vectors):
             self.vectors = self._rebuild(self.model)
         self.vectors.generation = self.catalog.generation
         self.vectors.save(self.folder / SNAPSHOT)
@@ -157,8 +158,7 @@ class Collection:
         generation = self.catalog.generation
         try:
             index = VectorIndex.load(path, info.queries, info.dim, self._fetch)
-            current = index.kind == self.wanted_kind() and not index.needs_training
-            if index.generation == generation and current:
+            if index.generation == generation and self._fits(index):
                 self.vectors, self.snapshot_state = index, "loaded"
                 return
         except SnapshotError:
@@ -168,16 +168,20 @@ class Collection:
         self.vectors, self.snapshot_state = index, "rebuilt"
         index.save(path)
 
-    def _empty_index(self, info: ModelInfo) -> VectorIndex:
-        return VectorIndex(info.queries, info.dim, self.wanted_kind(), self._fetch)
+    def _fits(self, index: VectorIndex) -> bool:
+        """`index`, in step with the catalog, is of the wanted kind and needs no retraining."""
+        return index.kind == self.wanted_kind(len(index)) and not index.needs_training
+
+    def _empty_index(self, info: ModelInfo, images: int) -> VectorIndex:
+        return VectorIndex(info.queries, info.dim, self.wanted_kind(images), self._fetch)
 
     def _rebuild(self, info: ModelInfo) -> VectorIndex:
         """A fresh index of the wanted kind from the catalog's vectors; a compressed one is
         trained first on an even sample of them (a second pass)."""
-        index = self._empty_index(info)
+        total = self.catalog.stats()["with_vectors"]
+        index = self._empty_index(info, images=total)
         shape = (info.queries, info.dim)
         if index.kind == "compressed":
-            total = self.catalog.stats()["with_vectors"]
             stride = max(1, total // TRAINING_SAMPLE)
             sample = [v[::stride] for _, v in self.catalog.iter_vectors(shape, chunk=stride * 256)]
             if sample:

@@ -34,9 +34,8 @@ def search(index: VectorIndex, text_vecs: np.ndarray, k: int,
             return [[] for _ in text_vecs]
     wanted = max(MIN_CANDIDATES, CANDIDATES_PER_HIT * k)
     rows = min(index.ntotal, ROWS_PER_CANDIDATE * wanted)
-    _, row_ids = index._index.search(text_vecs, rows)
     results = []
-    for text, found in zip(text_vecs, row_ids, strict=True):
+    for text, found in zip(text_vecs, index.top_rows(text_vecs, rows), strict=True):
         images = found[found >= 0] // index.queries
         _, first = np.unique(images, return_index=True)
         candidates = images[np.sort(first)][:wanted]  # in first-stage order

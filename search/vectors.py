@@ -112,6 +112,10 @@ class VectorIndex:
         scores, ids = self._index.search(text_vecs, rows, params=params)
         return [self._top_images(text_vecs[i], scores[i], ids[i], k, params) for i in range(len(text_vecs))]
 
+    def top_rows(self, text_vecs: np.ndarray, rows: int) -> np.ndarray:
+        """(T, rows) FAISS row ids of the best-scoring rows per text, -1 past the end."""
+        return self._index.search(text_vecs, rows)[1]
+
     def vectors_of(self, image_id: int) -> np.ndarray:
         """(Q, D) stored vectors of one image."""
         if self.kind == "compressed":
