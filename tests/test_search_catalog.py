@@ -46,6 +46,22 @@ def test_write_replaces_by_path_and_bumps_generation(catalog):
     np.testing.assert_array_equal(catalog.vectors(first, SHAPE), np.full(SHAPE, 0.5))
 
 
+def test_a_large_mixed_batch_is_written_in_order(catalog):
+    """More rows than one statement binds, new and replaced mixed, a path twice: ids come back
+    in the order given and the last record of a path wins, with its vectors."""
+    old = catalog.write([_image(f"/r/{i}.png", "old") for i in range(0, 2500, 2)])
+    batch = [_image(f"/r/{i}.png", f"new {i}", vectors=np.full(SHAPE, i % 7, dtype=np.float32))
+             for i in range(2500)]
+    batch.append(_image("/r/3.png", "last", vectors=np.zeros(SHAPE, dtype=np.float32)))
+    ids = catalog.write(batch)
+    assert ids[0:2500:2] == old and len(set(ids)) == 2500 and ids[-1] == ids[3]
+    assert catalog.get(ids[10]).caption == "new 10" and catalog.get(ids[3]).caption == "last"
+    np.testing.assert_array_equal(catalog.vectors(ids[10], SHAPE), np.full(SHAPE, 3))
+    np.testing.assert_array_equal(catalog.vectors(ids[3], SHAPE), np.zeros(SHAPE))
+    assert catalog.stats() == {"images": 2500, "failed": 0, "with_vectors": 2500}
+    assert catalog.caption_search("last", 5) == [ids[3]]
+
+
 def test_failed_rows_have_no_vectors(catalog):
     [image_id] = catalog.write([_image("/r/bad.jpg", status="failed", error="not an image", vectors=None)])
     assert catalog.vectors(image_id, SHAPE) is None

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, and_, create_engine, delete, event, func, or_, select, text
+from sqlalchemy import Engine, and_, create_engine, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from .schema import ImageRow, MetaRow, VectorRow
@@ -227,26 +227,38 @@ class Catalog:
     # -- writing ------------------------------------------------------------------------------
 
     def write(self, images: list[NewImage]) -> list[int]:
-        """Insert or replace rows by path, with their vectors, in one transaction."""
+        """Insert or replace rows by path, with their vectors, in one transaction; returns each
+        image's id. Set-based: one lookup, then bulk statements, whatever the batch size (a
+        path given twice keeps its last record)."""
         now = datetime.now(UTC).replace(tzinfo=None)
-        ids = []
+        latest = {image.path: image for image in images}
         with Session(self._engine) as session, session.begin():
-            for image in images:
-                row = session.scalar(select(ImageRow).where(ImageRow.path == image.path))
-                if row is None:
-                    row = ImageRow(path=image.path)
-                    session.add(row)
-                for name in ("root", "content_hash", "size", "mtime", "width", "height", "taken_at",
-                             "caption", "status", "error"):
-                    setattr(row, name, getattr(image, name))
-                row.indexed_at = now
-                session.flush()
-                session.execute(delete(VectorRow).where(VectorRow.image_id == row.id))
-                if image.vectors is not None:
-                    session.add(VectorRow(image_id=row.id, data=_encode(image.vectors)))
-                ids.append(row.id)
+            ids = self._ids_by_path(session, list(latest))
+            replaced = [{"id": ids[path], **_row_values(image, now)} for path, image in latest.items()
+                        if path in ids]
+            fresh = [_row_values(image, now) for path, image in latest.items() if path not in ids]
+            if fresh:
+                inserted = session.execute(
+                    insert(ImageRow).returning(ImageRow.id, sort_by_parameter_order=True), fresh)
+                ids |= {row["path"]: new_id for row, (new_id,) in zip(fresh, inserted, strict=True)}
+            if replaced:
+                session.execute(update(ImageRow), replaced)
+                for chunk in _chunks([row["id"] for row in replaced]):
+                    session.execute(delete(VectorRow).where(VectorRow.image_id.in_(chunk)))
+            vectors = [{"image_id": ids[path], "data": _encode(image.vectors)}
+                       for path, image in latest.items() if image.vectors is not None]
+            if vectors:
+                session.execute(insert(VectorRow), vectors)
             _bump_generation(session)
-        return ids
+        return [ids[image.path] for image in images]
+
+    @staticmethod
+    def _ids_by_path(session: Session, paths: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for chunk in _chunks(paths):
+            rows = session.execute(select(ImageRow.path, ImageRow.id).where(ImageRow.path.in_(chunk)))
+            found |= dict(rows.all())
+        return found
 
     def move(self, image_id: int, *, path: str, root: str, size: int, mtime: float) -> None:
         """A file found at a new path with known content keeps its row, vectors and caption."""
@@ -282,6 +294,20 @@ def _bump_generation(session: Session) -> None:
         session.add(MetaRow(key="generation", value="1"))
     else:
         row.value = str(int(row.value) + 1)
+
+
+ROW_FIELDS = ("path", "root", "content_hash", "size", "mtime", "width", "height", "taken_at", "caption",
+              "status", "error")
+
+
+def _row_values(image: NewImage, now: datetime) -> dict:
+    return {name: getattr(image, name) for name in ROW_FIELDS} | {"indexed_at": now}
+
+
+def _chunks(items: list, size: int = 1000) -> Iterator[list]:
+    """Pieces small enough for any database's limit on bound parameters."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _encode(vectors: np.ndarray) -> bytes:
