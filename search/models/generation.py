@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from transformers import Blip2ForConditionalGeneration, PreTrainedTokenizerBase
 
+from .beam_cache import preallocated
+
 
 @dataclass(frozen=True)
 class Decoding:
@@ -74,6 +76,18 @@ def generate(
     decoding: Decoding,
 ) -> list[str]:
     """Decode one text per image; `image_embeds` is after this model's `post_layernorm`."""
+    new_tokens = generate_ids(model, tokenizer, image_embeds, prompts, decoding)
+    return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+
+def generate_ids(
+    model: Blip2ForConditionalGeneration,
+    tokenizer: PreTrainedTokenizerBase,
+    image_embeds: torch.Tensor,
+    prompts: list[str],
+    decoding: Decoding,
+) -> torch.Tensor:
+    """(B, new tokens): the ids `generate` decodes, before the tokenizer turns them to text."""
     batch = image_embeds.shape[0]
     ones = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
     query = model.query_tokens.expand(batch, -1, -1)
@@ -88,9 +102,18 @@ def generate(
     placeholders = (ids == model.config.image_token_id).unsqueeze(-1)
     embeds = embeds.masked_scatter(placeholders, lm_inputs.to(embeds.dtype))
 
-    inputs = {"inputs_embeds": embeds, "attention_mask": mask}
+    lm = model.language_model
     if is_decoder_only(model):
-        inputs["input_ids"] = ids  # then generate returns prompt + answer
-    out = model.language_model.generate(**inputs, **decoding_kwargs(decoding))
-    new_tokens = out[:, ids.shape[1] :] if is_decoder_only(model) else out
-    return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+        # generate() copies each prompt once per beam before its first forward pass, so the
+        # prompt (32 image tokens and the text) would run `num_beams` times. Run all of it but
+        # its last token once, copy that cache per beam; generate() then starts at the last
+        # token, which is text (left padding), so it is read from `ids`. The cache is allocated
+        # once at its final length (beam_cache).
+        prompt = lm(inputs_embeds=embeds[:, :-1], attention_mask=mask[:, :-1], use_cache=True,
+                    logits_to_keep=1)
+        length = ids.shape[1] + decoding.max_new_tokens
+        cache = preallocated(prompt.past_key_values, decoding.num_beams, length)
+        out = lm.generate(input_ids=ids, attention_mask=mask, past_key_values=cache,
+                          **decoding_kwargs(decoding))
+        return out[:, ids.shape[1] :]  # generate returns prompt + answer
+    return lm.generate(inputs_embeds=embeds, attention_mask=mask, **decoding_kwargs(decoding))
