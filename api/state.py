@@ -36,8 +36,7 @@ def start(settings: Settings, metrics: Metrics) -> AppState:
     """Open the index (creating it if needed) and load the engine once."""
     collection = Collection.open(settings.index, create=True, url=settings.database_url)
     indexed = collection.model.name if collection.model else None
-    engine = Blip2Engine.load(settings.model_for(indexed), device=settings.device, dtype=settings.dtype,
-                             query_dtype=settings.query_dtype)
+    engine = Blip2Engine.from_settings(settings, settings.model_for(indexed))
     searcher = Searcher(collection, engine, timer=metrics.timer)
     state = AppState(settings, collection, engine, searcher, ModelRunner(settings.queue_size),
                      JobManager(lambda job: run_index_job(state, job)), metrics)

@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     model = argparse.ArgumentParser(add_help=False)
     model.add_argument("--model", help="preset name or a folder with retrieval/ and generation/")
     model.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    model.add_argument("--dtype", choices=("float32", "bfloat16", "float16", "int8"))
+    model.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16", "int8"))
     model.add_argument("--batch-size", type=int)
 
     parser = argparse.ArgumentParser(prog="blip2-search", description="Image search on BLIP-2.")

@@ -29,8 +29,7 @@ def load_engine(settings: Settings, indexed_model: str | None = None):
     from search.models import Blip2Engine
 
     model = settings.model_for(indexed_model)
-    return Blip2Engine.load(model, device=settings.device, dtype=settings.dtype,
-                             query_dtype=settings.query_dtype)
+    return Blip2Engine.from_settings(settings, model)
 
 
 def open_collection(settings: Settings, *, create: bool = False):

@@ -27,8 +27,7 @@ def run(args: argparse.Namespace, settings) -> int:
     say = (lambda line: None) if args.json else warn
     say(f"rendering {COUNT} shapes-world images into {folder}")
     write_collection(folder, seed=SEED, count=COUNT)
-    engine = Blip2Engine.load("demo", device=settings.device, dtype=settings.dtype,
-                             query_dtype=settings.query_dtype)
+    engine = Blip2Engine.from_settings(settings, "demo")
     collection = Collection.open(index, create=True, url=settings.database_url)
     try:
         say(f"indexing them with the demo model into {index}")

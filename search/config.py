@@ -16,7 +16,7 @@ from .errors import ConfigError, InputError
 from .presets import DEFAULT_PRESET, resolve
 
 Device = Literal["auto", "cpu", "cuda"]
-DType = Literal["float32", "bfloat16", "float16", "int8"]
+DType = Literal["auto", "float32", "bfloat16", "float16", "int8"]
 
 
 class Settings(BaseSettings):
@@ -26,10 +26,11 @@ class Settings(BaseSettings):
     model: str | None = None  # a preset or a folder with retrieval/ and generation/; None: the index's
     database_url: str | None = None  # any SQLAlchemy URL; default: SQLite in the index folder
     device: Device = "auto"
-    dtype: DType = "float32"
+    dtype: DType = "auto"  # float16 on a GPU; bfloat16 on a CPU with bfloat16 instructions, else float32
     query_dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 text queries on CPU
     batch_size: int = Field(default=8, ge=1, le=1024)
     workers: int = Field(default=2, ge=0, le=64)  # image-decoding processes while indexing
+    threads: int | None = Field(default=None, ge=1, le=1024)  # torch and FAISS threads; None: every core
 
     # The HTTP server
     api_key: str | None = None  # when set, write endpoints need it in X-API-Key

@@ -42,3 +42,30 @@ def test_int8_quantizes_linear_layers(tiny_dirs):
     assert not any(isinstance(m, torch.nn.Linear) for m in modules)
     quantized = [m for m in modules if type(m).__module__.startswith("torch.ao.nn.quantized.dynamic")]
     assert len(quantized) > 20
+
+
+def test_auto_precision_follows_the_device(tiny_dirs, monkeypatch):
+    from search.models import loading
+
+    assert loading.default_dtype("cuda") == "float16"
+    for has_bfloat16, expected in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(loading, "_cpu_has_bfloat16", lambda has=has_bfloat16: has)
+        assert loading.default_dtype("cpu") == str(expected).removeprefix("torch.")
+        engine = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu", dtype="auto")
+        assert next(engine.models[1].parameters()).dtype == expected
+
+
+def test_bfloat16_keeps_the_trained_demo_models_captions():
+    """The rule for a lower default precision, on trained weights: vector cosine >= 0.99 and
+    identical captions on >= 90 % of images (random weights have near-tied logits, so the
+    benchmark reports them apart)."""
+    from search.shapes import generate
+
+    batch = [sample.image for sample in generate(seed=20261123, count=32)]
+    exact = Blip2Engine.load("demo", device="cpu", dtype="float32", query_dtype="float32")
+    fast = Blip2Engine.load("demo", device="cpu", dtype="bfloat16")
+    cosine = np.sum(exact.embed_images(batch) * fast.embed_images(batch), axis=-1)
+    same = np.mean([a == b for a, b in zip(exact.caption(batch), fast.caption(batch), strict=True)])
+    print(f"bfloat16 on the demo model: min cosine {cosine.min():.4f}, identical captions {same:.3f}")
+    assert cosine.min() >= 0.99
+    assert same >= 0.9

@@ -23,12 +23,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .. import runtime
+from ..config import Settings
 from ..errors import InputError
 from ..images import to_rgb
 from ..presets import resolve
 from ..prompts import Turn, vqa_prompt
 from . import generation, retrieval
-from .loading import LoadedPair, load_pair, quantize_cpu_int8
+from .loading import LoadedPair, default_dtype, load_pair, quantize_cpu_int8, resolve_device
 from .vision import ImageBatch, encoder_fingerprint, encoder_hidden, tie_encoders
 
 Images = Sequence[Image.Image] | ImageBatch
@@ -93,17 +95,28 @@ class Blip2Engine:
     ) -> Blip2Engine:
         """Load a preset name or a folder holding `retrieval/` and `generation/` checkpoints.
 
-        `share_encoder=False` forces one encoder pass per model even when they could share one.
+        `dtype` `auto`: float16 on a GPU, bfloat16 on a CPU with bfloat16 instructions, else
+        float32 (`loading.default_dtype`). `share_encoder=False` forces one encoder pass per
+        model even when they could share one.
         `query_dtype`: the precision of text queries; `auto` is bfloat16 for a float32 model on
         the CPU, else the model's own.
         """
         source = resolve(model)
+        if dtype == "auto":
+            dtype = default_dtype(resolve_device(device))
         pair = load_pair(source, device=device, dtype=dtype)
         int8_cpu = dtype == "int8" and pair.device.type == "cpu"
         fast_queries = query_dtype == "bfloat16" or (
             query_dtype == "auto" and dtype == "float32" and pair.device.type == "cpu")
         return cls(pair, name=source.name, quantize_int8=int8_cpu, share_encoder=share_encoder,
                    query_dtype=torch.bfloat16 if fast_queries else None)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, model: str) -> Blip2Engine:
+        """What the CLI and the server run: the process's threads and memory set up for
+        inference (`runtime.configure`), then `load` with the settings' device and precisions."""
+        runtime.configure(settings.threads)
+        return cls.load(model, device=settings.device, dtype=settings.dtype, query_dtype=settings.query_dtype)
 
     @property
     def models(self) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -173,6 +186,15 @@ class Blip2Engine:
         """Beam-search captions (beams 5, 8 to 30 new tokens); the prompt is cut from each."""
         batch = self.encode(images)
         return self._generate(batch, [prompt or ""] * len(batch), self.caption_decoding)
+
+    @_model_work
+    def caption_tokens(self, images: Images, decoding: generation.Decoding | None = None) -> torch.Tensor:
+        """(B, new tokens): the caption ids before decoding to text, for precision checks."""
+        embeds = self._image_embeds(self.encode(images), "generation")
+        self.model_calls += 1
+        tokenizer = self._gen_processor.tokenizer
+        return generation.generate_ids(self._gen, tokenizer, embeds, [""] * len(embeds),
+                                       decoding or self.caption_decoding)
 
     def ask(self, image: Image.Image, question: str, history: Sequence[Turn] = ()) -> str:
         """Answer one question about one image; `history` holds the earlier turns of a chat."""

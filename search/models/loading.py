@@ -69,6 +69,23 @@ def load_pair(source: ModelSource, *, device: str = "auto", dtype: str = "float3
     return LoadedPair(retrieval, ret_processor, generation, gen_processor, target)
 
 
+def default_dtype(device: str | torch.device) -> str:
+    """The precision `auto` picks: float16 on a GPU; on a CPU, bfloat16 where the cores have
+    bfloat16 matmul instructions (AVX512-BF16 or AMX), else float32."""
+    if torch.device(device).type == "cuda":
+        return "float16"
+    return "bfloat16" if _cpu_has_bfloat16() else "float32"
+
+
+def _cpu_has_bfloat16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line for line in info if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def quantize_cpu_int8(model: nn.Module) -> None:
     """Dynamic int8 quantization of every Linear layer, in place (CPU int8)."""
     with warnings.catch_warnings():
