@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from search.catalog import NewImage
 from search.collection import Collection, ModelInfo
@@ -44,13 +45,14 @@ class Data:
     def chunks(self) -> Iterator[np.ndarray]:
         """(n, Q, D) float32 unit vectors, already rounded to float16 as the catalog stores them."""
         rng = np.random.default_rng(self.seed)
-        centres = self._centres(rng)
+        centres = torch.from_numpy(self._centres(rng))
+        noise_source = torch.Generator().manual_seed(self.seed)  # torch draws normals on every core
         for start in range(0, self.count, CHUNK):
             size = min(CHUNK, self.count - start)
-            noise = rng.standard_normal((size, self.queries, self.dim), dtype=np.float32)
+            noise = torch.randn((size, self.queries, self.dim), generator=noise_source)
             if self.kind == "clustered":
                 noise = centres[rng.integers(0, CLUSTERS, size)][:, None, :] + noise * self._sigma
-            yield _unit(noise).astype(np.float16).astype(np.float32)
+            yield torch.nn.functional.normalize(noise, dim=-1).half().float().numpy()
 
     def probes(self, count: int) -> np.ndarray:
         rng = np.random.default_rng(self.seed + 1)
@@ -85,7 +87,8 @@ def build(folder: Path, data: Data, probes: np.ndarray, k: int = 10) -> np.ndarr
         rows = [NewImage(path=f"/synthetic/{done + i}.jpg", root="/synthetic", content_hash=f"{done + i:x}",
                          size=1, mtime=0.0, vectors=vectors[i]) for i in range(len(vectors))]
         ids = np.array(collection.catalog.write(rows), dtype=np.int64)
-        scores = np.einsum("nqd,pd->pnq", vectors, probes).max(axis=2)  # (probes, n)
+        scores = (vectors.reshape(-1, data.dim) @ probes.T).reshape(len(vectors), data.queries, -1)
+        scores = scores.max(axis=1).T  # (probes, n): max-sim
         best_ids = np.concatenate([best_ids, np.broadcast_to(ids, scores.shape)], axis=1)
         best_scores = np.concatenate([best_scores, scores], axis=1)
         keep = np.argsort(-best_scores, axis=1, kind="stable")[:, :k]

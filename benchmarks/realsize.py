@@ -96,6 +96,6 @@ def build(depth: Depth = Depth(), *, dtype: torch.dtype = torch.float32, seed: i
     for model in (ret, gen):
         model.to_empty(device="cpu")
         _fill(model, seed)
-        model.to(dtype).eval()
+        model.to(dtype).eval().requires_grad_(False)
     gen.vision_model = ret.vision_model  # one set of encoder weights in memory, as when shared
     return LoadedPair(ret, ret_proc, gen, gen_proc, torch.device("cpu"))

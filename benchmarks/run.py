@@ -15,9 +15,11 @@ from pathlib import Path
 
 import torch
 
-from . import hardware, query, realsize
+from search import runtime
 
-PARTS = ("hardware", "query")
+from . import hardware, indexing, query, realsize
+
+PARTS = ("hardware", "indexing", "query")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,15 +29,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=PARTS, help="run these parts only")
     parser.add_argument("--scratch", type=Path, help="folder for the synthetic collections (default /tmp)")
     parser.add_argument("--sizes", type=int, nargs="+", help="collection sizes for the query part")
+    parser.add_argument("--default-dtype", default=None, choices=("float32", "bfloat16"),
+                        help="the precision counted as the product's default (default: what it picks here)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    settings = runtime.configure()  # as the CLI and the server set up the process
     parts = args.only or PARTS
     started = time.perf_counter()
     given = argv if argv is not None else sys.argv[1:]
-    report: dict = {"quick": args.quick, "machine": hardware.machine(),
+    report: dict = {"quick": args.quick, "machine": hardware.machine() | settings,
                     "command": " ".join(["python -m benchmarks.run", *given])}
     if "hardware" in parts:
         report["hardware"] = _hardware(args.quick)
+    if "indexing" in parts:
+        report["indexing"] = _indexing(args.quick, report.get("hardware"), args.default_dtype)
+        report |= {key: report["indexing"][key] for key in INDEXING_KEYS}
     if "query" in parts:
         report["query"] = _query(args.quick, args.scratch, args.sizes)
         report |= _query_summary(report["query"], report.get("hardware"))
@@ -57,6 +64,25 @@ def _hardware(quick: bool) -> dict:
         },
         "read_bandwidth_gbs": round(hardware.read_bandwidth(0.25 if quick else 1.0) / 1e9, 1),
     }
+
+
+INDEXING_KEYS = ("index_speedup_same_precision", "index_speedup_default", "encoder_passes_per_image",
+                 "embed_fraction_of_peak")
+
+
+def _indexing(quick: bool, machine_hw: dict | None, default_dtype: str | None) -> dict:
+    """Full: the real depths, 2 images through the plain loop and 16 through the product (two
+    batches of 8), 12 new tokens with 5 beams. Quick: 2 layers of each stack, 3 tokens."""
+    from search.models.loading import default_dtype as product_default
+
+    peaks = (machine_hw or _hardware(quick))["matmul_peak_gflops"]
+    depth = realsize.Depth(vision=2, qformer=2, language=2) if quick else realsize.Depth()
+    return indexing.run(depth, plain_images=1 if quick else 2, product_images=4 if quick else 16,
+                        batch_size=4 if quick else 8, new_tokens=3 if quick else 12,
+                        peaks={name: gflops * 1e9 for name, gflops in peaks.items()},
+                        default_dtype=default_dtype or product_default("cpu"),
+                        agreement_images=8 if quick else 64,
+                        log=lambda line: print(line, file=sys.stderr, flush=True))
 
 
 def _query(quick: bool, scratch: Path | None, sizes: list[int] | None) -> list[dict]:

@@ -18,6 +18,13 @@ def test_the_quick_benchmark_runs_and_writes_its_report(tmp_path):
     report = json.loads(out.read_text())
     assert report["quick"] is True and report["command"].startswith("python -m benchmarks.run --quick")
     assert report["hardware"]["read_bandwidth_gbs"] > 0
+    indexing = report["indexing"]
+    assert indexing["full_depth"] is False and indexing["depth"]["vision"] < 39  # says it is cut down
+    for key in ("index_speedup_same_precision", "index_speedup_default", "embed_fraction_of_peak"):
+        assert report[key] > 0
+    assert report["encoder_passes_per_image"] == {"plain": 2.0, "product": 1.0}
+    assert indexing["stages_bfloat16"]["embed_ms_per_image_per_vision_layer"] > 0  # per-layer figures
+    assert indexing["agreement_trained_demo_model"]["bfloat16"]["images"] == 8
     rows = report["query"]
     assert {(r["vectors"], r["mode"]) for r in rows} == {(kind, mode) for kind in ("clustered", "uniform")
                                                         for mode in ("auto", "exact")}
