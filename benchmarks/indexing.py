@@ -200,11 +200,9 @@ def run(depth: realsize.Depth, *, plain_images: int, product_images: int, batch_
             pair = realsize.build(depth, dtype=DTYPES[name])
             engine = Blip2Engine(pair, name=f"real-size-{name}", quantize_int8=name == "int8")
             engine.caption_decoding = decoding
-            if name == "float32":
-                plain = plain_loop(pair, paths[:plain_images], decoding)
-                report["plain_float32"] = plain.to_json()
-                log(f"plain loop, float32: {report['plain_float32']}")
             if name in ("float32", default_dtype):
+                report[f"plain_{name}"] = plain_loop(pair, paths[:plain_images], decoding).to_json()
+                log(f"plain loop, {name}: {report[f'plain_{name}']}")
                 side = product(engine, pair, folder, batch_size)
                 report[f"product_{name}"] = side.to_json()
                 log(f"product, {name}: {report[f'product_{name}']}")
@@ -217,10 +215,14 @@ def run(depth: realsize.Depth, *, plain_images: int, product_images: int, batch_
             gc.collect()
     report["agreement_trained_demo_model"] = trained_agreement(agreement_images)
     log(f"agreement on the trained demo model: {report['agreement_trained_demo_model']}")
-    plain = report["plain_float32"]["images_per_second"]
+
+    def rate(side: str, name: str) -> float:
+        return report[f"{side}_{name}"]["images_per_second"]
+
     default = report[f"product_{default_dtype}"]
-    report["index_speedup_same_precision"] = round(report["product_float32"]["images_per_second"] / plain, 2)
-    report["index_speedup_default"] = round(default["images_per_second"] / plain, 2)
+    report["index_speedup_same_precision"] = {  # both sides float32, and both at the default
+        name: round(rate("product", name) / rate("plain", name), 2) for name in ("float32", default_dtype)}
+    report["index_speedup_default"] = round(rate("product", default_dtype) / rate("plain", "float32"), 2)
     report["encoder_passes_per_image"] = {"plain": report["plain_float32"]["encoder_passes_per_image"],
                                           "product": default["encoder_passes_per_image"]}
     report["embed_fraction_of_peak"] = report[f"stages_{default_dtype}"]["embed_fraction_of_peak"]

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -77,12 +79,29 @@ def _indexing(quick: bool, machine_hw: dict | None, default_dtype: str | None) -
 
     peaks = (machine_hw or _hardware(quick))["matmul_peak_gflops"]
     depth = realsize.Depth(vision=2, qformer=2, language=2) if quick else realsize.Depth()
-    return indexing.run(depth, plain_images=1 if quick else 2, product_images=4 if quick else 16,
-                        batch_size=4 if quick else 8, new_tokens=3 if quick else 12,
-                        peaks={name: gflops * 1e9 for name, gflops in peaks.items()},
-                        default_dtype=default_dtype or product_default("cpu"),
-                        agreement_images=8 if quick else 64,
-                        log=lambda line: print(line, file=sys.stderr, flush=True))
+    return _in_fresh_process(
+        indexing.run, depth, plain_images=1 if quick else 2, product_images=4 if quick else 16,
+        batch_size=4 if quick else 8, new_tokens=3 if quick else 12,
+        peaks={name: gflops * 1e9 for name, gflops in peaks.items()},
+        default_dtype=default_dtype or product_default("cpu"), agreement_images=8 if quick else 64, log=_log)
+
+
+def _in_fresh_process(fn, *args, **kwargs):
+    """Run a part in a child process set up as this one: the indexing part builds three
+    real-size models in turn, and the memory a process has held stays with it (runtime
+    keeps freed memory for reuse), so the next part starts from a clean process."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(_configured, fn, *args, **kwargs).result()
+
+
+def _configured(fn, *args, **kwargs):
+    runtime.configure()
+    return fn(*args, **kwargs)
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _query(quick: bool, scratch: Path | None, sizes: list[int] | None) -> list[dict]:
@@ -94,7 +113,7 @@ def _query(quick: bool, scratch: Path | None, sizes: list[int] | None) -> list[d
     engine = Blip2Engine(pair, name="blip2-real-size-random", query_dtype=torch.bfloat16)  # CPU default
     sizes = sizes or ([2_000] if quick else [10_000, 100_000, 1_000_000])
     return query.run(sizes, engine, queries=32, dim=256, probes=20 if quick else 100,
-                     scratch=scratch, log=lambda line: print(line, file=sys.stderr, flush=True))
+                     scratch=scratch, log=_log)
 
 
 def _query_summary(rows: list[dict], machine_hw: dict | None) -> dict:
