@@ -88,8 +88,8 @@ def _indexing(quick: bool, machine_hw: dict | None, default_dtype: str | None) -
 
 def _in_fresh_process(fn, *args, **kwargs):
     """Run a part in a child process set up as this one: the indexing part builds three
-    real-size models in turn, and the memory a process has held stays with it (runtime
-    keeps freed memory for reuse), so the next part starts from a clean process."""
+    real-size models in turn (15 GB each at float32), and the next part should not start in
+    a process whose heap they fragmented."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         return pool.submit(_configured, fn, *args, **kwargs).result()
