@@ -183,7 +183,8 @@ class Collection:
         shape = (info.queries, info.dim)
         if index.kind == "compressed":
             stride = max(1, total // TRAINING_SAMPLE)
-            sample = [v[::stride] for _, v in self.catalog.iter_vectors(shape, chunk=stride * 256)]
+            # copies: a strided view would keep each whole chunk (1 GB at a million images) alive
+            sample = [v[::stride].copy() for _, v in self.catalog.iter_vectors(shape, chunk=stride * 256)]
             if sample:
                 index.train(np.concatenate(sample), population=total)
         for ids, vectors in self.catalog.iter_vectors(shape):
