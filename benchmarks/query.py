@@ -41,6 +41,7 @@ class Data:
     queries: int
     dim: int
     seed: int = 0
+    clusters: int = CLUSTERS
 
     def chunks(self) -> Iterator[np.ndarray]:
         """(n, Q, D) float32 unit vectors, already rounded to float16 as the catalog stores them."""
@@ -51,7 +52,7 @@ class Data:
             size = min(CHUNK, self.count - start)
             noise = torch.randn((size, self.queries, self.dim), generator=noise_source)
             if self.kind == "clustered":
-                noise = centres[rng.integers(0, CLUSTERS, size)][:, None, :] + noise * self._sigma
+                noise = centres[rng.integers(0, self.clusters, size)][:, None, :] + noise * self._sigma
             yield torch.nn.functional.normalize(noise, dim=-1).half().float().numpy()
 
     def probes(self, count: int) -> np.ndarray:
@@ -59,12 +60,12 @@ class Data:
         centres = self._centres(np.random.default_rng(self.seed))  # the data's own centres
         noise = rng.standard_normal((count, self.dim), dtype=np.float32)
         if self.kind == "clustered":
-            noise = centres[rng.integers(0, CLUSTERS, count)] + noise * self._sigma
+            noise = centres[rng.integers(0, self.clusters, count)] + noise * self._sigma
         return _unit(noise)
 
     def _centres(self, rng: np.random.Generator) -> np.ndarray:
         """The cluster centres: the first draw of the data's generator."""
-        return _unit(rng.standard_normal((CLUSTERS, self.dim), dtype=np.float32))
+        return _unit(rng.standard_normal((self.clusters, self.dim), dtype=np.float32))
 
     @property
     def _sigma(self) -> float:
