@@ -167,8 +167,7 @@ class Catalog:
         wanted = [int(i) for i in ids]
         found: dict[int, bytes] = {}
         with Session(self._engine) as session:
-            for start in range(0, len(wanted), 900):  # under SQLite's bound-parameter limit
-                part = wanted[start : start + 900]
+            for part in _chunks(wanted):
                 found.update(session.execute(
                     select(VectorRow.image_id, VectorRow.data).where(VectorRow.image_id.in_(part))).all())
         present = [i for i in wanted if i in found]

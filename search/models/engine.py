@@ -113,8 +113,8 @@ class Blip2Engine:
 
     @classmethod
     def from_settings(cls, settings: Settings, model: str) -> Blip2Engine:
-        """What the CLI and the server run: the process's threads and memory set up for
-        inference (`runtime.configure`), then `load` with the settings' device and precisions."""
+        """What the CLI and the server run: the process's threads set up for inference
+        (`runtime.configure`), then `load` with the settings' device and precisions."""
         runtime.configure(settings.threads)
         return cls.load(model, device=settings.device, dtype=settings.dtype, query_dtype=settings.query_dtype)
 
@@ -190,11 +190,8 @@ class Blip2Engine:
     @_model_work
     def caption_tokens(self, images: Images, decoding: generation.Decoding | None = None) -> torch.Tensor:
         """(B, new tokens): the caption ids before decoding to text, for precision checks."""
-        embeds = self._image_embeds(self.encode(images), "generation")
-        self.model_calls += 1
-        tokenizer = self._gen_processor.tokenizer
-        return generation.generate_ids(self._gen, tokenizer, embeds, [""] * len(embeds),
-                                       decoding or self.caption_decoding)
+        batch = self.encode(images)
+        return self._generate_ids(batch, [""] * len(batch), decoding or self.caption_decoding)
 
     def ask(self, image: Image.Image, question: str, history: Sequence[Turn] = ()) -> str:
         """Answer one question about one image; `history` holds the earlier turns of a chat."""
@@ -210,9 +207,14 @@ class Blip2Engine:
 
     @_model_work
     def _generate(self, batch: ImageBatch, prompts: list[str], decoding: generation.Decoding) -> list[str]:
+        return generation.texts(self._gen_processor.tokenizer, self._generate_ids(batch, prompts, decoding))
+
+    def _generate_ids(
+        self, batch: ImageBatch, prompts: list[str], decoding: generation.Decoding
+    ) -> torch.Tensor:
         embeds = self._image_embeds(batch, "generation")
         self.model_calls += 1
-        return generation.generate(self._gen, self._gen_processor.tokenizer, embeds, prompts, decoding)
+        return generation.generate_ids(self._gen, self._gen_processor.tokenizer, embeds, prompts, decoding)
 
     # -- internals ----------------------------------------------------------------------------
 

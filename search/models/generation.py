@@ -68,18 +68,6 @@ def prompt_tokens(
     return ids, mask
 
 
-def generate(
-    model: Blip2ForConditionalGeneration,
-    tokenizer: PreTrainedTokenizerBase,
-    image_embeds: torch.Tensor,
-    prompts: list[str],
-    decoding: Decoding,
-) -> list[str]:
-    """Decode one text per image; `image_embeds` is after this model's `post_layernorm`."""
-    new_tokens = generate_ids(model, tokenizer, image_embeds, prompts, decoding)
-    return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
-
-
 def generate_ids(
     model: Blip2ForConditionalGeneration,
     tokenizer: PreTrainedTokenizerBase,
@@ -87,7 +75,8 @@ def generate_ids(
     prompts: list[str],
     decoding: Decoding,
 ) -> torch.Tensor:
-    """(B, new tokens): the ids `generate` decodes, before the tokenizer turns them to text."""
+    """(B, new tokens): one answer's ids per image, without the prompt; `image_embeds` is
+    after this model's `post_layernorm`. `texts` turns them into strings."""
     batch = image_embeds.shape[0]
     ones = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
     query = model.query_tokens.expand(batch, -1, -1)
@@ -117,3 +106,7 @@ def generate_ids(
                           **decoding_kwargs(decoding))
         return out[:, ids.shape[1] :]  # generate returns prompt + answer
     return lm.generate(inputs_embeds=embeds, attention_mask=mask, **decoding_kwargs(decoding))
+
+
+def texts(tokenizer: PreTrainedTokenizerBase, new_tokens: torch.Tensor) -> list[str]:
+    return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
