@@ -7,6 +7,10 @@ fresh tensor that large is new pages from the kernel. Here each layer holds its 
 values in buffers of the final length, allocated once: a step writes its token in place,
 and a reorder gathers into a spare buffer of the same size, which then swaps in. The
 attention reads a view of the filled part.
+
+The layers share one spare pair: a reorder visits the layers in turn, and the buffers a
+layer gives up become the spare of the next, so the cache costs one layer more than its
+contents, not twice them (at 32 images, 5 beams and OPT-2.7b widths in float32: 5 GB, not 10).
 """
 
 from __future__ import annotations
@@ -15,15 +19,31 @@ import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
 
+class Spare:
+    """Key and value buffers lent to whichever layer reorders next."""
+
+    def __init__(self) -> None:
+        self.keys: torch.Tensor | None = None
+        self.values: torch.Tensor | None = None
+
+    def swap(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Take `keys` and `values` as the new spare; return the previous one (made to their
+        shape when there is none yet, or it does not fit)."""
+        if self.keys is None or self.keys.shape != keys.shape or self.keys.dtype != keys.dtype:
+            self.keys, self.values = torch.empty_like(keys), torch.empty_like(values)
+        (spare_keys, spare_values), (self.keys, self.values) = (self.keys, self.values), (keys, values)
+        return spare_keys, spare_values
+
+
 class PreallocatedLayer(DynamicLayer):
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int):
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int, spare: Spare | None = None):
         super().__init__()
         self.dtype, self.device = keys.dtype, keys.device
         self.is_initialized = True
         self._length = keys.shape[-2]
         shape = (*keys.shape[:-2], capacity, keys.shape[-1])
         self._keys, self._values = keys.new_empty(shape), values.new_empty(shape)
-        self._spare_keys, self._spare_values = keys.new_empty(shape), values.new_empty(shape)
+        self._spare = spare or Spare()
         self._keys[..., : self._length, :] = keys
         self._values[..., : self._length, :] = values
         self._expose()
@@ -40,10 +60,10 @@ class PreallocatedLayer(DynamicLayer):
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         beam_idx = beam_idx.to(self.device)
-        torch.index_select(self._keys, 0, beam_idx, out=self._spare_keys)
-        torch.index_select(self._values, 0, beam_idx, out=self._spare_values)
-        self._keys, self._spare_keys = self._spare_keys, self._keys
-        self._values, self._spare_values = self._spare_values, self._values
+        keys, values = self._spare.swap(self._keys, self._values)
+        torch.index_select(self._keys, 0, beam_idx, out=keys)
+        torch.index_select(self._values, 0, beam_idx, out=values)
+        self._keys, self._values = keys, values
         self._expose()
 
     def _expose(self) -> None:
@@ -53,9 +73,10 @@ class PreallocatedLayer(DynamicLayer):
 
 def preallocated(cache: DynamicCache, repeats: int, capacity: int) -> DynamicCache:
     """`cache` (a prompt's, one row per prompt) copied `repeats` times per row, as beam search
-    wants it, into layers with room for `capacity` positions."""
+    wants it, into layers with room for `capacity` positions and one shared spare."""
+    spare = Spare()
     for i, layer in enumerate(cache.layers):
         keys = layer.keys.repeat_interleave(repeats, dim=0)
         values = layer.values.repeat_interleave(repeats, dim=0)
-        cache.layers[i] = PreallocatedLayer(keys, values, capacity)
+        cache.layers[i] = PreallocatedLayer(keys, values, capacity, spare)
     return cache
