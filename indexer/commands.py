@@ -46,7 +46,7 @@ def caption(args: argparse.Namespace) -> int:
     engine = load_engine(settings)
     results: list[dict] = []
     errors: list[dict] = []
-    chunks = batched(args.paths, settings.batch_size)
+    chunks = batched(args.paths, settings.batch_size or engine.batch_size())
     for chunk in progress(chunks, total=len(args.paths), unit="image", args=args):
         opened = []
         for path in chunk:
@@ -116,7 +116,8 @@ def evaluate(args: argparse.Namespace) -> int:
 
     data = load_records(Path(args.folder), Path(args.records))
     engine = load_engine(settings)
-    report = run_eval(engine, data, rerank_top=args.rerank_top, batch_size=settings.batch_size,
+    report = run_eval(engine, data, rerank_top=args.rerank_top,
+                      batch_size=settings.batch_size or engine.batch_size(),
                       progress=lambda stage: None if args.json else warn(f"{stage}..."))
     report["model"] = engine.name
     emit(args, report, _report_lines(report))

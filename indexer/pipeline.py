@@ -13,7 +13,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ Progress = Callable[[int], None]
 @dataclass(frozen=True)
 class IndexOptions:
     captions: bool = True
-    batch_size: int = 8
+    batch_size: int | None = None  # None: the engine's `batch_size()`, sized to memory
     workers: int = 2  # decoding processes; 0 decodes in this process
     exclude: Sequence[str] = ()
 
@@ -57,6 +57,8 @@ def index_paths(
     """Bring the catalog and vector index up to date with `roots`. Raises before any change
     when a root is missing or holds no images. `progress(total)` returns a per-file callback."""
     collection.bind_model(ModelInfo(engine.name, engine.query_tokens, engine.dim))
+    if options.batch_size is None:
+        options = replace(options, batch_size=engine.batch_size())
     plans = [plan(collection.catalog, Path(root).expanduser().resolve(), options.exclude) for root in roots]
     summary = IndexSummary()
     calls_before = engine.model_calls

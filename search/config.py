@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     device: Device = "auto"
     dtype: DType = "auto"  # float16 on a GPU; bfloat16 on a CPU with bfloat16 instructions, else float32
     query_dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 text queries on CPU
-    batch_size: int = Field(default=8, ge=1, le=1024)
+    batch_size: int | None = Field(default=None, ge=1, le=1024)  # images a batch; None: sized to memory
     workers: int = Field(default=2, ge=0, le=64)  # image-decoding processes while indexing
     threads: int | None = Field(default=None, ge=1, le=1024)  # torch and FAISS threads; None: every core
 

@@ -28,3 +28,18 @@ def configure(threads: int | None = None) -> dict:
     torch.set_num_threads(threads)
     faiss.omp_set_num_threads(threads)
     return {"threads": threads}
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes this process could still allocate on `device`: free GPU memory, or the kernel's
+    MemAvailable (page cache that can be dropped included) on the CPU; 4 GiB where unknown."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
+import os
 
-from search.models import Question
+import numpy as np
+import torch
+
+from search import runtime
+from search.models import Question, generation
 from search.prompts import Turn, vqa_prompt
 
 from .test_search_parity import QUESTIONS, TEXTS
@@ -59,3 +63,20 @@ def test_a_chat_longer_than_the_model_keeps_the_question(engines, images):
         assert ids.shape[1] + ANSWER.max_new_tokens <= max_positions(model, tokenizer)
         tail = tokenizer.decode(ids[0], skip_special_tokens=True)
         assert tail.rstrip().endswith("what color is the circle? answer :")
+
+
+def test_batch_size_is_what_a_share_of_the_free_memory_holds(pair, monkeypatch):
+    engine = pair.engine
+    per_image = generation.memory_per_image(engine.models[1], engine.caption_decoding)
+    assert per_image > 0
+    monkeypatch.setattr(runtime, "free_memory", lambda device: 2 * 5 * per_image + 1)
+    assert engine.batch_size(share=0.5) == 5
+    monkeypatch.setattr(runtime, "free_memory", lambda device: 0)
+    assert engine.batch_size() == 1
+    monkeypatch.setattr(runtime, "free_memory", lambda device: 1 << 50)
+    assert engine.batch_size(most=12) == 12
+
+
+def test_free_memory_is_within_the_machine():
+    free = runtime.free_memory(torch.device("cpu"))
+    assert 0 < free <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

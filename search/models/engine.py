@@ -118,6 +118,15 @@ class Blip2Engine:
         runtime.configure(settings.threads)
         return cls.load(model, device=settings.device, dtype=settings.dtype, query_dtype=settings.query_dtype)
 
+    def batch_size(self, most: int = 32, share: float = 0.6) -> int:
+        """Images an indexing batch should hold: as many as `share` of the memory free now
+        takes for their captions' beam search (`generation.memory_per_image`), up to `most`.
+        Taller batches make the decoder's matmuls faster: at OPT-2.7b widths on 2 CPU cores
+        a float32 step ran at 80 GFLOP/s for 40 rows (8 images), 130 for 160 (32), and a
+        12-token caption took 4.87 s an image in batches of 8, 4.37 in 16, 3.72 in 24."""
+        per_image = generation.memory_per_image(self._gen, self.caption_decoding)
+        return max(1, min(most, int(runtime.free_memory(self.device) * share) // per_image))
+
     @property
     def models(self) -> tuple[torch.nn.Module, torch.nn.Module]:
         """(retrieval, generation) HF models, for inspection and benchmarks."""
