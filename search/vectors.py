@@ -7,7 +7,7 @@ Each image contributes Q rows with FAISS id `image_id * Q + q`. Two kinds:
   every row scoring above the k-th image's best row belongs to one of the k-1 images ranked
   above it (at most Q rows each) or to that image itself. Ties at the boundary are resolved
   by a range search.
-- `compressed`: product-quantised rows (PQ fast-scan, 4 bits per code, dim/8 codes), a
+- `compressed`: product-quantised rows (IVF-PQ fast-scan, 4 bits per code, dim/8 codes), a
   first stage whose candidates are re-scored exactly from the stored vectors, which the
   caller supplies (`fetch`, from the catalog). See `compressed`.
 
@@ -50,9 +50,8 @@ class VectorIndex:
         self.fetch = fetch  # the compressed kind re-scores its candidates from these vectors
         self.trained_on = 0  # images the compressed kind's training sample was drawn from
         # IndexIDMap2 keeps a reverse map (about 50 bytes a row) for reconstruct, which only
-        # the exact kind needs; the compressed kind stays at codes plus 8 bytes a row
-        self._index = (faiss.IndexIDMap2(_flat(dim)) if kind == "exact"
-                       else faiss.IndexIDMap(compressed.quantiser(dim)))
+        # the exact kind needs; the compressed kind's inverted lists hold codes and 8-byte ids
+        self._index = faiss.IndexIDMap2(_flat(dim)) if kind == "exact" else compressed.quantiser(dim)
 
     @property
     def ntotal(self) -> int:
@@ -70,8 +69,7 @@ class VectorIndex:
         self.remove(image_ids)
         rows = np.ascontiguousarray(vectors.reshape(-1, self.dim), dtype=np.float32)
         if not self._index.is_trained:
-            self._index.train(_enough(rows))
-            self.trained_on = len(image_ids)
+            self.train(vectors)
         self._index.add_with_ids(rows, self._row_ids(image_ids))
 
     @property
@@ -83,8 +81,9 @@ class VectorIndex:
         """Train an empty compressed index's quantiser on (n, Q, D) sample vectors, drawn
         evenly from `population` images (default: the sample is all of them)."""
         if self.kind == "compressed":
-            self._index.train(_enough(np.ascontiguousarray(sample.reshape(-1, self.dim), dtype=np.float32)))
             self.trained_on = population or len(sample)
+            self._index = compressed.quantiser(self.dim, self.trained_on * self.queries)
+            self._index.train(_enough(np.ascontiguousarray(sample.reshape(-1, self.dim), dtype=np.float32)))
 
     def remove(self, image_ids: np.ndarray) -> None:
         image_ids = np.asarray(image_ids, dtype=np.int64)

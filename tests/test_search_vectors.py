@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from search import compressed
 from search.errors import SearchError
 from search.vectors import SnapshotError, VectorIndex
 
@@ -175,8 +176,11 @@ def test_compressed_deletes_filters_and_snapshots(tmp_path, data):
         loaded.all_vectors()
 
 
-def test_compressed_recall_against_exact_on_clustered_vectors():
-    """5,000 images in 100 clusters, 32 dimensions: far more images than candidates."""
+@pytest.mark.parametrize("rows_per_list", [compressed.ROWS_PER_LIST, 2])
+def test_compressed_recall_against_exact_on_clustered_vectors(monkeypatch, rows_per_list):
+    """5,000 images in 100 clusters, 32 dimensions: far more images than candidates; at the
+    default sizing 8 inverted lists, all probed; with 2 rows a list, 64 lists, 8 probed."""
+    monkeypatch.setattr(compressed, "ROWS_PER_LIST", rows_per_list)
     rng = np.random.default_rng(7)
     n, dim, queries = 5000, 32, 4
     centres = _unit(rng.normal(size=(100, dim)))
@@ -205,3 +209,11 @@ def test_a_compressed_index_of_one_image_works(data):
     ids, vectors, texts = data
     index = _compressed(ids[:1], vectors[:1])  # 4 rows: fewer than the quantiser's 16 centroids
     assert [i for i, _ in index.search(texts[:1], 5)[0]] == [int(ids[0])]
+
+
+def test_first_stage_sizing():
+    assert [compressed.lists_for(rows) for rows in (4, 20_000, 32 * 20_000, 32 * 10**6, 32 * 10**7)] == [
+        1, 8, 64, 256, 1024]
+    assert [compressed.quantiser(8, rows).nprobe for rows in (4, 32 * 10**6, 32 * 10**7)] == [1, 16, 64]
+    assert [compressed.candidates_per_hit(images) for images in (10, 100_000, 10**6, 10**7)] == [
+        32, 32, 125, 256]
