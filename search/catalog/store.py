@@ -171,8 +171,7 @@ class Catalog:
                 found.update(session.execute(
                     select(VectorRow.image_id, VectorRow.data).where(VectorRow.image_id.in_(part))).all())
         present = [i for i in wanted if i in found]
-        vectors = np.stack([_decode(found[i], shape) for i in present]) if present else np.zeros((0, *shape))
-        return np.array(present, dtype=np.int64), vectors.astype(np.float32)
+        return np.array(present, dtype=np.int64), _decode_many([found[i] for i in present], shape)
 
     def iter_vectors(
         self, shape: tuple[int, int], chunk: int = 2048
@@ -188,7 +187,7 @@ class Catalog:
             if not rows:
                 return
             ids = np.array([r[0] for r in rows], dtype=np.int64)
-            yield ids, np.stack([_decode(r[1], shape) for r in rows])
+            yield ids, _decode_many([r[1] for r in rows], shape)
             last = int(ids[-1])
 
     def filter_ids(
@@ -315,3 +314,9 @@ def _encode(vectors: np.ndarray) -> bytes:
 
 def _decode(data: bytes, shape: tuple[int, int]) -> np.ndarray:
     return np.frombuffer(data, dtype=np.float16).reshape(shape).astype(np.float32)
+
+
+def _decode_many(blobs: list[bytes], shape: tuple[int, int]) -> np.ndarray:
+    """(n, *shape) float32 from n blobs, converted in one pass (a query re-scoring 1,250
+    candidates decodes 10 million values; per blob, numpy's overhead doubled that time)."""
+    return np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(-1, *shape).astype(np.float32)
