@@ -62,6 +62,17 @@ def test_a_large_mixed_batch_is_written_in_order(catalog):
     assert catalog.caption_search("last", 5) == [ids[3]]
 
 
+@pytest.mark.parametrize("count", [5, 1300])  # 1,300: read on several connections at once
+def test_vectors_many_in_id_order_without_missing_ids(catalog, count):
+    rng = np.random.default_rng(count)
+    vectors = rng.normal(size=(count, *SHAPE)).astype(np.float16).astype(np.float32)
+    ids = np.array(catalog.write([_image(f"/r/{i}.jpg", vectors=vectors[i]) for i in range(count)]))
+    asked = np.concatenate([rng.permutation(ids), ids[:2], [ids.max() + 7]])  # twice, and missing
+    found, got = catalog.vectors_many(asked, SHAPE)
+    assert found.tolist() == sorted(ids.tolist())
+    np.testing.assert_array_equal(got, vectors[np.searchsorted(ids, found)])
+
+
 def test_failed_rows_have_no_vectors(catalog):
     [image_id] = catalog.write([_image("/r/bad.jpg", status="failed", error="not an image", vectors=None)])
     assert catalog.vectors(image_id, SHAPE) is None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,61 +19,13 @@ from alembic.config import Config
 from sqlalchemy import Engine, and_, create_engine, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from .blobs import READERS, chunks, decode, decode_many, encode, read_many
+from .records import ImageRecord, NewImage, record
 from .schema import ImageRow, MetaRow, VectorRow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 FILENAME = "catalog.db"
-
-
-@dataclass(frozen=True)
-class ImageRecord:
-    id: int
-    path: str
-    root: str
-    content_hash: str
-    size: int
-    mtime: float
-    width: int | None
-    height: int | None
-    taken_at: datetime | None
-    caption: str | None
-    status: str
-    error: str | None
-    indexed_at: datetime
-
-    def to_json(self) -> dict:
-        """The `image` shape of the public contract."""
-        return {
-            "id": self.id, "path": self.path, "caption": self.caption, "width": self.width,
-            "height": self.height, "taken_at": _iso(self.taken_at), "indexed_at": _iso(self.indexed_at),
-            "status": self.status, "error": self.error,
-        }
-
-
-@dataclass
-class NewImage:
-    """A file's row to write; `vectors` is (Q, D) for a readable image, None for a failed one."""
-
-    path: str
-    root: str
-    content_hash: str
-    size: int
-    mtime: float
-    width: int | None = None
-    height: int | None = None
-    taken_at: datetime | None = None
-    caption: str | None = None
-    status: str = "ok"
-    error: str | None = None
-    vectors: np.ndarray | None = None
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def _record(row: ImageRow) -> ImageRecord:
-    return ImageRecord(**{f.name: getattr(row, f.name) for f in fields(ImageRecord)})
+PARALLEL_READ = 256  # vectors asked for at once from which reads run on several connections
 
 
 def database_url(index_dir: Path, override: str | None = None) -> str:
@@ -92,11 +44,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 class Catalog:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._pool: ThreadPoolExecutor | None = None  # readers of many vectors, made on first use
 
     @classmethod
     def open(cls, url: str) -> Catalog:
         """Connect and migrate the schema to the newest version."""
-        engine = create_engine(url)
+        engine = create_engine(url, pool_size=READERS + 4)  # parallel vector reads, and the rest
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         config = Config()
@@ -107,7 +60,14 @@ class Catalog:
         return cls(engine)
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
         self._engine.dispose()
+
+    def _readers(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(READERS, thread_name_prefix="catalog-read")
+        return self._pool
 
     # -- facts about the index ----------------------------------------------------------------
 
@@ -129,18 +89,18 @@ class Catalog:
     def get(self, image_id: int) -> ImageRecord | None:
         with Session(self._engine) as session:
             row = session.get(ImageRow, image_id)
-            return _record(row) if row else None
+            return record(row) if row else None
 
     def get_many(self, ids: Iterable[int]) -> dict[int, ImageRecord]:
         ids = list(ids)
         with Session(self._engine) as session:
             rows = session.scalars(select(ImageRow).where(ImageRow.id.in_(ids))) if ids else []
-            return {row.id: _record(row) for row in rows}
+            return {row.id: record(row) for row in rows}
 
     def record_for_path(self, path: str) -> ImageRecord | None:
         with Session(self._engine) as session:
             row = session.scalar(select(ImageRow).where(ImageRow.path == path))
-            return _record(row) if row else None
+            return record(row) if row else None
 
     def records_under(self, root: str) -> dict[str, ImageRecord]:
         """Rows whose path lies under the folder `root` (whatever root they were indexed from)."""
@@ -148,30 +108,36 @@ class Catalog:
         with Session(self._engine) as session:
             under = func.substr(ImageRow.path, 1, len(prefix)) == prefix
             rows = session.scalars(select(ImageRow).where(under))
-            return {row.path: _record(row) for row in rows}
+            return {row.path: record(row) for row in rows}
 
     def records_with_hash(self, content_hash: str) -> list[ImageRecord]:
         with Session(self._engine) as session:
             rows = session.scalars(
                 select(ImageRow).where(ImageRow.content_hash == content_hash, ImageRow.status == "ok")
             )
-            return [_record(row) for row in rows]
+            return [record(row) for row in rows]
 
     def vectors(self, image_id: int, shape: tuple[int, int]) -> np.ndarray | None:
         with Session(self._engine) as session:
             row = session.get(VectorRow, image_id)
-            return _decode(row.data, shape) if row else None
+            return decode(row.data, shape) if row else None
 
     def vectors_many(self, ids: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """(the ids that have vectors, in the order given; their (n, Q, D) float32 vectors)."""
-        wanted = [int(i) for i in ids]
-        found: dict[int, bytes] = {}
-        with Session(self._engine) as session:
-            for part in _chunks(wanted):
-                found.update(session.execute(
+        """(the ids that have vectors, ascending and once each; their (n, Q, D) float32 vectors)."""
+        wanted = sorted({int(i) for i in ids})  # in id order each reader takes one stretch of the file
+
+        def read(part: list[int]) -> tuple[list[int], np.ndarray]:
+            with Session(self._engine) as session:
+                found = dict(session.execute(
                     select(VectorRow.image_id, VectorRow.data).where(VectorRow.image_id.in_(part))).all())
-        present = [i for i in wanted if i in found]
-        return np.array(present, dtype=np.int64), _decode_many([found[i] for i in present], shape)
+            present = [i for i in part if i in found]
+            return present, decode_many([found[i] for i in present], shape)
+
+        parts = read_many(wanted, read, self._readers() if len(wanted) >= PARALLEL_READ else None)
+        if not parts:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, *shape), dtype=np.float32)
+        return (np.array([i for present, _ in parts for i in present], dtype=np.int64),
+                np.concatenate([vectors for _, vectors in parts]))
 
     def iter_vectors(
         self, shape: tuple[int, int], chunk: int = 2048
@@ -187,7 +153,7 @@ class Catalog:
             if not rows:
                 return
             ids = np.array([r[0] for r in rows], dtype=np.int64)
-            yield ids, _decode_many([r[1] for r in rows], shape)
+            yield ids, decode_many([r[1] for r in rows], shape)
             last = int(ids[-1])
 
     def filter_ids(
@@ -241,9 +207,9 @@ class Catalog:
                 ids |= {row["path"]: new_id for row, (new_id,) in zip(fresh, inserted, strict=True)}
             if replaced:
                 session.execute(update(ImageRow), replaced)
-                for chunk in _chunks([row["id"] for row in replaced]):
+                for chunk in chunks([row["id"] for row in replaced]):
                     session.execute(delete(VectorRow).where(VectorRow.image_id.in_(chunk)))
-            vectors = [{"image_id": ids[path], "data": _encode(image.vectors)}
+            vectors = [{"image_id": ids[path], "data": encode(image.vectors)}
                        for path, image in latest.items() if image.vectors is not None]
             if vectors:
                 session.execute(insert(VectorRow), vectors)
@@ -253,7 +219,7 @@ class Catalog:
     @staticmethod
     def _ids_by_path(session: Session, paths: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}
-        for chunk in _chunks(paths):
+        for chunk in chunks(paths):
             rows = session.execute(select(ImageRow.path, ImageRow.id).where(ImageRow.path.in_(chunk)))
             found |= dict(rows.all())
         return found
@@ -300,23 +266,3 @@ ROW_FIELDS = ("path", "root", "content_hash", "size", "mtime", "width", "height"
 
 def _row_values(image: NewImage, now: datetime) -> dict:
     return {name: getattr(image, name) for name in ROW_FIELDS} | {"indexed_at": now}
-
-
-def _chunks(items: list, size: int = 1000) -> Iterator[list]:
-    """Pieces small enough for any database's limit on bound parameters."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _encode(vectors: np.ndarray) -> bytes:
-    return np.ascontiguousarray(vectors, dtype=np.float16).tobytes()
-
-
-def _decode(data: bytes, shape: tuple[int, int]) -> np.ndarray:
-    return np.frombuffer(data, dtype=np.float16).reshape(shape).astype(np.float32)
-
-
-def _decode_many(blobs: list[bytes], shape: tuple[int, int]) -> np.ndarray:
-    """(n, *shape) float32 from n blobs, converted in one pass (a query re-scoring 1,250
-    candidates decodes 10 million values; per blob, numpy's overhead doubled that time)."""
-    return np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(-1, *shape).astype(np.float32)

@@ -1,0 +1,47 @@
+"""Vectors as the catalog stores them (float16 blobs), and reading many of them at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+READERS = 16  # connections reading one request's vectors at once
+
+
+def chunks(items: list, size: int = 1000) -> Iterator[list]:
+    """Pieces small enough for any database's limit on bound parameters."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def encode(vectors: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vectors, dtype=np.float16).tobytes()
+
+
+def decode(data: bytes, shape: tuple[int, int]) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.float16).reshape(shape).astype(np.float32)
+
+
+def decode_many(blobs: list[bytes], shape: tuple[int, int]) -> np.ndarray:
+    """(n, *shape) float32 from n blobs, converted in one pass (a query re-scoring 1,250
+    candidates decodes 10 million values; per blob, numpy's overhead doubled that time)."""
+    return np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(-1, *shape).astype(np.float32)
+
+
+def read_many(ids: list[int], read: Callable[[list[int]], T], pool: ThreadPoolExecutor | None) -> list[T]:
+    """`read(part)` for each of `ids`' contiguous parts, in order, on `pool`'s threads when given.
+
+    A compressed index re-scores about 1,000 candidates a query at a million images, one
+    random read each where the catalog is not in the page cache; one connection waits for
+    them one at a time (1,280 rows: about 600 ms from this machine's disk), several keep it
+    busy (470 ms with 4, 325 with 16). SQLite releases the GIL while it reads, and numpy
+    while it converts, so each part is decoded on its thread too.
+    """
+    if pool is None:
+        return [read(part) for part in chunks(ids)]
+    split = np.array_split(np.array(ids, dtype=np.int64), min(READERS, len(ids)))
+    return list(pool.map(read, [piece.tolist() for piece in split if len(piece)]))
