@@ -39,9 +39,10 @@ class Run:
     images: int
     seconds: float
     encoder_passes: int
+    batch_size: int = 1
 
     def to_json(self) -> dict:
-        return {"images": self.images, "seconds": round(self.seconds, 2),
+        return {"images": self.images, "batch_size": self.batch_size, "seconds": round(self.seconds, 2),
                 "images_per_second": round(self.images / self.seconds, 4),
                 "encoder_passes_per_image": self.encoder_passes / self.images}
 
@@ -87,20 +88,23 @@ def plain_loop(pair: LoadedPair, paths: list[Path], decoding: generation.Decodin
     return Run(len(paths), seconds, counter.images)
 
 
-def product(engine: Blip2Engine, pair: LoadedPair, folder: Path, batch_size: int) -> Run:
+def product(engine: Blip2Engine, pair: LoadedPair, folder: Path) -> Run:
+    """`index_paths` with the CLI's defaults: the batch is the engine's, sized to the memory
+    free once the models are loaded (asked here too, to report it)."""
     from indexer.pipeline import IndexOptions, index_paths  # the CLI's own indexer
 
+    batch_size = engine.batch_size()
     counter = PassCounter(pair)
     with tempfile.TemporaryDirectory() as index:
         collection = Collection.open(Path(index), create=True)
         try:
             started = time.perf_counter()
-            summary = index_paths(collection, engine, [folder], IndexOptions(batch_size=batch_size))
+            summary = index_paths(collection, engine, [folder], IndexOptions())
             seconds = time.perf_counter() - started
         finally:
             collection.close()
     counter.close()
-    return Run(summary.added, seconds, counter.images)
+    return Run(summary.added, seconds, counter.images, batch_size)
 
 
 @dataclass
@@ -182,19 +186,19 @@ def stage_figures(out: Outputs, count: int, depth: realsize.Depth, peak: float |
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "int8": torch.float32}  # int8: from float32
 
 
-def run(depth: realsize.Depth, *, plain_images: int, product_images: int, batch_size: int,
+def run(depth: realsize.Depth, *, plain_images: int, product_images: int, stage_batch: int,
         new_tokens: int, peaks: dict[str, float], default_dtype: str, agreement_images: int = 64,
         log=print) -> dict:
     """Every figure of the indexing part, in one process. `peaks`: same-run matmul FLOP/s per
     dtype name."""
     decoding = generation.Decoding(num_beams=5, max_new_tokens=new_tokens, min_new_tokens=new_tokens)
     report: dict = {"depth": depth.__dict__, "full_depth": depth.full, "new_tokens": new_tokens,
-                    "num_beams": decoding.num_beams, "batch_size": batch_size,
+                    "num_beams": decoding.num_beams, "stage_batch": stage_batch,
                     "default_dtype": default_dtype}
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         paths = images(folder, product_images)
-        batch = [Image.open(p).convert("RGB") for p in paths[:batch_size]]
+        batch = [Image.open(p).convert("RGB") for p in paths[:stage_batch]]
         results: dict[str, Outputs] = {}
         for name in ("float32", "bfloat16", "int8"):
             pair = realsize.build(depth, dtype=DTYPES[name])
@@ -203,7 +207,7 @@ def run(depth: realsize.Depth, *, plain_images: int, product_images: int, batch_
             if name in ("float32", default_dtype):
                 report[f"plain_{name}"] = plain_loop(pair, paths[:plain_images], decoding).to_json()
                 log(f"plain loop, {name}: {report[f'plain_{name}']}")
-                side = product(engine, pair, folder, batch_size)
+                side = product(engine, pair, folder)
                 report[f"product_{name}"] = side.to_json()
                 log(f"product, {name}: {report[f'product_{name}']}")
             results[name] = outputs(engine, batch, decoding)

@@ -73,15 +73,16 @@ INDEXING_KEYS = ("index_speedup_same_precision", "index_speedup_default", "encod
 
 
 def _indexing(quick: bool, machine_hw: dict | None, default_dtype: str | None) -> dict:
-    """Full: the real depths, 2 images through the plain loop and 16 through the product (two
-    batches of 8), 12 new tokens with 5 beams. Quick: 2 layers of each stack, 3 tokens."""
+    """Full: the real depths, 2 images through the plain loop and 48 through the product (in
+    batches sized to memory, as the CLI's), 12 new tokens with 5 beams; the stage figures on a
+    batch of 8. Quick: 2 layers of each stack, 3 tokens."""
     from search.models.loading import default_dtype as product_default
 
     peaks = (machine_hw or _hardware(quick))["matmul_peak_gflops"]
     depth = realsize.Depth(vision=2, qformer=2, language=2) if quick else realsize.Depth()
     return _in_fresh_process(
-        indexing.run, depth, plain_images=1 if quick else 2, product_images=4 if quick else 16,
-        batch_size=4 if quick else 8, new_tokens=3 if quick else 12,
+        indexing.run, depth, plain_images=1 if quick else 2, product_images=4 if quick else 48,
+        stage_batch=4 if quick else 8, new_tokens=3 if quick else 12,
         peaks={name: gflops * 1e9 for name, gflops in peaks.items()},
         default_dtype=default_dtype or product_default("cpu"), agreement_images=8 if quick else 64, log=_log)
 
