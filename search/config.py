@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError, InputError
@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(default=20, gt=0)
     cors_origins: list[str] = []  # e.g. BLIP2_SEARCH_CORS_ORIGINS='["http://localhost:3000"]'
     queue_size: int = Field(default=8, ge=1, le=1024)  # model requests waiting before a 503
+
+    @field_validator("model", "database_url", "api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`BLIP2_SEARCH_API_KEY=` (set, but empty, as compose passes an unset variable) means
+        no key, not a key that is the empty string."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     def model_for(self, indexed: str | None) -> str:
         """The model to load: the flag, else the one that built the index, else the default.
