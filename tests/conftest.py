@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,14 +123,15 @@ def write_corpus(folder: Path, count: int, seed: int = 0, side: int = 32) -> lis
 
 @pytest.fixture
 def indexer(engines, tmp_path):
-    """index(*roots, **options) -> summary, on a fresh collection in tmp_path/index."""
+    """index(*roots, url=None, **options) -> summary, on a fresh collection in tmp_path/index
+    (its catalog at the database `url` when given)."""
     from indexer.pipeline import IndexOptions, index_paths
     from search.collection import Collection
 
     opened = []
 
-    def run(*roots, engine=None, **options):
-        collection = Collection.open(tmp_path / "index", create=True)
+    def run(*roots, engine=None, url=None, **options):
+        collection = Collection.open(tmp_path / "index", create=True, url=url)
         opened.append(collection)
         options.setdefault("workers", 0)
         summary = index_paths(collection, engine or engines["opt"], roots, IndexOptions(**options))
@@ -155,3 +158,50 @@ def served_index(tmp_path_factory, tiny_dirs) -> dict:
     collection.close()
     settings = load_settings(index=root / "index", model=str(tiny_dirs["opt"]), workers=0, device="cpu")
     return {"root": root, "settings": settings}
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A PostgreSQL URL to create databases from: BLIP2_SEARCH_TEST_POSTGRES_URL (set by
+    .ci/run), else a throwaway server started here (tests/postgres.py)."""
+    import postgres
+    from needs import missing
+
+    given = os.environ.get(postgres.ENV)
+    if given:
+        yield given
+        return
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        missing("the psycopg driver")
+    if postgres.binaries() is None:
+        missing("a PostgreSQL server (Debian: postgresql)")
+    folder = Path("/tmp") / f"blip2-pg-{os.getpid()}"  # a Unix socket path must stay short
+    try:
+        yield postgres.start(folder)
+    finally:
+        postgres.stop(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request, tmp_path):
+    """A fresh, empty catalog database of each kind: a file in tmp_path, or a new PostgreSQL
+    database dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalog.db'}"
+        return
+    from sqlalchemy import create_engine, make_url, text
+
+    server = make_url(request.getfixturevalue("postgres_server"))
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -11,6 +11,7 @@ import time
 import urllib.request
 
 import pytest
+from needs import missing
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
@@ -18,11 +19,8 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
 
 
 def _need(condition: bool, what: str) -> None:
-    """Under CI a missing component fails the test; elsewhere it skips it."""
     if not condition:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{what} is missing (CI installs it: see .ci/run)")
-        pytest.skip(f"{what} is missing")
+        missing(what)
 
 
 def _free_port() -> int:

@@ -16,13 +16,15 @@ from .conftest import write_corpus
 
 
 @pytest.fixture
-def searcher(indexer, engines, tmp_path):
+def searcher(indexer, engines, tmp_path, catalog_url):
+    """Every test here runs with its catalog on SQLite and on PostgreSQL."""
     write_corpus(tmp_path / "photos" / "a", 8, seed=1)
     write_corpus(tmp_path / "photos" / "b", 8, seed=2)
     for i, path in enumerate(sorted((tmp_path / "photos" / "a").iterdir())):
         stamp = datetime(2020, 1, 1 + i).timestamp()
         os.utime(path, (stamp, stamp))
-    _, collection = indexer(tmp_path / "photos")
+    url = None if catalog_url.startswith("sqlite") else catalog_url  # SQLite: the index folder's own
+    _, collection = indexer(tmp_path / "photos", url=url)
     return Searcher(collection, engines["opt"])
 
 

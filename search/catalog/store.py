@@ -25,6 +25,11 @@ from .schema import ImageRow, MetaRow, VectorRow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 FILENAME = "catalog.db"
+CAPTION_SEARCH = {  # `:match` is the words joined by OR, in each backend's syntax
+    "sqlite": "SELECT rowid FROM images_fts WHERE images_fts MATCH :match ORDER BY rank, rowid LIMIT :limit",
+    "postgresql": "SELECT id FROM images, to_tsquery('simple', :match) AS q WHERE caption_terms @@ q "
+                  "ORDER BY ts_rank(caption_terms, q) DESC, id LIMIT :limit",
+}
 PARALLEL_READ = 256  # vectors asked for at once from which reads run on several connections
 
 
@@ -168,18 +173,23 @@ class Catalog:
         if before:
             conditions.append(_date_condition(before, "<"))
         with Session(self._engine) as session:
-            ids = session.scalars(select(ImageRow.id).where(and_(*conditions))).all()
+            ids = session.scalars(select(ImageRow.id).where(and_(*conditions)).order_by(ImageRow.id)).all()
         return np.array(ids, dtype=np.int64)
 
     def caption_search(self, query: str, limit: int) -> list[int]:
-        """Ids ranked by full-text match of the caption (BM25); user text cannot break the query."""
+        """Ids whose caption holds any word of `query`, best first: BM25 on SQLite (FTS5),
+        `ts_rank` on PostgreSQL (migration 0002), ties by id. User text cannot break the
+        query: only its words (`\\w+`) reach it, each quoted for FTS5, and `\\w` holds no
+        tsquery operator."""
         terms = re.findall(r"\w+", query.lower())
-        if not terms or self._engine.dialect.name != "sqlite":
+        dialect = self._engine.dialect.name
+        if not terms or dialect not in CAPTION_SEARCH:
             return []
-        match = " OR ".join(f'"{term}"' for term in terms)  # quoted: no FTS5 operator survives
-        sql = text("SELECT rowid FROM images_fts WHERE images_fts MATCH :match ORDER BY rank LIMIT :limit")
+        match = (" OR ".join(f'"{term}"' for term in terms) if dialect == "sqlite"
+                 else " | ".join(terms))
         with self._engine.connect() as connection:
-            return [row[0] for row in connection.execute(sql, {"match": match, "limit": limit})]
+            rows = connection.execute(text(CAPTION_SEARCH[dialect]), {"match": match, "limit": limit})
+            return [row[0] for row in rows]
 
     def stats(self) -> dict[str, int]:
         with Session(self._engine) as session:
@@ -253,7 +263,7 @@ def _date_condition(bound: datetime, op: str):
 
 
 def _bump_generation(session: Session) -> None:
-    row = session.get(MetaRow, "generation")
+    row = session.get(MetaRow, "generation", with_for_update=True)  # no lost update on PostgreSQL
     if row is None:
         session.add(MetaRow(key="generation", value="1"))
     else:
