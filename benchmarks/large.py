@@ -13,8 +13,6 @@ probes; the resident memory the opened shards take, in a fresh process.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +23,7 @@ from search.catalog import Catalog, database_url
 from search.collection import TRAINING_SAMPLE
 from search.shards import ShardedIndex, build
 
-from .query import QUERIES, Data, _ms
+from .query import QUERIES, Data, _ms, fresh_process_ram
 from .query import build as write_catalog
 
 
@@ -74,22 +72,6 @@ def run(engine, *, images: int = 312_500, images_per_shard: int = 78_125, probes
         shutil.rmtree(folder, ignore_errors=True)
 
 
-_RAM_PROBE = """
-import sys
-from search.shards import ShardedIndex
-
-def rss():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-
-before = rss()
-index = ShardedIndex.open(__import__("pathlib").Path(sys.argv[1]), 32, 256, None)
-print(rss() - before)
-"""
-
-
 def _shards_ram(folder: Path) -> int:
-    out = subprocess.run([sys.executable, "-c", _RAM_PROBE, str(folder)], check=True,
-                         capture_output=True, text=True)
-    return int(out.stdout.split()[-1])
+    return fresh_process_ram("from pathlib import Path\nfrom search.shards import ShardedIndex\n"
+                             "index = ShardedIndex.open(Path(sys.argv[1]), 32, 256, None)", folder)

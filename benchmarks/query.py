@@ -197,7 +197,6 @@ def _ms(seconds: float) -> float:
 
 _RAM_PROBE = """
 import sys
-from search.collection import Collection
 
 def rss():
     for line in open("/proc/self/status"):
@@ -205,14 +204,21 @@ def rss():
             return int(line.split()[1]) * 1024
 
 before = rss()
-collection = Collection.open(sys.argv[1])
+{opening}
 print(rss() - before)
 """
 
 
-def _index_ram(folder: Path) -> int:
-    """Resident memory that opening the collection (catalog connection and vector index)
-    adds, measured in a fresh process so that nothing freed earlier is reused."""
-    out = subprocess.run([sys.executable, "-c", _RAM_PROBE, str(folder)], check=True,
-                         capture_output=True, text=True)
+def fresh_process_ram(opening: str, folder: Path) -> int:
+    """Resident memory that the statements `opening` add (they read the folder from
+    sys.argv[1]), measured in a fresh process so that nothing freed earlier is reused."""
+    code = _RAM_PROBE.replace("{opening}", opening)
+    out = subprocess.run([sys.executable, "-c", code, str(folder)], check=True, capture_output=True,
+                         text=True)
     return int(out.stdout.split()[-1])
+
+
+def _index_ram(folder: Path) -> int:
+    """What opening the collection (catalog connection and vector index) adds."""
+    return fresh_process_ram("from search.collection import Collection\n"
+                             "collection = Collection.open(sys.argv[1])", folder)
