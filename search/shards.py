@@ -5,13 +5,11 @@ sample of the vectors. Shards are then filled one at a time from a stream of (im
 vectors), each written to its own file (`shard-0000.faiss`, ...) and dropped, so a build
 holds one shard's codes in memory, never the whole index. Every shard is a copy of the
 same trained index, so their codes and scores are comparable. Searching opens the shards
-under one `faiss.IndexShards`, which asks each and merges their best rows by score; that
-is the compressed kind's first stage, and `compressed.search` re-scores its candidates
-exactly from the stored vectors, as for a single index.
-
-The shards are asked one after the other, each on every core (`threaded=False`): on a
-machine with few cores, a thread per shard would only split the same cores. A shard per
-process or per machine is the same merge over the network; it is not built here.
+as the `Parts` of one index, which asks each and merges their best rows by score (one query
+asks them on a thread each: FAISS itself would run it on one core); that is the compressed
+kind's first stage, and `compressed.search` re-scores its candidates exactly from the
+stored vectors, as for a single index. A shard per process or per machine is the same merge
+over the network; it is not built here.
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ import numpy as np
 
 from . import compressed
 from .errors import SearchError
+from .parts import Parts
 from .vectors import Fetch
 
 PATTERN = "shard-{:04d}.faiss"
@@ -67,10 +66,7 @@ class ShardedIndex:
         if not shards:
             raise SearchError("no index shards to search")
         self.queries, self.dim, self.fetch = queries, dim, fetch
-        self._shards = shards  # IndexShards does not own them: these references keep them alive
-        self._index = faiss.IndexShards(dim, False, False)  # one after the other; ids as stored
-        for shard in shards:
-            self._index.add_shard(shard)
+        self._index = Parts(shards)
 
     @classmethod
     def open(cls, folder: Path, queries: int, dim: int, fetch: Fetch) -> ShardedIndex:
@@ -79,7 +75,7 @@ class ShardedIndex:
 
     @property
     def ntotal(self) -> int:
-        return sum(shard.ntotal for shard in self._shards)
+        return self._index.ntotal
 
     def __len__(self) -> int:
         return self.ntotal // self.queries

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import compressed
 from .errors import SearchError
+from .parts import Parts
 
 MAGIC = b"BLIP2IDX1\n"
 
@@ -51,7 +52,8 @@ class VectorIndex:
         self.trained_on = 0  # images the compressed kind's training sample was drawn from
         # IndexIDMap2 keeps a reverse map (about 50 bytes a row) for reconstruct, which only
         # the exact kind needs; the compressed kind's inverted lists hold codes and 8-byte ids
-        self._index = faiss.IndexIDMap2(_flat(dim)) if kind == "exact" else compressed.quantiser(dim)
+        template = faiss.IndexIDMap2(_flat(dim)) if kind == "exact" else compressed.quantiser(dim)
+        self._index = Parts.copies(template)  # one part per thread: see `parts`
 
     @property
     def ntotal(self) -> int:
@@ -82,7 +84,7 @@ class VectorIndex:
         evenly from `population` images (default: the sample is all of them)."""
         if self.kind == "compressed":
             self.trained_on = population or len(sample)
-            self._index = compressed.quantiser(self.dim, self.trained_on * self.queries)
+            self._index = Parts.copies(compressed.quantiser(self.dim, self.trained_on * self.queries))
             self._index.train(_enough(np.ascontiguousarray(sample.reshape(-1, self.dim), dtype=np.float32)))
 
     def remove(self, image_ids: np.ndarray) -> None:
@@ -99,17 +101,17 @@ class VectorIndex:
             return [[] for _ in text_vecs]
         if self.kind == "compressed":
             return compressed.search(self, text_vecs, k, allowed)
-        params = None
+        selector = None
         available = self.ntotal
         if allowed is not None:
             allowed = np.asarray(allowed, dtype=np.int64)
             if len(allowed) == 0:
                 return [[] for _ in text_vecs]
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(self._row_ids(allowed)))
+            selector = faiss.IDSelectorBatch(self._row_ids(allowed))
             available = min(available, len(allowed) * self.queries)
         rows = min(self.queries * k, available)
-        scores, ids = self._index.search(text_vecs, rows, params=params)
-        return [self._top_images(text_vecs[i], scores[i], ids[i], k, params) for i in range(len(text_vecs))]
+        scores, ids = self._index.search(text_vecs, rows, selector)
+        return [self._top_images(text_vecs[i], scores[i], ids[i], k, selector) for i in range(len(text_vecs))]
 
     def top_rows(self, text_vecs: np.ndarray, rows: int) -> np.ndarray:
         """(T, rows) FAISS row ids of the best-scoring rows per text, -1 past the end."""
@@ -125,18 +127,20 @@ class VectorIndex:
         """Yield (image ids (n,), vectors (n, Q, D)) in storage order, `chunk` images at a time;
         exact kind only (the compressed one holds codes, not vectors).
 
-        An image's Q rows are added together and removal keeps row order, so they stay adjacent.
+        An image's Q rows are added together, to one part, and removal keeps row order, so
+        they stay adjacent.
         """
         if self.kind != "exact":
             raise SearchError("a compressed index holds no vectors to iterate; read the catalog's")
-        row_ids = faiss.vector_to_array(self._index.id_map)
         step = chunk * self.queries
-        for start in range(0, self.ntotal, step):
-            count = min(step, self.ntotal - start)
-            rows = self._index.index.reconstruct_n(start, count)  # (count, D)
-            yield row_ids[start : start + count : self.queries] // self.queries, rows.reshape(
-                -1, self.queries, self.dim
-            )
+        for part in self._index.parts:
+            row_ids = faiss.vector_to_array(part.id_map)
+            for start in range(0, part.ntotal, step):
+                count = min(step, part.ntotal - start)
+                rows = part.index.reconstruct_n(start, count)  # (count, D)
+                yield row_ids[start : start + count : self.queries] // self.queries, rows.reshape(
+                    -1, self.queries, self.dim
+                )
 
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """(image ids (n,), vectors (n, Q, D)) in id order; a copy."""
@@ -152,10 +156,11 @@ class VectorIndex:
 
     def save(self, path: Path) -> None:
         """Write atomically: temp file, fsync, rename, fsync the folder."""
-        payload = faiss.serialize_index(self._index).tobytes()
+        payloads = self._index.serialize()
+        payload = b"".join(payloads)
         header = {
             "generation": self.generation, "queries": self.queries, "dim": self.dim, "kind": self.kind,
-            "trained_on": self.trained_on, "ntotal": self.ntotal,
+            "trained_on": self.trained_on, "ntotal": self.ntotal, "parts": [len(p) for p in payloads],
             "blake2b": hashlib.blake2b(payload, digest_size=16).hexdigest(),
         }
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -190,7 +195,9 @@ class VectorIndex:
         if (header["queries"], header["dim"]) != (queries, dim):
             raise SnapshotError("the vector snapshot holds vectors of another shape")
         index = cls(queries, dim, header.get("kind", "exact"), fetch)
-        index._index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
+        sizes = header.get("parts", [len(payload)])  # a snapshot from before parts: one
+        starts = np.cumsum([0, *sizes])
+        index._index = Parts.deserialize([payload[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)])
         index.generation, index.trained_on = int(header["generation"]), int(header.get("trained_on", 0))
         if index.ntotal != header["ntotal"]:
             raise SnapshotError("the vector snapshot does not hold the rows its header says")
@@ -201,7 +208,7 @@ class VectorIndex:
     def _row_ids(self, image_ids: np.ndarray) -> np.ndarray:
         return (image_ids[:, None] * self.queries + np.arange(self.queries)[None, :]).reshape(-1)
 
-    def _top_images(self, query, scores, row_ids, k, params) -> list[tuple[int, float]]:
+    def _top_images(self, query, scores, row_ids, k, selector) -> list[tuple[int, float]]:
         valid = row_ids >= 0
         scores, row_ids = scores[valid], row_ids[valid]
         best = _max_per_image(row_ids // self.queries, scores)
@@ -211,7 +218,7 @@ class VectorIndex:
                 # The k-th image ties with the last row fetched: rows of equal score may have
                 # been cut. Fetch every row at or above that score so ties are ordered by id.
                 radius = float(np.nextafter(np.float32(scores[-1]), np.float32(-np.inf)))
-                _, dist, labels = self._index.range_search(query[None, :], radius, params=params)
+                dist, labels = self._index.range_search(query[None, :], radius, selector)
                 best = _max_per_image(labels // self.queries, dist)
         ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))
         return [(int(image), float(score)) for image, score in ranked[:k]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pytest
 
@@ -217,3 +218,48 @@ def test_first_stage_sizing():
     assert [compressed.quantiser(8, rows).nprobe for rows in (4, 32 * 10**6, 32 * 10**7)] == [1, 16, 64]
     assert [compressed.candidates_per_hit(images) for images in (10, 100_000, 10**6, 10**7)] == [
         32, 32, 125, 256]
+
+
+@pytest.fixture
+def three_parts():
+    """Indexes made now hold three parts (one per FAISS thread), as on a 3-core machine."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(3)
+    yield
+    faiss.omp_set_num_threads(before)
+
+
+@pytest.mark.parametrize("kind", ["exact", "compressed"])
+def test_an_index_in_parts_searches_like_one(tmp_path, data, three_parts, kind):
+    ids, vectors, texts = data
+    vectors = vectors.copy()
+    vectors[40:50] = vectors[3]  # ties across parts
+    index = VectorIndex(Q, D, kind, _Store(ids, vectors))
+    for start in range(0, len(ids), 7):  # batches of images spread over the parts
+        index.add(ids[start : start + 7], vectors[start : start + 7])
+    held = [part.ntotal for part in index._index.parts]
+    assert len(held) == 3 and min(held) > 0 and sum(held) == len(ids) * Q
+    index.remove(ids[:5])
+    keep_ids, keep = ids[5:], vectors[5:]
+    allowed = keep_ids[::3]
+    path = tmp_path / "vectors.faiss"
+    index.save(path)
+    loaded = VectorIndex.load(path, Q, D, _Store(keep_ids, keep))
+    assert [part.ntotal for part in loaded._index.parts] == [part.ntotal for part in index._index.parts]
+    for k in (1, 6, 30):
+        batch = loaded.search(texts, k)  # several queries: the parts in turn
+        for text, got in zip(texts, batch, strict=True):
+            one = loaded.search(text, k)[0]  # one query: a thread per part
+            assert one == got
+            if kind == "exact":
+                _assert_same(got, brute_force(keep_ids, keep, text, k))
+            filtered = loaded.search(text, k, allowed=allowed)[0]
+            assert {i for i, _ in filtered} <= set(allowed.tolist())
+            if kind == "exact":
+                _assert_same(filtered, brute_force(keep_ids, keep, text, k, allowed))
+    if kind == "exact":
+        np.testing.assert_allclose(loaded.vectors_of(int(keep_ids[-1])), keep[-1], atol=1e-6)
+        got_ids, got = loaded.all_vectors()
+        order = np.argsort(keep_ids)
+        np.testing.assert_array_equal(got_ids, keep_ids[order])
+        np.testing.assert_allclose(got, keep[order], atol=1e-6)
