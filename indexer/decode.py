@@ -1,6 +1,8 @@
 """Decoding one file, in a worker process: pixels, dimensions, EXIF date and a thumbnail.
 
-Kept free of torch so worker processes start fast and stay small.
+The file is read from its path, or from bytes already read (a Ray worker gets them from
+`read_binary_files`); both go through the same defensive decoder. Kept free of torch so
+worker processes start fast and stay small.
 """
 
 from __future__ import annotations
@@ -41,9 +43,11 @@ def watch_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def decode(path: str) -> Decoded:
+def decode(path: str, data: bytes | None = None) -> Decoded:
+    """`path`'s pixels, date and thumbnail, or the reason it cannot be read; `data`: the
+    file's bytes when they are already in memory (`path` then only names the file)."""
     try:
-        loaded = load_image(path)
+        loaded = load_image(path if data is None else io.BytesIO(data))
     except ImageError as exc:
         return Decoded(path, error=str(exc))
     except Exception as exc:  # a decoder bug must not stop the run: record it as this file's error

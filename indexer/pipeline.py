@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -59,27 +60,27 @@ def index_paths(
     collection.bind_model(ModelInfo(engine.name, engine.query_tokens, engine.dim))
     if options.batch_size is None:
         options = replace(options, batch_size=engine.batch_size())
-    plans = [plan(collection.catalog, Path(root).expanduser().resolve(), options.exclude) for root in roots]
+    plans = plan_roots(collection, roots, options.exclude)
     summary = IndexSummary()
     calls_before = engine.model_calls
     todo = [(p.root, item) for p in plans for item in p.embed]
     tick = progress(len(todo)) if progress else (lambda n: None)
     for root_plan in plans:
-        _apply_cheap_changes(collection, root_plan, summary)
+        apply_cheap_changes(collection, root_plan, summary)
     for batch in _decoded_batches(todo, options):
-        _index_batch(collection, engine, batch, options, summary)
+        commit(collection, _embed_batch(engine, batch, options.captions), summary)
         tick(len(batch))
-    for root_plan in plans:
-        ids = [record.id for record in root_plan.removed]
-        collection.catalog.remove(ids)
-        collection.vectors.remove(np.array(ids, dtype=np.int64))
-        summary.removed += len(ids)
-    collection.save_vectors()
+    finish(collection, plans, summary)
     summary.model_calls = engine.model_calls - calls_before
     return summary
 
 
-def _apply_cheap_changes(collection: Collection, root_plan: Plan, summary: IndexSummary) -> None:
+def plan_roots(collection: Collection, roots: Iterable[Path], exclude: Sequence[str]) -> list[Plan]:
+    """What changed under each root since the catalog last saw it (`scan.plan`); no change yet."""
+    return [plan(collection.catalog, Path(root).expanduser().resolve(), exclude) for root in roots]
+
+
+def apply_cheap_changes(collection: Collection, root_plan: Plan, summary: IndexSummary) -> None:
     """Everything that needs no model: unchanged, touched, moved and duplicate files."""
     catalog = collection.catalog
     summary.unchanged += len(root_plan.unchanged) + len(root_plan.touched)
@@ -100,6 +101,68 @@ def _apply_cheap_changes(collection: Collection, root_plan: Plan, summary: Index
         summary.added += 1
 
 
+def finish(collection: Collection, plans: list[Plan], summary: IndexSummary) -> None:
+    """Drop the files that vanished from the roots, then save the vector snapshot."""
+    for root_plan in plans:
+        ids = [record.id for record in root_plan.removed]
+        collection.catalog.remove(ids)
+        collection.vectors.remove(np.array(ids, dtype=np.int64))
+        summary.removed += len(ids)
+    collection.save_vectors()
+
+
+@dataclass
+class Embedded:
+    """One file's outcome, ready to commit: what the model made of it, or why it failed."""
+
+    root: str
+    info: FileInfo
+    content_hash: str
+    is_update: bool
+    vectors: np.ndarray | None = None  # (Q, D) float32 holding float16 values, as stored
+    caption: str | None = None
+    width: int | None = None
+    height: int | None = None
+    taken_at: datetime | None = None
+    thumbnail: bytes | None = None  # WebP
+    error: str | None = None
+
+
+def embed_images(engine, images: list, captions: bool) -> tuple[np.ndarray, list[str | None]]:
+    """(B, Q, D) float16 vectors, as the catalog stores them, and the captions (or Nones)."""
+    batch = engine.encode(images)
+    vectors = engine.embed_images(batch).astype(np.float16)
+    return vectors, engine.caption(batch) if captions else [None] * len(images)
+
+
+def commit(collection: Collection, items: list[Embedded], summary: IndexSummary) -> None:
+    """Write a batch of outcomes in one transaction (the batch is in, or not at all), then
+    bring the vector index in step with it."""
+    rows = []
+    for item in items:
+        row = NewImage(path=item.info.path, root=item.root, content_hash=item.content_hash,
+                       size=item.info.size, mtime=item.info.mtime)
+        if item.vectors is None:
+            row.status, row.error = "failed", item.error
+            summary.failed += 1
+            summary.errors.append({"path": item.info.path, "error": item.error})
+        else:
+            row.vectors, row.caption, row.width, row.height, row.taken_at = (
+                item.vectors, item.caption, item.width, item.height, item.taken_at)
+            summary.updated += item.is_update
+            summary.added += not item.is_update
+        rows.append(row)
+    for item in items:  # before the commit: every committed image has its thumbnail
+        if item.vectors is not None and item.thumbnail is not None:
+            collection.write_thumbnail(item.content_hash, item.thumbnail)
+    ids = np.array(collection.catalog.write(rows), dtype=np.int64)
+    readable = np.array([item.vectors is not None for item in items], dtype=bool)
+    collection.vectors.remove(ids[~readable])  # a file that became unreadable loses its old vectors
+    if readable.any():
+        collection.vectors.add(ids[readable], np.stack([item.vectors for item in items
+                                                        if item.vectors is not None]))
+
+
 @dataclass
 class _Job:
     root: str
@@ -109,38 +172,21 @@ class _Job:
     decoded: Decoded
 
 
-def _index_batch(collection: Collection, engine, batch: list[_Job], options, summary) -> None:
+def _embed_batch(engine, batch: list[_Job], captions: bool) -> list[Embedded]:
     good = [job for job in batch if job.decoded.image is not None]
-    vectors = captions = None
-    if good:
-        images = engine.encode([job.decoded.image for job in good])
-        vectors = engine.embed_images(images).astype(np.float16).astype(np.float32)  # as stored
-        captions = engine.caption(images) if options.captions else [None] * len(good)
-    results = iter(zip(vectors if good else [], captions if good else [], strict=True))
-    rows = []
+    vectors, texts = embed_images(engine, [job.decoded.image for job in good], captions) if good else ([], [])
+    results = iter(zip(vectors, texts, strict=True))
+    items = []
     for job in batch:
         d = job.decoded
-        row = NewImage(path=job.info.path, root=job.root, content_hash=job.digest, size=job.info.size,
-                       mtime=job.info.mtime)
-        if d.image is None:
-            row.status, row.error = "failed", d.error
-            summary.failed += 1
-            summary.errors.append({"path": job.info.path, "error": d.error})
-        else:
-            row.vectors, row.caption = next(results)
-            row.width, row.height, row.taken_at = d.image.width, d.image.height, d.taken_at
-            summary.updated += job.is_update
-            summary.added += not job.is_update
-        rows.append(row)
-    for job in good:  # before the commit: every committed image has its thumbnail
-        collection.write_thumbnail(job.digest, job.decoded.thumbnail)
-    ids = collection.catalog.write(rows)  # one transaction: the batch is in, or not at all
-    readable = np.array([row.vectors is not None for row in rows], dtype=bool)
-    ok_ids = np.array(ids, dtype=np.int64)[readable]
-    failed_ids = np.array(ids, dtype=np.int64)[~readable]
-    collection.vectors.remove(failed_ids)  # a file that became unreadable loses its old vectors
-    if len(ok_ids):
-        collection.vectors.add(ok_ids, vectors)
+        item = Embedded(job.root, job.info, job.digest, job.is_update, error=d.error)
+        if d.image is not None:
+            vector, item.caption = next(results)
+            item.vectors = vector.astype(np.float32)
+            item.width, item.height, item.taken_at, item.thumbnail = (
+                d.image.width, d.image.height, d.taken_at, d.thumbnail)
+        items.append(item)
+    return items
 
 
 def _decoded_batches(todo: list[tuple[str, tuple]], options: IndexOptions) -> Iterator[list[_Job]]:

@@ -80,11 +80,22 @@ def walk(root: Path, exclude: Sequence[str] = ()) -> Iterator[FileInfo]:
 
 
 def content_hash(path: str) -> str:
-    digest = hashlib.blake2b(digest_size=20)
+    digest = _hasher()
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def bytes_hash(data: bytes) -> str:
+    """`content_hash` of a file whose bytes are already in memory."""
+    digest = _hasher()
+    digest.update(data)
+    return digest.hexdigest()
+
+
+def _hasher():
+    return hashlib.blake2b(digest_size=20)
 
 
 def plan(catalog: Catalog, root: Path, exclude: Sequence[str] = ()) -> Plan:
