@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from search import compressed, runtime
-from search.vectors import VectorIndex
+from search.vectors import VectorIndex, memory_fetch
 
 from .query import Data
 
@@ -26,7 +26,7 @@ def main(images: int = 100_000, clusters: int = 100, probes: int = 50, k: int = 
     vectors = np.concatenate(list(data.chunks()))
     queries = data.probes(probes)
     truth = np.argsort(-np.einsum("nqd,pd->pnq", vectors, queries).max(axis=2), axis=1)[:, :k]
-    index = VectorIndex(32, 256, "compressed", fetch=lambda ids: (ids, vectors[ids]))
+    index = VectorIndex(32, 256, "compressed", fetch=memory_fetch(dict(enumerate(vectors))))
     index.train(vectors[:: max(1, images // 8192)], population=images)
     index.add(np.arange(images), vectors)
     for per_hit in (32, 64, 128):

@@ -44,7 +44,8 @@ def run(engine, *, images: int = 312_500, images_per_shard: int = 78_125, probes
         paths = build(folder / "shards", sample, images, catalog.iter_vectors(shape), images_per_shard)
         built = time.perf_counter() - started
         log(f"{len(paths)} shards built in {built:.0f} s")
-        index = ShardedIndex.open(folder / "shards", 32, 256, lambda ids: catalog.vectors_many(ids, shape))
+        index = ShardedIndex.open(folder / "shards", 32, 256,
+                                  lambda ids, each=None: catalog.vectors_many(ids, shape, each))
         query_vectors = data.probes(queries, stream=2)
         total, search_only = [], []
         for i in range(queries):

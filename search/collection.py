@@ -191,6 +191,6 @@ class Collection:
             index.add(ids, vectors)
         return index
 
-    def _fetch(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _fetch(self, ids: np.ndarray, each=None) -> tuple[np.ndarray, np.ndarray]:
         info = self.model
-        return self.catalog.vectors_many(ids, (info.queries, info.dim))
+        return self.catalog.vectors_many(ids, (info.queries, info.dim), each)

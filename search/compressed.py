@@ -80,11 +80,14 @@ def rescore(index: VectorIndex, text: np.ndarray, candidates: np.ndarray, k: int
             chunk: int = 4096) -> list[tuple[int, float]]:
     """The exact top k of `candidates` by max-sim over their stored vectors."""
     ids, scores = [], []
+
+    def max_sim(vectors: np.ndarray) -> np.ndarray:  # (m, Q, D) -> (m,), where they were read
+        return (vectors @ text).max(axis=1)
+
     for start in range(0, len(candidates), chunk):
-        part = candidates[start : start + chunk]
-        found, vectors = index.fetch(part)  # ids with stored vectors, (n, Q, D)
+        found, best = index.fetch(candidates[start : start + chunk], max_sim)  # ids with stored vectors
         ids.append(found)
-        scores.append((vectors @ text).max(axis=1))
+        scores.append(best)
     if not ids:
         return []
     ids, scores = np.concatenate(ids), np.concatenate(scores)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import faiss
@@ -39,7 +39,9 @@ class SnapshotError(SearchError):
 
 
 KINDS = ("exact", "compressed")
-Fetch = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # ids -> (ids found, their (n, Q, D) vectors)
+# fetch(ids, each=None) -> (the ids found, their (n, Q, D) float32 vectors, or `each` applied
+# to every part of them, (m, Q, D) -> (m, ...), results concatenated)
+Fetch = Callable[..., tuple[np.ndarray, np.ndarray]]
 
 
 class VectorIndex:
@@ -222,6 +224,18 @@ class VectorIndex:
                 best = _max_per_image(labels // self.queries, dist)
         ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))
         return [(int(image), float(score)) for image, score in ranked[:k]]
+
+
+def memory_fetch(store: Mapping[int, np.ndarray]) -> Fetch:
+    """A `Fetch` over (Q, D) vectors held in memory by image id (tests, sizing experiments)."""
+
+    def fetch(ids: np.ndarray, each=None) -> tuple[np.ndarray, np.ndarray]:
+        found = np.array(sorted({int(i) for i in ids} & store.keys()), dtype=np.int64)
+        first = next(iter(store.values()))
+        vectors = np.stack([store[i] for i in found.tolist()]) if len(found) else np.zeros((0, *first.shape))
+        return found, vectors if each is None else each(vectors)
+
+    return fetch
 
 
 def _max_per_image(images: np.ndarray, scores: np.ndarray) -> dict[int, float]:

@@ -6,6 +6,7 @@ import faiss
 import numpy as np
 
 from search.shards import ShardedIndex, build
+from search.vectors import memory_fetch
 
 Q, D = 4, 32
 
@@ -26,11 +27,7 @@ def test_shards_search_as_their_merge_and_recall_exact_results(tmp_path):
     n = 3000
     vectors, texts = _clustered(n)
     ids = np.arange(n, dtype=np.int64) * 3 + 1
-    store = dict(zip(ids.tolist(), vectors, strict=True))
-
-    def fetch(wanted):
-        wanted = np.array(sorted(set(wanted.tolist())), dtype=np.int64)
-        return wanted, np.stack([store[i] for i in wanted.tolist()])
+    fetch = memory_fetch(dict(zip(ids.tolist(), vectors, strict=True)))
 
     batches = ((ids[i : i + 256], vectors[i : i + 256]) for i in range(0, n, 256))
     paths = build(tmp_path, vectors[::4], n, batches, images_per_shard=700)

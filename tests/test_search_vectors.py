@@ -8,7 +8,7 @@ import pytest
 
 from search import compressed
 from search.errors import SearchError
-from search.vectors import SnapshotError, VectorIndex
+from search.vectors import SnapshotError, VectorIndex, memory_fetch
 
 Q, D = 4, 8
 
@@ -131,15 +131,9 @@ def test_snapshot_round_trip_and_corruption(tmp_path, data):
         VectorIndex.load(path, Q + 1, D)
 
 
-class _Store:
+def _Store(ids, vectors):
     """Stored vectors by image id, as the catalog supplies them to a compressed index."""
-
-    def __init__(self, ids, vectors):
-        self.rows = {int(i): v for i, v in zip(ids, vectors, strict=True)}
-
-    def __call__(self, ids):
-        found = np.array([i for i in ids.tolist() if i in self.rows], dtype=np.int64)
-        return found, np.stack([self.rows[i] for i in found.tolist()]) if len(found) else np.zeros((0, Q, D))
+    return memory_fetch({int(i): v for i, v in zip(ids, vectors, strict=True)})
 
 
 def _compressed(ids, vectors):
@@ -190,8 +184,7 @@ def test_compressed_recall_against_exact_on_clustered_vectors(monkeypatch, rows_
     vectors = vectors.astype(np.float16).astype(np.float32)
     ids = np.arange(n, dtype=np.int64) * 3
     store = {int(i): v for i, v in zip(ids, vectors, strict=True)}
-    fetch = lambda wanted: (wanted, np.stack([store[i] for i in wanted.tolist()]))  # noqa: E731
-    index = VectorIndex(queries, dim, "compressed", fetch)
+    index = VectorIndex(queries, dim, "compressed", memory_fetch(store))
     index.add(ids, vectors)
     texts = _unit(centres[rng.integers(0, 100, 50)] + 0.12 * rng.normal(size=(50, dim)))
     hits = 0

@@ -8,7 +8,7 @@ the vector index snapshot can tell whether it is behind.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,22 +127,31 @@ class Catalog:
             row = session.get(VectorRow, image_id)
             return decode(row.data, shape) if row else None
 
-    def vectors_many(self, ids: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """(the ids that have vectors, ascending and once each; their (n, Q, D) float32 vectors)."""
+    def vectors_many(self, ids: np.ndarray, shape: tuple[int, int],
+                     each: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(the ids that have vectors, ascending and once each; their (n, Q, D) float32 vectors,
+        or what `each` makes of them).
+
+        `each` runs on every part's (m, Q, D) vectors on the thread that read and converted
+        them: a caller that needs one score an image (re-scoring) then has the parts converted
+        and scored on every core, and never holds them all. At a million images, 1,250
+        candidates are 41 MB of float32: converted and scanned on one thread after the reads,
+        20 ms; in 16 parts where they were read, about 2 ms after the last read."""
         wanted = sorted({int(i) for i in ids})  # in id order each reader takes one stretch of the file
+        each = each or (lambda vectors: vectors)
 
         def read(part: list[int]) -> tuple[list[int], np.ndarray]:
             with Session(self._engine) as session:
                 found = dict(session.execute(
                     select(VectorRow.image_id, VectorRow.data).where(VectorRow.image_id.in_(part))).all())
             present = [i for i in part if i in found]
-            return present, decode_many([found[i] for i in present], shape)
+            return present, each(decode_many([found[i] for i in present], shape))
 
         parts = read_many(wanted, read, self._readers() if len(wanted) >= PARALLEL_READ else None)
         if not parts:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, *shape), dtype=np.float32)
+            return np.zeros(0, dtype=np.int64), each(np.zeros((0, *shape), dtype=np.float32))
         return (np.array([i for present, _ in parts for i in present], dtype=np.int64),
-                np.concatenate([vectors for _, vectors in parts]))
+                np.concatenate([values for _, values in parts]))
 
     def iter_vectors(
         self, shape: tuple[int, int], chunk: int = 2048
