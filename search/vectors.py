@@ -11,9 +11,11 @@ Each image contributes Q rows with FAISS id `image_id * Q + q`. Two kinds:
   first stage whose candidates are re-scored exactly from the stored vectors, which the
   caller supplies (`fetch`, from the catalog). See `compressed`.
 
-Results are ordered by (score desc, image id asc). The index is a snapshot of the catalog:
-written to a temp file, fsynced, renamed, and tagged with the catalog generation it covers.
-A snapshot that is corrupt raises `SnapshotError`.
+Either kind is held in parts, one per FAISS thread, that one query searches at once
+(`parts`: FAISS runs a single query on a single core). Results are ordered by (score desc,
+image id asc). The index is a snapshot of the catalog: written to a temp file, fsynced,
+renamed, and tagged with the catalog generation it covers. A snapshot that is corrupt
+raises `SnapshotError`.
 """
 
 from __future__ import annotations
