@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--index-type", choices=("auto", "exact", "compressed"),
                        help="vector index kind, kept for later runs (default auto: exact below "
                             "20,000 images, compressed from there); a change rebuilds with no model call")
+    index.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                       help="embed on Ray: a cluster's address, or none to start a local Ray instance "
+                            "(needs the [distributed] extra; put it after the paths, or write --ray=ADDRESS)")
+    index.add_argument("--shard-size", type=int, metavar="N",
+                       help="with --ray: files a Parquet shard holds (default 256)")
     index.set_defaults(run=commands.index)
 
     search = sub.add_parser("search", parents=[common, model], help="search the index with text")

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from search.config import Settings, load_settings
-from search.errors import ImageError
+from search.errors import ImageError, InputError
 
 from .output import emit, progress, progress_bar, warn
 
@@ -66,30 +66,61 @@ def caption(args: argparse.Namespace) -> int:
 
 
 def index(args: argparse.Namespace) -> int:
-    """Index folders: new and changed files are embedded and captioned; moved files keep theirs."""
+    """Index folders: new and changed files are embedded and captioned; moved files keep theirs.
+    With `--ray`, the embedding runs on a Ray cluster (indexer.distributed)."""
     settings = settings_from(args)
-    from indexer.pipeline import IndexOptions, index_paths
-
+    run = _index_here if args.ray is None else _index_on_ray
     collection = open_collection(settings, create=True)
     try:
         indexed = collection.model.name if collection.model else None
-        engine = load_engine(settings, indexed)
-        if args.index_type:
-            collection.set_index_type(args.index_type)
-        options = IndexOptions(captions=not args.no_captions, batch_size=settings.batch_size,
-                               workers=settings.workers, exclude=tuple(args.exclude or ()))
-        summary = index_paths(collection, engine, [Path(p) for p in args.paths], options,
-                              progress=lambda total: progress_bar(total, "image", args))
+        summary = run(args, settings, collection, indexed)
     finally:
         collection.close()
     payload = summary.to_json()
     counts = ", ".join(f"{key} {payload[key]}" for key in
                        ("added", "updated", "moved", "removed", "unchanged", "failed"))
-    emit(args, payload, [f"indexed: {counts}; model calls {payload['model_calls']}"])
+    shards = payload.get("shards")
+    where = f"; shards computed {shards['computed']}, reused {shards['reused']}" if shards else ""
+    emit(args, payload, [f"indexed: {counts}; model calls {payload['model_calls']}{where}"])
     if not args.json:
         for error in summary.errors:
             warn(f"{error['path']}: failed: {error['error']}")
     return 0
+
+
+def _index_options(args: argparse.Namespace, settings: Settings):
+    from indexer.pipeline import IndexOptions
+
+    return IndexOptions(captions=not args.no_captions, batch_size=settings.batch_size,
+                        workers=settings.workers, exclude=tuple(args.exclude or ()))
+
+
+def _index_here(args: argparse.Namespace, settings: Settings, collection, indexed: str | None):
+    from indexer.pipeline import index_paths
+
+    engine = load_engine(settings, indexed)
+    if args.index_type:
+        collection.set_index_type(args.index_type)
+    return index_paths(collection, engine, [Path(p) for p in args.paths], _index_options(args, settings),
+                       progress=lambda total: progress_bar(total, "image", args))
+
+
+def _index_on_ray(args: argparse.Namespace, settings: Settings, collection, indexed: str | None):
+    from indexer.distributed import SHARD_SIZE, RayOptions, index_on_ray
+
+    if args.ray and Path(args.ray).exists():
+        raise InputError(f"--ray took {args.ray} for the cluster address: put --ray after the paths, "
+                         "or write --ray=ADDRESS")
+    if args.shard_size is not None and args.shard_size < 1:
+        raise InputError("--shard-size must be at least 1")
+    model = settings.model_for(indexed)  # checked here, loaded by each Ray worker
+    if args.index_type:
+        collection.set_index_type(args.index_type)
+    ray = RayOptions(address=args.ray or None, shard_size=args.shard_size or SHARD_SIZE,
+                     device=settings.device, dtype=settings.dtype)
+    return index_on_ray(collection, model, [Path(p) for p in args.paths],
+                        options=_index_options(args, settings), ray=ray, notify=None if args.json else warn,
+                        progress=lambda total: progress_bar(total, "image", args))
 
 
 def serve(args: argparse.Namespace) -> int:

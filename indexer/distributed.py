@@ -1,0 +1,155 @@
+"""Indexing on a Ray cluster: the local indexer's plan and commit, with Ray Data in between.
+
+    plan (here: scan.plan; moved, touched and copied files need no model)
+      ─ the files to embed, sorted, cut into shards named by their files
+      ─ Ray Data: read, decode, embed, caption (raydata) ─ Parquet shards in <index>/ray-shards/
+      ─ merge (here, no model call): one catalog transaction per shard, then the vector index
+
+    summary = index_on_ray(collection, "blip2-opt-2.7b", [Path("photos")],
+                           ray=RayOptions(address="ray://head:10001"))
+
+A shard on disk is finished work: a run that failed or was killed is run again, and only the
+shards still missing are computed. A merged shard is removed after its commit. One committed
+but not yet removed (a kill in between) is not wanted by the next plan, whose files are then
+unchanged, so it is removed unmerged; merging it again would only replace rows by path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from search.collection import Collection, CollectionError, ModelInfo
+from search.errors import SearchError
+from search.presets import resolve
+
+from .pipeline import (
+    Embedded,
+    IndexOptions,
+    IndexSummary,
+    Progress,
+    apply_cheap_changes,
+    commit,
+    finish,
+    plan_roots,
+)
+from .scan import FileInfo, Plan
+
+SHARD_SIZE = 256  # files a shard: about 5 MB of Parquet at BLIP-2's 32 x 256 vectors
+BATCH_SIZE = 16  # images a model call on a worker, unless IndexOptions.batch_size says
+INSTALL_HINT = 'Ray is not installed: pip install "blip2-search[distributed]"'
+
+
+class DistributedUnavailable(SearchError):
+    """`--ray` without the [distributed] extra."""
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    address: str | None = None  # a cluster (`ray://head:10001`, `auto`); None: start a local one
+    shard_size: int = SHARD_SIZE
+    actors: int | None = None  # model copies; None: one a GPU, else one a node
+    device: str = "auto"
+    dtype: str = "auto"
+    filesystem: Any = None  # a pyarrow.fs.FileSystem the workers read the paths through
+
+
+@dataclass
+class RaySummary(IndexSummary):
+    shards: dict[str, int] = field(default_factory=dict)  # total, computed (this run), reused
+
+
+class _Pending(NamedTuple):
+    root: str
+    info: FileInfo
+    digest: str
+    is_update: bool
+
+
+def index_on_ray(
+    collection: Collection, model: str, roots: Iterable[Path], *, options: IndexOptions | None = None,
+    ray: RayOptions | None = None, progress: Callable[[int], Progress] | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> RaySummary:
+    """`index_paths` on Ray: the same catalog, vector index and summary (plus `shards`).
+    `model` is a preset or a folder every node can reach; `progress(total)` returns a
+    per-file callback; `notify` gets one line on the shards found and to compute."""
+    raydata, shardfiles = _backend()
+    options, ray = options or IndexOptions(), ray or RayOptions()
+    name = _model_name(collection, model)
+    plans = plan_roots(collection, roots, options.exclude)
+    pending = _pending(plans)
+    specs = shardfiles.cut([(path, item.digest) for path, item in pending.items()], ray.shard_size,
+                           salt=f"{name}\0captions={options.captions}")
+    store = shardfiles.ShardFolder(collection.folder / shardfiles.FOLDER)
+    store.keep_only({spec.name for spec in specs})
+    todo = [spec for spec in specs if not store.done(spec.name)]
+    reused = len(specs) - len(todo)
+    summary = RaySummary(shards={"total": len(specs), "computed": len(todo), "reused": reused})
+    if notify and specs:
+        notify(f"ray: {len(specs)} shards of up to {ray.shard_size} files, {reused} finished by an "
+               f"earlier run, {len(todo)} to compute")
+    if todo:
+        job = raydata.Job(model=model, device=ray.device, dtype=ray.dtype, captions=options.captions,
+                          batch_size=options.batch_size or BATCH_SIZE, actors=ray.actors,
+                          address=ray.address, filesystem=ray.filesystem)
+        tick = progress(sum(len(spec.files) for spec in todo)) if progress else (lambda n: None)
+        summary.model_calls = raydata.compute(todo, job, store.write, tick)
+    merge(collection, plans, [spec.name for spec in specs], pending, store, summary)
+    return summary
+
+
+def merge(collection: Collection, plans: list[Plan], names: list[str], pending: dict[str, _Pending],
+          store, summary: IndexSummary) -> None:
+    """Apply the plan's cheap changes, load the shards into the catalog (one transaction each,
+    removing each shard after its commit), drop vanished files and save the vector index."""
+    for root_plan in plans:
+        apply_cheap_changes(collection, root_plan, summary)
+    for name in names:
+        rows = store.read(name)
+        if collection.model is None:  # a new index: the workers' model names its vectors
+            collection.bind_model(ModelInfo(rows[0]["model"], rows[0]["queries"], rows[0]["dim"]))
+        commit(collection, [_embedded(row, pending[row["path"]]) for row in rows], summary)
+        store.remove(name)
+    finish(collection, plans, summary)
+
+
+def _model_name(collection: Collection, model: str) -> str:
+    """The name the index records for `model`; another model than the index's is refused."""
+    name = resolve(model).name
+    if collection.model is not None and collection.model.name != name:
+        raise CollectionError(f"the index at {collection.folder} was built with model "
+                              f"{collection.model.name}, not {name}; use that model, or another --index")
+    return name
+
+
+def _pending(plans: list[Plan]) -> dict[str, _Pending]:
+    """The files to embed, by path (a file under two of the roots is embedded once)."""
+    pending: dict[str, _Pending] = {}
+    for root_plan in plans:
+        for info, digest, is_update in root_plan.embed:
+            pending.setdefault(info.path, _Pending(root_plan.root, info, digest, is_update))
+    return pending
+
+
+def _embedded(row: dict, item: _Pending) -> Embedded:
+    # The worker's hash is of the bytes it read: the vectors' own content, even if the file
+    # changed after the plan (the next run then finds it touched, or changed, as it is).
+    return Embedded(
+        root=item.root, info=item.info, content_hash=row["content_hash"] or item.digest,
+        is_update=item.is_update, vectors=row["vectors"], caption=row["caption"], width=row["width"],
+        height=row["height"], taken_at=row["taken_at"], thumbnail=row["thumbnail"], error=row["error"],
+    )
+
+
+def _backend():
+    """(raydata, shardfiles): the modules that need the [distributed] extra (ray, pyarrow)."""
+    try:
+        from . import raydata, shardfiles
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] in ("ray", "pyarrow"):
+            raise DistributedUnavailable(INSTALL_HINT) from None
+        raise
+    return raydata, shardfiles
