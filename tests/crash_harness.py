@@ -4,7 +4,8 @@
 
 MODE: `after-commit` (right after the N-th batch commit), `in-commit` (at the N-th
 database commit, before it completes), `snapshot-rename` (the N-th snapshot fully written,
-not renamed), `snapshot-half` (half of the N-th snapshot written), or `none`.
+not renamed), `snapshot-half` (half of the N-th snapshot written), `after-shard` (right
+after the N-th Parquet shard of `index --ray` is written), or `none`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,18 @@ def arm(mode: str, n: int) -> None:
             return ids
 
         store.Catalog.write = write_then_die
+    elif mode == "after-shard":
+        from indexer import shardfiles
+
+        write_shard = shardfiles.ShardFolder.write
+
+        def write_shard_then_die(self, name, rows):
+            write_shard(self, name, rows)
+            calls["count"] += 1
+            if calls["count"] == n:
+                die()
+
+        shardfiles.ShardFolder.write = write_shard_then_die
     elif mode == "in-commit":
         # Fires when a transaction is about to be committed: its rows are written, not durable.
 
