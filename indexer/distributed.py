@@ -74,11 +74,12 @@ def index_on_ray(
     notify: Callable[[str], None] | None = None,
 ) -> RaySummary:
     """`index_paths` on Ray: the same catalog, vector index and summary (plus `shards`).
-    `model` is a preset or a folder every node can reach; `progress(total)` returns a
-    per-file callback; `notify` gets one line on the shards found and to compute."""
+    `model` is a preset or a folder every node can reach; `options.workers` does not apply
+    (the actors decode). `progress(total)` returns a per-file callback; `notify` gets one
+    line on the shards found and to compute."""
     raydata, shardfiles = _backend()
     options, ray = options or IndexOptions(), ray or RayOptions()
-    name = _model_name(collection, model)
+    name = _model_name(collection, model)  # a preset, or a folder's absolute path: what the actors load
     plans = plan_roots(collection, roots, options.exclude)
     pending = _pending(plans)
     specs = shardfiles.cut([(path, item.digest) for path, item in pending.items()], ray.shard_size,
@@ -92,7 +93,7 @@ def index_on_ray(
         notify(f"ray: {len(specs)} shards of up to {ray.shard_size} files, {reused} finished by an "
                f"earlier run, {len(todo)} to compute")
     if todo:
-        job = raydata.Job(model=model, device=ray.device, dtype=ray.dtype, captions=options.captions,
+        job = raydata.Job(model=name, device=ray.device, dtype=ray.dtype, captions=options.captions,
                           batch_size=options.batch_size or BATCH_SIZE, actors=ray.actors,
                           address=ray.address, filesystem=ray.filesystem)
         tick = progress(sum(len(spec.files) for spec in todo)) if progress else (lambda n: None)

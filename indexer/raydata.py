@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import ray
+import ray.data
 
 from search.errors import InputError, SearchError
 
@@ -89,6 +90,7 @@ def connected(address: str | None) -> Iterator[None]:
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise DistributedError(f"cannot start or reach {where}: {_first_line(exc)}") from None
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # a session of ours is quiet: no per-stage logs
     try:
         yield
     finally:
@@ -112,17 +114,16 @@ def plan_layout(job: Job, nodes: list[dict]) -> Layout:
 
 
 def _dataset(paths: list[str], job: Job, layout: Layout):
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # the CLI shows its own, per image
-    context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
     files = ray.data.read_binary_files(paths, include_paths=True, ignore_missing_paths=True,
                                        filesystem=job.filesystem)
-    return files.map_batches(
+    dataset = files.map_batches(
         Embedder, fn_constructor_args=(job.model, layout.device, job.dtype, job.captions, layout.threads),
         compute=ray.data.ActorPoolStrategy(size=layout.actors), batch_size=job.batch_size,
         num_cpus=layout.num_cpus, num_gpus=layout.num_gpus, batch_format="numpy",
     )
+    dataset.context.enable_progress_bars = False  # this dataset's own copy: the CLI shows its own bar
+    dataset.context.print_on_execution_start = False
+    return dataset
 
 
 def _collect(dataset, specs: list[ShardSpec], write, tick) -> int:

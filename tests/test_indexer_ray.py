@@ -193,6 +193,7 @@ def test_killed_job_resumes_from_its_shards(ray_address, ray_index, folder, tiny
 
 
 def test_missing_path_is_a_one_line_error(tmp_path, tiny_dirs):
+    _backend()  # without Ray, the error is the one below
     result = _cli(str(tmp_path / "nowhere"), "--ray", "--index", str(tmp_path / "index"),
                   "--model", str(tiny_dirs["opt"]), "--json")
     assert result.returncode == 1
