@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from search.collection import Collection, CollectionError, ModelInfo
 from search.errors import SearchError
@@ -36,6 +36,9 @@ from .pipeline import (
     plan_roots,
 )
 from .scan import FileInfo, Plan
+
+if TYPE_CHECKING:  # needs pyarrow, from the [distributed] extra
+    from .shardfiles import ShardFolder
 
 SHARD_SIZE = 256  # files a shard: about 5 MB of Parquet at BLIP-2's 32 x 256 vectors
 BATCH_SIZE = 16  # images a model call on a worker, unless IndexOptions.batch_size says
@@ -103,7 +106,7 @@ def index_on_ray(
 
 
 def merge(collection: Collection, plans: list[Plan], names: list[str], pending: dict[str, _Pending],
-          store, summary: IndexSummary) -> None:
+          store: ShardFolder, summary: IndexSummary) -> None:
     """Apply the plan's cheap changes, load the shards into the catalog (one transaction each,
     removing each shard after its commit), drop vanished files and save the vector index."""
     for root_plan in plans:
