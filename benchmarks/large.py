@@ -74,5 +74,5 @@ def run(engine, *, images: int = 312_500, images_per_shard: int = 78_125, probes
 
 
 def _shards_ram(folder: Path) -> int:
-    return fresh_process_ram("from pathlib import Path\nfrom search.shards import ShardedIndex\n"
+    return fresh_process_ram("from pathlib import Path\nfrom search.shards import ShardedIndex",
                              "index = ShardedIndex.open(Path(sys.argv[1]), 32, 256, None)", folder)

@@ -197,6 +197,7 @@ def _ms(seconds: float) -> float:
 
 _RAM_PROBE = """
 import sys
+{setup}
 
 def rss():
     for line in open("/proc/self/status"):
@@ -209,10 +210,12 @@ print(rss() - before)
 """
 
 
-def fresh_process_ram(opening: str, folder: Path) -> int:
+def fresh_process_ram(setup: str, opening: str, folder: Path) -> int:
     """Resident memory that the statements `opening` add (they read the folder from
-    sys.argv[1]), measured in a fresh process so that nothing freed earlier is reused."""
-    code = _RAM_PROBE.replace("{opening}", opening)
+    sys.argv[1]), measured in a fresh process so that nothing freed earlier is reused;
+    `setup` (the imports) runs before the first reading, so a module's own size is not
+    counted as the index's."""
+    code = _RAM_PROBE.replace("{setup}", setup).replace("{opening}", opening)
     out = subprocess.run([sys.executable, "-c", code, str(folder)], check=True, capture_output=True,
                          text=True)
     return int(out.stdout.split()[-1])
@@ -220,5 +223,5 @@ def fresh_process_ram(opening: str, folder: Path) -> int:
 
 def _index_ram(folder: Path) -> int:
     """What opening the collection (catalog connection and vector index) adds."""
-    return fresh_process_ram("from search.collection import Collection\n"
+    return fresh_process_ram("from search.collection import Collection",
                              "collection = Collection.open(sys.argv[1])", folder)
