@@ -78,11 +78,12 @@ class Parts:
                 continue
         raise KeyError(row_id)
 
-    def serialize(self) -> list[bytes]:
-        return [faiss.serialize_index(part).tobytes() for part in self.parts]
+    def serialize(self) -> list[np.ndarray]:
+        """Each part as FAISS writes it: (bytes,) uint8 arrays."""
+        return [faiss.serialize_index(part) for part in self.parts]
 
     @classmethod
-    def deserialize(cls, payloads: list[bytes]) -> Parts:
+    def deserialize(cls, payloads: list[bytes | memoryview]) -> Parts:
         return cls([faiss.deserialize_index(np.frombuffer(p, dtype=np.uint8)) for p in payloads])
 
     def _each(self, call: Callable[[faiss.Index], tuple], queries: int) -> list[tuple]:

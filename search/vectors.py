@@ -160,17 +160,20 @@ class VectorIndex:
 
     def save(self, path: Path) -> None:
         """Write atomically: temp file, fsync, rename, fsync the folder."""
-        payloads = self._index.serialize()
-        payload = b"".join(payloads)
+        payloads = self._index.serialize()  # written part by part, never joined into one copy
+        digest = hashlib.blake2b(digest_size=16)
+        for payload in payloads:
+            digest.update(payload)
         header = {
             "generation": self.generation, "queries": self.queries, "dim": self.dim, "kind": self.kind,
             "trained_on": self.trained_on, "ntotal": self.ntotal, "parts": [len(p) for p in payloads],
-            "blake2b": hashlib.blake2b(payload, digest_size=16).hexdigest(),
+            "blake2b": digest.hexdigest(),
         }
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as handle:
             handle.write(MAGIC + json.dumps(header).encode() + b"\n")
-            handle.write(payload)
+            for payload in payloads:
+                handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -191,7 +194,7 @@ class VectorIndex:
         try:
             line_end = data.index(b"\n", len(MAGIC))
             header = json.loads(data[len(MAGIC) : line_end])
-            payload = data[line_end + 1 :]
+            payload = memoryview(data)[line_end + 1 :]  # views, not copies, of the file's bytes
         except ValueError:
             raise SnapshotError("the vector snapshot header is unreadable") from None
         if hashlib.blake2b(payload, digest_size=16).hexdigest() != header.get("blake2b"):
