@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
+import pickle
+import subprocess
 import sys
+import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -87,16 +88,28 @@ def _indexing(quick: bool, machine_hw: dict | None, default_dtype: str | None) -
         indexing.run, depth, plain_images=1 if quick else 2, product_images=4 if quick else 48,
         stage_batch=4 if quick else 8, new_tokens=3 if quick else 12,
         peaks={name: gflops * 1e9 for name, gflops in peaks.items()},
-        default_dtype=default_dtype or product_default("cpu"), agreement_images=8 if quick else 64, log=_log)
+        default_dtype=default_dtype or product_default("cpu"), agreement_images=8 if quick else 64)
 
 
 def _in_fresh_process(fn, *args, **kwargs):
     """Run a part in a child process set up as this one: the indexing part builds three
     real-size models in turn (15 GB each at float32), and the next part should not start in
-    a process whose heap they fragmented."""
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(_configured, fn, *args, **kwargs).result()
+    a process whose heap they fragmented.
+
+    The child's main module is a `-c` string, as light as the `blip2-search` command's: the
+    indexer's decoding workers are spawned, and a spawned process first imports its parent's
+    main module. This module imports torch and transformers (3.5 s); the CLI's imports take
+    0.2 s. Run under this module, each index run's two workers spent that import on the
+    cores the model was using, and its first batch waited 3.3 s for its images (profiled,
+    48 images). `fn` is given `log`, the child's `_log`."""
+    with tempfile.TemporaryDirectory() as scratch:
+        call, result = Path(scratch) / "call.pickle", Path(scratch) / "result.pickle"
+        call.write_bytes(pickle.dumps((fn, args, kwargs)))
+        code = ("import pickle, sys; from pathlib import Path; from benchmarks.run import _configured, _log; "
+                "fn, args, kwargs = pickle.loads(Path(sys.argv[1]).read_bytes()); "
+                "Path(sys.argv[2]).write_bytes(pickle.dumps(_configured(fn, *args, log=_log, **kwargs)))")
+        subprocess.run([sys.executable, "-c", code, str(call), str(result)], check=True)
+        return pickle.loads(result.read_bytes())
 
 
 def _configured(fn, *args, **kwargs):
