@@ -78,6 +78,13 @@ def test_vectors_many_in_id_order_without_missing_ids(catalog, count):
     found, got = catalog.vectors_many(asked, SHAPE)
     assert found.tolist() == sorted(ids.tolist())
     np.testing.assert_array_equal(got, vectors[np.searchsorted(ids, found)])
+    # `each` sees every part's vectors where it was read; the caller gets its results, in order
+    sizes = []
+    found, best = catalog.vectors_many(asked, SHAPE, each=lambda part: sizes.append(len(part)) or
+                                       part.max(axis=(1, 2)))
+    assert found.tolist() == sorted(ids.tolist()) and sum(sizes) == count
+    assert (len(sizes) > 1) == (count >= 256)  # several connections for a large request only
+    np.testing.assert_array_equal(best, vectors[np.searchsorted(ids, found)].max(axis=(1, 2)))
 
 
 def test_failed_rows_have_no_vectors(catalog):
