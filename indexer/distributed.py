@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from search.collection import Collection, CollectionError, ModelInfo
+from search.collection import Collection, ModelInfo
 from search.errors import SearchError
 from search.presets import resolve
 
@@ -123,9 +123,7 @@ def merge(collection: Collection, plans: list[Plan], names: list[str], pending: 
 def _model_name(collection: Collection, model: str) -> str:
     """The name the index records for `model`; another model than the index's is refused."""
     name = resolve(model).name
-    if collection.model is not None and collection.model.name != name:
-        raise CollectionError(f"the index at {collection.folder} was built with model "
-                              f"{collection.model.name}, not {name}; use that model, or another --index")
+    collection.check_model(name)
     return name
 
 

@@ -10,7 +10,6 @@ error, never a failed job. Imported only for `index --ray` (the [distributed] ex
 from __future__ import annotations
 
 import logging
-import os
 import re
 import socket
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ import pyarrow.compute as pc
 import ray
 import ray.data
 
+from search import runtime
 from search.errors import InputError, SearchError
 
 from . import shardfiles
@@ -86,7 +86,7 @@ def connected(address: str | None) -> Iterator[None]:
             _check_reachable(address)
             ray.init(address=address, **quiet)
         else:
-            ray.init(address="local", num_cpus=_cores(), include_dashboard=False, **quiet)
+            ray.init(address="local", num_cpus=runtime.cores(), include_dashboard=False, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise DistributedError(f"cannot start or reach {where}: {_first_line(exc)}") from None
@@ -159,7 +159,6 @@ class Embedder:
     """A Ray Data actor: one model, loaded once; a batch of files in, their shard rows out."""
 
     def __init__(self, model: str, device: str, dtype: str, captions: bool, threads: int) -> None:
-        from search import runtime
         from search.models import Blip2Engine
 
         runtime.configure(threads)
@@ -197,13 +196,6 @@ def _check_reachable(address: str) -> None:
         socket.create_connection((found[1], int(found[2])), timeout=10).close()
     except OSError as exc:
         raise DistributedError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def _first_line(exc: BaseException) -> str:

@@ -9,13 +9,14 @@ is written to a temp file, fsynced and renamed, so a shard on disk is always who
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from search.files import write_atomically
 
 FOLDER = "ray-shards"  # inside the index folder
 SUFFIX = ".parquet"
@@ -87,19 +88,9 @@ class ShardFolder:
         return self.path(name).is_file()
 
     def write(self, name: str, rows: pa.Table) -> None:
-        """Write atomically: a temp file, fsynced, renamed over the shard's name."""
+        """Write atomically (`files.write_atomically`): a shard on disk is always whole."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        temp = self.folder / f".{name}.{os.getpid()}.tmp"
-        with open(temp, "wb") as handle:
-            pq.write_table(rows.sort_by("path"), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, self.path(name))
-        descriptor = os.open(self.folder, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)  # the rename itself survives a power cut
-        finally:
-            os.close(descriptor)
+        write_atomically(self.path(name), lambda handle: pq.write_table(rows.sort_by("path"), handle))
 
     def read(self, name: str) -> list[dict]:
         """The shard's rows, their vectors as (queries, dim) float32 arrays (or None)."""

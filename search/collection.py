@@ -69,18 +69,24 @@ class Collection:
 
     def bind_model(self, info: ModelInfo) -> None:
         """Record the model on first use; refuse another model on an existing index."""
-        current = self.model
-        if current is None:
+        if self.model is None:
             self.catalog.set_meta(model=info.name, queries=info.queries, dim=info.dim)
             self.vectors = self._empty_index(info, images=0)
             self.vectors.generation = self.catalog.generation
             self.snapshot_state = "new"
-        elif current != info:
-            raise CollectionError(
-                f"the index at {self.folder} was built with model {current.name} "
-                f"({current.queries}x{current.dim} vectors), not {info.name}; use that model, "
-                "or another --index"
-            )
+        else:
+            self.check_model(info.name, (info.queries, info.dim))
+
+    def check_model(self, name: str, shape: tuple[int, int] | None = None) -> None:
+        """Refuse a model (and, when given, a vector shape) other than the index's own; an
+        index with no model yet takes any."""
+        current = self.model
+        if current is None or (current.name == name and shape in (None, (current.queries, current.dim))):
+            return
+        raise CollectionError(
+            f"the index at {self.folder} was built with model {current.name} "
+            f"({current.queries}x{current.dim} vectors), not {name}; use that model, or another --index"
+        )
 
     def stats(self) -> dict:
         """The `stats` shape of the public contract."""

@@ -41,12 +41,6 @@ class Parts:
     def is_trained(self) -> bool:
         return self.parts[0].is_trained
 
-    def train(self, rows: np.ndarray) -> None:
-        """Train the (empty) parts as one: the first is trained, the others become its copies."""
-        self.parts[0].train(rows)
-        blob = faiss.serialize_index(self.parts[0])
-        self.parts[1:] = [faiss.deserialize_index(blob) for _ in self.parts[1:]]
-
     def add_with_ids(self, rows: np.ndarray, ids: np.ndarray) -> None:
         min(self.parts, key=lambda part: part.ntotal).add_with_ids(rows, ids)
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import numpy as np
 
 from . import compressed
 from .errors import SearchError
+from .files import write_atomically
 from .parts import Parts
 
 MAGIC = b"BLIP2IDX1\n"
@@ -88,8 +88,9 @@ class VectorIndex:
         evenly from `population` images (default: the sample is all of them)."""
         if self.kind == "compressed":
             self.trained_on = population or len(sample)
-            self._index = Parts.copies(compressed.quantiser(self.dim, self.trained_on * self.queries))
-            self._index.train(_enough(np.ascontiguousarray(sample.reshape(-1, self.dim), dtype=np.float32)))
+            trained = compressed.quantiser(self.dim, self.trained_on * self.queries)
+            trained.train(_enough(np.ascontiguousarray(sample.reshape(-1, self.dim), dtype=np.float32)))
+            self._index = Parts.copies(trained)  # every part a copy of one trained index
 
     def remove(self, image_ids: np.ndarray) -> None:
         image_ids = np.asarray(image_ids, dtype=np.int64)
@@ -169,19 +170,13 @@ class VectorIndex:
             "trained_on": self.trained_on, "ntotal": self.ntotal, "parts": [len(p) for p in payloads],
             "blake2b": digest.hexdigest(),
         }
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as handle:
+
+        def write(handle) -> None:
             handle.write(MAGIC + json.dumps(header).encode() + b"\n")
             for payload in payloads:
                 handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+
+        write_atomically(path, write)
 
     @classmethod
     def load(cls, path: Path, queries: int, dim: int, fetch: Fetch | None = None) -> VectorIndex:

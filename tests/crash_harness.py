@@ -22,7 +22,7 @@ def die() -> None:
 def arm(mode: str, n: int) -> None:
     from sqlalchemy import Engine, event
 
-    from search import vectors
+    from search import files  # writes the vector snapshots
     from search.catalog import store
 
     calls = {"count": 0}
@@ -59,7 +59,7 @@ def arm(mode: str, n: int) -> None:
 
         event.listen(Engine, "commit", commit_or_die)
     elif mode == "snapshot-rename":
-        class SnapshotOs:  # os for the vectors module only: thumbnails use the real one
+        class SnapshotOs:  # os for the snapshot writes only: thumbnails use the real one
             def __getattr__(self, name):
                 return getattr(os, name)
 
@@ -70,7 +70,7 @@ def arm(mode: str, n: int) -> None:
                     die()
                 return os.replace(*args)
 
-        vectors.os = SnapshotOs()
+        files.os = SnapshotOs()
     elif mode == "snapshot-half":
         class HalfFile:
             def __init__(self, handle):
@@ -98,7 +98,7 @@ def arm(mode: str, n: int) -> None:
             calls["count"] += 1
             return HalfFile(real_open(path, mode, *args, **kwargs))
 
-        vectors.open = counting_open
+        files.open = counting_open
 
 
 if __name__ == "__main__":
