@@ -24,13 +24,14 @@ test-real: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 demo: setup
 	$(VENV)/bin/blip2-search demo
 
 # Train the shipped demo model from scratch (58 minutes on 2 cores).
 demo-model: setup
-	$(VENV)/bin/blip2-search train-demo search/demo_model
+	$(VENV)/bin/blip2-search train-demo search/demo/model
 
 # The benchmark suite at real BLIP-2 size (BENCHMARKS.md): about 38 minutes on 2 cores, 24 GB
 # of memory and 40 GB of scratch disk (--scratch moves it).

@@ -1,7 +1,5 @@
 """The FastAPI app: `create_app(settings)`; the engine loads once, in the lifespan hook.
-
-    uvicorn --factory api.app:app_from_env     # settings from BLIP2_SEARCH_* variables
-"""
+`blip2-search serve` builds it from its settings and runs it under uvicorn."""
 
 from __future__ import annotations
 
@@ -14,7 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from search.collection import CollectionError
-from search.config import Settings, load_settings
+from search.config import Settings
 from search.errors import ImageError, InputError, NotFound, SearchError
 
 from . import state as app_state
@@ -50,10 +48,6 @@ def create_app(settings: Settings) -> FastAPI:
                            allow_headers=["Content-Type", "X-API-Key"])
     app.add_middleware(RequestCounter, metrics=metrics)
     return app
-
-
-def app_from_env() -> FastAPI:
-    return create_app(load_settings())
 
 
 async def _search_error(request: Request, exc: SearchError) -> JSONResponse:

@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from search.schemas import IndexSummary
+
 
 @dataclass
 class Job:
@@ -17,14 +19,14 @@ class Job:
     status: str = "queued"  # queued, running, done, failed
     done: int = 0
     total: int | None = None
-    summary: dict | None = None
+    summary: IndexSummary | None = None
     error: str | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
 
 
 class JobManager:
-    def __init__(self, work: Callable[[Job], dict]) -> None:
+    def __init__(self, work: Callable[[Job], IndexSummary]) -> None:
         self._work = work
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()

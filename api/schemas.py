@@ -1,4 +1,5 @@
-"""Response and request bodies: the same JSON shapes as the CLI's --json."""
+"""Request bodies and the API's own responses. The shapes the CLI shares (hits, images,
+answers, index summaries, stats) are `search.schemas`, defined once for both."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
+
+from search.schemas import IndexSummary, Stats
 
 
 class Error(BaseModel):
@@ -15,31 +18,6 @@ class Error(BaseModel):
 def errors(*codes: int) -> dict:
     """OpenAPI `responses` entries for the error statuses a route can return."""
     return {code: {"model": Error} for code in codes}
-
-
-class Hit(BaseModel):
-    id: int
-    path: str
-    score: float
-    caption: str | None
-    match: float | None
-
-
-class SearchResults(BaseModel):
-    query: str | int
-    results: list[Hit]
-
-
-class ImageInfo(BaseModel):
-    id: int
-    path: str
-    caption: str | None
-    width: int | None
-    height: int | None
-    taken_at: str | None
-    indexed_at: str
-    status: str
-    error: str | None
 
 
 class ChatTurn(BaseModel):
@@ -52,27 +30,10 @@ class AskRequest(BaseModel):
     history: list[ChatTurn] = Field(default=[], max_length=20)
 
 
-class Answer(BaseModel):
-    id: int
-    question: str
-    answer: str
-
-
 class IndexRequest(BaseModel):
     paths: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
         min_length=1, max_length=100, description="folders on the server to index"
     )
-
-
-class IndexSummary(BaseModel):
-    added: int
-    updated: int
-    moved: int
-    removed: int
-    unchanged: int
-    failed: int
-    model_calls: int
-    errors: list[dict[str, str]]
 
 
 class JobInfo(BaseModel):
@@ -87,15 +48,9 @@ class JobInfo(BaseModel):
     finished_at: datetime | None
 
 
-class Stats(BaseModel):
-    images: int
-    vectors: int
-    failed: int
-    model: str | None
-    queries_per_image: int | None
-    dim: int | None
-    index: str
-    generation: int
+class ServerStats(Stats):
+    """`stats`, plus what only a server has: its index jobs."""
+
     jobs_running: int
 
 
@@ -110,6 +65,7 @@ class SearchQuery(BaseModel):
     k: int = Field(default=10, ge=1, le=100)
     offset: int = Field(default=0, ge=0, le=10_000)
     rerank: bool = False
+    rerank_top: int = Field(default=50, ge=1, le=1000, description="hits reranked by the match head")
     min_match: float | None = Field(default=None, ge=0, le=1)
     hybrid: bool = False
     path_prefix: str | None = Field(default=None, max_length=4096)

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.pipeline import IndexOptions, index_paths
+from search import runtime
 from search.collection import Collection
 from search.config import Settings
 from search.models import Blip2Engine
 from search.queries import Searcher
+from search.schemas import IndexSummary
 
 from .jobs import Job, JobManager
 from .metrics import Metrics
@@ -33,19 +35,20 @@ class AppState:
 
 
 def start(settings: Settings, metrics: Metrics) -> AppState:
-    """Open the index (creating it if needed) and load the engine once."""
+    """Open the index (creating it if needed), set up the threads and load the engine once."""
     collection = Collection.open(settings.index, create=True, url=settings.database_url)
-    indexed = collection.model.name if collection.model else None
-    engine = Blip2Engine.from_settings(settings, settings.model_for(indexed))
+    model = collection.model_to_load(settings.model)
+    runtime.configure(settings.threads)
+    engine = Blip2Engine.from_settings(settings, model)
     searcher = Searcher(collection, engine, timer=metrics.timer)
     state = AppState(settings, collection, engine, searcher, ModelRunner(settings.queue_size),
                      JobManager(lambda job: run_index_job(state, job)), metrics)
     return state
 
 
-def run_index_job(state: AppState, job: Job) -> dict:
-    """Index in a collection of its own; swap its vector index in when done, so searches keep
-    using the previous one meanwhile and the new images become searchable at the end."""
+def run_index_job(state: AppState, job: Job) -> IndexSummary:
+    """Index through a collection of its own, so searches keep using the server's vector
+    index meanwhile; then the server's collection refreshes and sees the new images."""
     settings = state.settings
     collection = Collection.open(settings.index, create=True, url=settings.database_url)
 
@@ -59,8 +62,7 @@ def run_index_job(state: AppState, job: Job) -> dict:
 
     try:
         options = IndexOptions(batch_size=settings.batch_size, workers=settings.workers)
-        summary = index_paths(collection, state.engine, [Path(p) for p in job.paths], options, progress)
-        state.collection.vectors = collection.vectors
-        return summary.to_json()
+        return index_paths(collection, state.engine, [Path(p) for p in job.paths], options, progress)
     finally:
         collection.close()
+        state.collection.refresh()

@@ -3,7 +3,7 @@
 `python -m benchmarks.candidates`: 100,000 clustered images of 32 x 256 vectors held in
 memory, but with 100 clusters instead of the query part's 1,024, so a cluster holds about
 1,000 images, as it does at 1,000,000 images there. The real compressed `VectorIndex`
-(PQ fast-scan, exact re-scoring through `fetch`) is searched with several candidate
+(PQ fast-scan, its candidates re-scored exactly) is searched with several candidate
 counts; recall@10 is against exact max-sim. Not part of `make bench`: a sizing experiment.
 """
 
@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from search import compressed, runtime
-from search.vectors import VectorIndex, memory_fetch
+from search import runtime, scoring
+from search.vectors import MemoryIndex
 
 from .query import Data
 
@@ -26,13 +26,15 @@ def main(images: int = 100_000, clusters: int = 100, probes: int = 50, k: int = 
     vectors = np.concatenate(list(data.chunks()))
     queries = data.probes(probes)
     truth = np.argsort(-np.einsum("nqd,pd->pnq", vectors, queries).max(axis=2), axis=1)[:, :k]
-    index = VectorIndex(32, 256, "compressed", fetch=memory_fetch(dict(enumerate(vectors))))
+    read = scoring.in_memory(dict(enumerate(vectors)))
+    index = MemoryIndex(32, 256, "compressed")
     index.train(vectors[:: max(1, images // 8192)], population=images)
     index.add(np.arange(images), vectors)
     for per_hit in (32, 64, 128):
-        compressed.CANDIDATES_PER_HIT = per_hit
+        index.per_hit = per_hit
         started = time.perf_counter()
-        found = index.search(queries, k)
+        firsts = index.search(queries, k)
+        found = [scoring.ranked(first, text, k, read) for first, text in zip(firsts, queries, strict=True)]
         ms = (time.perf_counter() - started) / probes * 1000
         hits = [len({i for i, _ in f} & set(t.tolist())) for f, t in zip(found, truth, strict=True)]
         recall = np.mean(hits) / k

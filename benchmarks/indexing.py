@@ -26,10 +26,10 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from search.collection import Collection
+from search.demo.shapes import write_collection
 from search.models import generation
 from search.models.engine import Blip2Engine
 from search.models.loading import LoadedPair
-from search.shapes import write_collection
 
 from . import realsize
 

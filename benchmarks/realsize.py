@@ -23,8 +23,8 @@ from transformers import (
     Blip2Processor,
 )
 
+from search.demo.vocabulary import bert_tokenizer, image_processor, opt_tokenizer
 from search.models.loading import LoadedPair
-from search.testing import bert_tokenizer, image_processor, opt_tokenizer
 
 BLOCK = 1_000_003  # a prime: tiled blocks do not line up with matrix rows
 

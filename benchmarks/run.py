@@ -134,8 +134,8 @@ LARGE_KEYS = ("recall_at_10", "query_p50_ms", "query_p99_ms", "bytes_per_image_r
 
 
 def _large(quick: bool, scratch: Path | None) -> dict:
-    """10,000,000 vectors (312,500 images) in 4 shards; quick: 4,000 images in 4 shards."""
-    sizes = {"images": 4_000, "images_per_shard": 1_000, "probes": 20, "queries": 20} if quick else {}
+    """10,000,000 vectors (312,500 images) in 4 segments; quick: 4,000 images in 4 segments."""
+    sizes = {"images": 4_000, "images_per_segment": 1_000, "probes": 20, "queries": 20} if quick else {}
     return large.run(_text_engine(quick), scratch=scratch, log=_log, **sizes)
 
 

@@ -1,6 +1,6 @@
 """Indexing on a Ray cluster: the local indexer's plan and commit, with Ray Data in between.
 
-    plan (here: scan.plan; moved, touched and copied files need no model)
+    plan (here: scan.plan_roots; moved, touched and copied files need no model)
       ─ the files to embed, sorted, cut into shards named by their files
       ─ Ray Data: read, decode, embed, caption (raydata) ─ Parquet shards in <index>/ray-shards/
       ─ merge (here, no model call): one catalog transaction per shard, then the vector index
@@ -17,28 +17,22 @@ unchanged, so it is removed unmerged; merging it again would only replace rows b
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-from search.collection import Collection, ModelInfo
+from search.collection import Collection
 from search.errors import SearchError
+from search.indexing import Plan, apply_plan, commit, finish
 from search.presets import resolve
+from search.records import ImageFile
+from search.schemas import IndexSummary, ShardCounts
 
-from .pipeline import (
-    Embedded,
-    IndexOptions,
-    IndexSummary,
-    Progress,
-    apply_cheap_changes,
-    commit,
-    finish,
-    plan_roots,
-)
-from .scan import FileInfo, Plan
+from .pipeline import IndexOptions, Progress
+from .scan import plan_roots
 
 if TYPE_CHECKING:  # needs pyarrow, from the [distributed] extra
-    from .shardfiles import ShardFolder
+    from .shards import ShardFolder
 
 SHARD_SIZE = 256  # files a shard: about 5 MB of Parquet at BLIP-2's 32 x 256 vectors
 BATCH_SIZE = 16  # images a model call on a worker, unless IndexOptions.batch_size says
@@ -59,39 +53,27 @@ class RayOptions:
     filesystem: Any = None  # a pyarrow.fs.FileSystem the workers read the paths through
 
 
-@dataclass
-class RaySummary(IndexSummary):
-    shards: dict[str, int] = field(default_factory=dict)  # total, computed (this run), reused
-
-
-class _Pending(NamedTuple):
-    root: str
-    info: FileInfo
-    digest: str
-    is_update: bool
-
-
 def index_on_ray(
     collection: Collection, model: str, roots: Iterable[Path], *, options: IndexOptions | None = None,
     ray: RayOptions | None = None, progress: Callable[[int], Progress] | None = None,
     notify: Callable[[str], None] | None = None,
-) -> RaySummary:
+) -> IndexSummary:
     """`index_paths` on Ray: the same catalog, vector index and summary (plus `shards`).
     `model` is a preset or a folder every node can reach; `options.workers` does not apply
     (the actors decode). `progress(total)` returns a per-file callback; `notify` gets one
     line on the shards found and to compute."""
-    raydata, shardfiles = _backend()
+    raydata, shards = _backend()
     options, ray = options or IndexOptions(), ray or RayOptions()
     name = _model_name(collection, model)  # a preset, or a folder's absolute path: what the actors load
     plans = plan_roots(collection, roots, options.exclude)
     pending = _pending(plans)
-    specs = shardfiles.cut([(path, item.digest) for path, item in pending.items()], ray.shard_size,
-                           salt=f"{name}\0captions={options.captions}")
-    store = shardfiles.ShardFolder(collection.folder / shardfiles.FOLDER)
+    specs = shards.cut([(path, file.content_hash) for path, file in pending.items()], ray.shard_size,
+                       salt=f"{name}\0captions={options.captions}")
+    store = shards.ShardFolder(collection.folder / shards.FOLDER)
     store.keep_only({spec.name for spec in specs})
     todo = [spec for spec in specs if not store.done(spec.name)]
     reused = len(specs) - len(todo)
-    summary = RaySummary(shards={"total": len(specs), "computed": len(todo), "reused": reused})
+    summary = IndexSummary(shards=ShardCounts(total=len(specs), computed=len(todo), reused=reused))
     if notify and specs:
         notify(f"ray: {len(specs)} shards of up to {ray.shard_size} files, {reused} finished by an "
                f"earlier run, {len(todo)} to compute")
@@ -105,17 +87,17 @@ def index_on_ray(
     return summary
 
 
-def merge(collection: Collection, plans: list[Plan], names: list[str], pending: dict[str, _Pending],
+def merge(collection: Collection, plans: list[Plan], names: list[str], pending: dict[str, ImageFile],
           store: ShardFolder, summary: IndexSummary) -> None:
     """Apply the plan's cheap changes, load the shards into the catalog (one transaction each,
     removing each shard after its commit), drop vanished files and save the vector index."""
     for root_plan in plans:
-        apply_cheap_changes(collection, root_plan, summary)
+        apply_plan(collection, root_plan, summary)
     for name in names:
-        rows = store.read(name)
+        made, model = store.read(name)
         if collection.model is None:  # a new index: the workers' model names its vectors
-            collection.bind_model(ModelInfo(rows[0]["model"], rows[0]["queries"], rows[0]["dim"]))
-        commit(collection, [_embedded(row, pending[row["path"]]) for row in rows], summary)
+            collection.bind_model(model)
+        commit(collection, [_outcome(pending[file.path], file) for file in made], summary)
         store.remove(name)
     finish(collection, plans, summary)
 
@@ -127,31 +109,30 @@ def _model_name(collection: Collection, model: str) -> str:
     return name
 
 
-def _pending(plans: list[Plan]) -> dict[str, _Pending]:
+def _pending(plans: list[Plan]) -> dict[str, ImageFile]:
     """The files to embed, by path (a file under two of the roots is embedded once)."""
-    pending: dict[str, _Pending] = {}
+    pending: dict[str, ImageFile] = {}
     for root_plan in plans:
-        for info, digest, is_update in root_plan.embed:
-            pending.setdefault(info.path, _Pending(root_plan.root, info, digest, is_update))
+        for file in root_plan.embed:
+            pending.setdefault(file.path, file)
     return pending
 
 
-def _embedded(row: dict, item: _Pending) -> Embedded:
-    # The worker's hash is of the bytes it read: the vectors' own content, even if the file
-    # changed after the plan (the next run then finds it touched, or changed, as it is).
-    return Embedded(
-        root=item.root, info=item.info, content_hash=row["content_hash"] or item.digest,
-        is_update=item.is_update, vectors=row["vectors"], caption=row["caption"], width=row["width"],
-        height=row["height"], taken_at=row["taken_at"], thumbnail=row["thumbnail"], error=row["error"],
-    )
+def _outcome(planned: ImageFile, made: ImageFile) -> ImageFile:
+    """The planned file (root, size, mtime) with what a worker made of it. The worker's hash
+    is of the bytes it read: the vectors' own content, even if the file changed after the
+    plan (the next run then finds it touched, or changed, as it is)."""
+    return replace(planned, content_hash=made.content_hash or planned.content_hash, vectors=made.vectors,
+                   caption=made.caption, width=made.width, height=made.height, taken_at=made.taken_at,
+                   thumbnail=made.thumbnail, error=made.error)
 
 
 def _backend():
-    """(raydata, shardfiles): the modules that need the [distributed] extra (ray, pyarrow)."""
+    """(raydata, shards): the modules that need the [distributed] extra (ray, pyarrow)."""
     try:
-        from . import raydata, shardfiles
+        from . import raydata, shards
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] in ("ray", "pyarrow"):
             raise DistributedUnavailable(INSTALL_HINT) from None
         raise
-    return raydata, shardfiles
+    return raydata, shards

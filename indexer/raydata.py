@@ -24,12 +24,13 @@ import ray
 import ray.data
 
 from search import runtime
+from search.collection import ModelInfo
 from search.errors import InputError, SearchError
+from search.indexing import bytes_hash, decode, embed
+from search.records import ImageFile
 
-from . import shardfiles
-from .decode import decode
-from .scan import bytes_hash
-from .shardfiles import ShardSpec
+from . import shards
+from .shards import ShardSpec
 
 RAISED = re.compile(r"^[\w.]*(Error|Exception): \S")  # the last line of a traceback
 GONE = "file not found"  # a file the plan saw that the read no longer found
@@ -139,7 +140,7 @@ def _collect(dataset, specs: list[ShardSpec], write, tick) -> int:
             rows.append(row)
             model = model or row
             if len(rows) == len(spec.files):
-                write(spec.name, shardfiles.table(waiting.pop(spec.name)))
+                write(spec.name, shards.table(waiting.pop(spec.name)))
         tick(batch.num_rows)
     if waiting and model is None:
         raise InputError("none of the files to index could be read (deleted since the scan?); "
@@ -151,7 +152,7 @@ def _collect(dataset, specs: list[ShardSpec], write, tick) -> int:
             rows += [{"path": path, "content_hash": digest, "error": GONE, "model": model["model"],
                       "queries": model["queries"], "dim": model["dim"]}
                      for path, digest in spec.files if path not in seen]
-            write(spec.name, shardfiles.table(rows))
+            write(spec.name, shards.table(rows))
     return calls
 
 
@@ -164,27 +165,19 @@ class Embedder:
         runtime.configure(threads)
         self.engine = Blip2Engine.load(model, device=device, dtype=dtype, query_dtype="float32")
         self.captions = captions
-        self.shape = {"model": self.engine.name, "queries": self.engine.query_tokens, "dim": self.engine.dim}
+        self.model = ModelInfo(self.engine.name, self.engine.query_tokens, self.engine.dim)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
-        from .pipeline import embed_images
-
-        files = [(str(path), bytes(data)) for path, data in zip(batch["path"], batch["bytes"], strict=True)]
-        decoded = [decode(path, data) for path, data in files]
-        good = [d.image for d in decoded if d.image is not None]
+        files = []
+        for path, data in zip(batch["path"], batch["bytes"], strict=True):
+            data = bytes(data)
+            file = ImageFile(str(path), len(data), 0.0, content_hash=bytes_hash(data))
+            files.append(decode(file, data))
         before = self.engine.model_calls
-        vectors, captions = embed_images(self.engine, good, self.captions) if good else ([], [])
-        results = iter(zip(vectors, captions, strict=True))
-        rows = []
-        for d, (path, data) in zip(decoded, files, strict=True):
-            row = {"path": path, "content_hash": bytes_hash(data), "error": d.error, **self.shape}
-            if d.image is not None:
-                vector, caption = next(results)
-                row |= {"vectors": vector.tobytes(), "caption": caption, "width": d.image.width,
-                        "height": d.image.height, "taken_at": d.taken_at, "thumbnail": d.thumbnail}
-            rows.append(row)
-        rows[0]["model_calls"] = self.engine.model_calls - before
-        return shardfiles.table(rows)
+        embed(self.engine, files, captions=self.captions)
+        made = shards.rows(files, self.model)
+        made[0]["model_calls"] = self.engine.model_calls - before
+        return shards.table(made)
 
 
 def _check_reachable(address: str) -> None:

@@ -9,37 +9,19 @@ folders are followed once (a loop is cut where it closes).
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from search.catalog import Catalog, ImageRecord
+from search.collection import Collection
 from search.errors import InputError
+from search.indexing import Plan, plan
+from search.records import ImageFile
 
 IMAGE_SUFFIXES = {
     ".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif",
 }
 HEAD_BYTES = 32
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    path: str
-    size: int
-    mtime: float
-
-
-@dataclass
-class Plan:
-    root: str
-    unchanged: list[ImageRecord] = field(default_factory=list)
-    touched: list[tuple[ImageRecord, FileInfo]] = field(default_factory=list)  # same content, new mtime
-    embed: list[tuple[FileInfo, str, bool]] = field(default_factory=list)  # (file, hash, is_update)
-    moved: list[tuple[ImageRecord, FileInfo]] = field(default_factory=list)
-    copied: list[tuple[ImageRecord, FileInfo]] = field(default_factory=list)  # duplicate content
-    removed: list[ImageRecord] = field(default_factory=list)
 
 
 def looks_like_image(head: bytes) -> bool:
@@ -52,7 +34,7 @@ def looks_like_image(head: bytes) -> bool:
     )
 
 
-def walk(root: Path, exclude: Sequence[str] = ()) -> Iterator[FileInfo]:
+def walk(root: Path, exclude: Sequence[str] = ()) -> Iterator[ImageFile]:
     """Candidate files under `root`: an image suffix, or image content under any name."""
     seen_dirs: set[tuple[int, int]] = set()
     stack = [root]
@@ -74,73 +56,26 @@ def walk(root: Path, exclude: Sequence[str] = ()) -> Iterator[FileInfo]:
                     stack.append(Path(entry.path))
                 elif entry.is_file(follow_symlinks=True) and _is_candidate(entry.path):
                     stat = entry.stat(follow_symlinks=True)
-                    yield FileInfo(entry.path, stat.st_size, stat.st_mtime)
+                    yield ImageFile(entry.path, stat.st_size, stat.st_mtime)
             except OSError:
                 continue  # a dangling symlink or a file gone mid-walk
 
 
-def content_hash(path: str) -> str:
-    digest = _hasher()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def bytes_hash(data: bytes) -> str:
-    """`content_hash` of a file whose bytes are already in memory."""
-    digest = _hasher()
-    digest.update(data)
-    return digest.hexdigest()
-
-
-def _hasher():
-    return hashlib.blake2b(digest_size=20)
-
-
-def plan(catalog: Catalog, root: Path, exclude: Sequence[str] = ()) -> Plan:
-    """Compare the files under `root` with the catalog: by size and mtime, then by content hash."""
-    if not root.exists():
-        raise InputError(f"{root} does not exist; nothing was changed")
-    if not root.is_dir():
-        raise InputError(f"{root} is not a folder; nothing was changed")
-    files = list(walk(root, exclude))
-    if not files:
-        raise InputError(f"{root} holds no images; nothing was changed (the catalog keeps its images)")
-    known = catalog.records_under(str(root))
-    result = Plan(root=str(root))
-    present = {f.path for f in files}
-    claimed: set[int] = set()
-    for info in files:
-        record = known.get(info.path)
-        if record and (record.size, record.mtime) == (info.size, info.mtime):
-            result.unchanged.append(record)
-            continue
-        digest = content_hash(info.path)
-        if record and record.content_hash == digest:
-            result.touched.append((record, info))
-        elif record:
-            result.embed.append((info, digest, True))
-        else:
-            _new_file(catalog, info, digest, present, claimed, result)
-    result.removed = [r for p, r in known.items() if p not in present and r.id not in claimed]
-    return result
-
-
-def _new_file(catalog, info, digest, present, claimed, result: Plan) -> None:
-    """A path the catalog does not know: moved from a vanished path, a duplicate, or new."""
-    for twin in catalog.records_with_hash(digest):
-        if twin.id in claimed:
-            continue
-        if twin.path not in present and not os.path.exists(twin.path):
-            claimed.add(twin.id)
-            result.moved.append((twin, info))
-            return
-    twins = [t for t in catalog.records_with_hash(digest) if t.id not in claimed]
-    if twins:
-        result.copied.append((twins[0], info))
-    else:
-        result.embed.append((info, digest, False))
+def plan_roots(collection: Collection, roots: Iterable[Path], exclude: Sequence[str] = ()) -> list[Plan]:
+    """What changed under each root since the catalog last saw it; changes nothing. A root
+    that is missing, not a folder or holds no images is refused before anything changes."""
+    plans = []
+    for given in roots:
+        root = Path(given).expanduser().resolve()
+        if not root.exists():
+            raise InputError(f"{root} does not exist; nothing was changed")
+        if not root.is_dir():
+            raise InputError(f"{root} is not a folder; nothing was changed")
+        files = list(walk(root, exclude))
+        if not files:
+            raise InputError(f"{root} holds no images; nothing was changed (the catalog keeps its images)")
+        plans.append(plan(collection, str(root), files))
+    return plans
 
 
 def _is_candidate(path: str) -> bool:

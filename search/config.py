@@ -1,22 +1,30 @@
 """One typed settings object, built explicitly by an entry point (never at import time).
 
 Every field can come from the environment with the `BLIP2_SEARCH_` prefix
-(`BLIP2_SEARCH_MODEL=/models/blip2`), and entry points override them with their flags.
+(`BLIP2_SEARCH_MODEL=/models/blip2`), and entry points override them with their flags. The
+`Literal` types are the one list of each choice: the CLI's argparse choices and the model
+loader's checks read them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import ConfigError, InputError
-from .presets import DEFAULT_PRESET, resolve
+from .errors import ConfigError
 
 Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["auto", "float32", "bfloat16", "float16", "int8"]
+QueryDType = Literal["auto", "float32", "bfloat16"]
+IndexType = Literal["auto", "exact", "compressed"]
+
+
+def choices(kind: object) -> tuple[str, ...]:
+    """The values of a `Literal` type, in order: `choices(Device)` is ("auto", "cpu", "cuda")."""
+    return get_args(kind)
 
 
 class Settings(BaseSettings):
@@ -27,7 +35,7 @@ class Settings(BaseSettings):
     database_url: str | None = None  # any SQLAlchemy URL; default: SQLite in the index folder
     device: Device = "auto"
     dtype: DType = "auto"  # float16 on a GPU; bfloat16 on a CPU with bfloat16 instructions, else float32
-    query_dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bfloat16 text queries on CPU
+    query_dtype: QueryDType = "auto"  # auto: bfloat16 text queries on CPU
     batch_size: int | None = Field(default=None, ge=1, le=1024)  # images a batch; None: sized to memory
     workers: int = Field(default=2, ge=0, le=64)  # image-decoding processes while indexing
     threads: int | None = Field(default=None, ge=1, le=1024)  # torch and FAISS threads; None: every core
@@ -45,13 +53,6 @@ class Settings(BaseSettings):
         """`BLIP2_SEARCH_API_KEY=` (set, but empty, as compose passes an unset variable) means
         no key, not a key that is the empty string."""
         return None if isinstance(value, str) and not value.strip() else value
-
-    def model_for(self, indexed: str | None) -> str:
-        """The model to load: the flag, else the one that built the index, else the default.
-        A flag naming another model than the index's is refused before anything loads."""
-        if self.model and indexed and resolve(self.model).name != indexed:
-            raise InputError(f"the index was built with model {indexed}, not {self.model}")
-        return self.model or indexed or DEFAULT_PRESET
 
 
 def load_settings(**overrides: object) -> Settings:

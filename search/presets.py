@@ -12,7 +12,7 @@ from pathlib import Path
 from .errors import ModelNotAvailable
 
 RETRIEVAL_HUB_ID = "Salesforce/blip2-itm-vit-g"
-DEMO_FOLDER = Path(__file__).resolve().parent / "demo_model"  # shipped in the package
+DEMO_FOLDER = Path(__file__).resolve().parent / "demo" / "model"  # shipped in the package
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Queries over a collection: text search, similar images, and questions about a hit.
 
-Text search ranks by BLIP-2's first-stage score (ITC: max over query tokens), optionally
-reranks the top N with the match head (ITM) as the BLIP-2 paper does, and can fuse the
-caption full-text rank by reciprocal rank fusion.
+Text search takes the vector index's first stage and ranks exactly (`scoring`: BLIP-2's ITC,
+the max over query tokens, re-scored from the stored vectors where the first stage holds
+codes), optionally reranks the top N with the match head (ITM) as the BLIP-2 paper does,
+and can fuse the caption full-text rank by reciprocal rank fusion.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from datetime import datetime
 import numpy as np
 from PIL import Image
 
+from . import scoring
 from .collection import Collection
 from .errors import ImageError, InputError, NotFound
 from .images import open_image
 from .prompts import Turn
+from .records import ImageRecord
+from .schemas import Hit
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant
 RERANK_BATCH = 16
@@ -35,19 +39,6 @@ class SearchOptions:
     path_prefix: str | None = None
     after: datetime | None = None
     before: datetime | None = None
-
-
-@dataclass
-class Hit:
-    id: int
-    path: str
-    score: float
-    caption: str | None
-    match: float | None = None
-
-    def to_json(self) -> dict:
-        return {"id": self.id, "path": self.path, "score": self.score, "caption": self.caption,
-                "match": self.match}
 
 
 Timer = Callable[[str], AbstractContextManager]
@@ -75,13 +66,13 @@ class Searcher:
         rerank = options.rerank or options.min_match is not None
         depth = options.offset + options.k
         depth = max(depth, options.rerank_top) if rerank else depth
-        if self.collection.vectors is None:
+        if self.collection.model is None:
             return []  # nothing indexed yet
         allowed = self._allowed(options)
         with self.timer("text_encode"):
             text_vec = self.engine.embed_texts([query])[0]
         with self.timer("vector_search"):
-            ranked = self.collection.vectors.search(text_vec, depth, allowed)[0]
+            ranked = self.nearest(text_vec[None], depth, allowed)[0]
             if options.hybrid:
                 ranked = self._fuse(ranked, query, depth, allowed)
             hits = self._hits(ranked)
@@ -92,6 +83,14 @@ class Searcher:
                 hits = [hit for hit in hits if hit.match >= options.min_match]
         return hits[options.offset : options.offset + options.k]
 
+    def nearest(self, text_vecs: np.ndarray, k: int,
+                allowed: np.ndarray | None = None) -> list[list[tuple[int, float]]]:
+        """For each (D,) text vector, the exact top k (image id, max-sim) among `allowed`: the
+        first stage's candidates, re-scored from the stored vectors where it holds codes."""
+        firsts = self.collection.candidates(text_vecs, k, allowed)
+        return [scoring.ranked(first, text, k, self.collection.read_vectors)
+                for first, text in zip(firsts, np.atleast_2d(text_vecs), strict=False)]
+
     def similar(self, *, image: Image.Image | None = None, image_id: int | None = None,
                 k: int = 10, offset: int = 0) -> list[Hit]:
         """Images ranked by the mean over the query image's Q vectors of the max cosine
@@ -100,23 +99,29 @@ class Searcher:
             raise InputError("give an image or an image id")
         if image_id is not None:
             self.record(image_id)
-            query = self.collection.vectors.vectors_of(image_id)
+            query = self.collection.vectors_of(image_id)
         else:
             with self.timer("image_encode"):
                 query = self.engine.embed_images([image])[0]
-        if self.collection.vectors is None:
-            return []
+        if query is None:
+            raise NotFound(f"image {image_id} has no stored vectors")
         want = offset + k + (image_id is not None)
+        score = scoring.image_similarity(query)
         scored: list[tuple[int, float]] = []
         with self.timer("vector_search"):
             for ids, vectors in self.collection.iter_vectors():
-                # (n, Q_candidate, Q_query) -> max over the candidate's vectors -> mean over the query's
-                scores = np.einsum("ncd,qd->ncq", vectors, query).max(axis=1).mean(axis=1)
-                top = np.argsort(-scores, kind="stable")[:want]
-                scored += [(int(ids[i]), float(scores[i])) for i in top]
+                scored += scoring.top(ids, score(vectors), want)
         scored.sort(key=lambda item: (-item[1], item[0]))
-        ranked = [item for item in scored if item[0] != image_id][: want]
+        ranked = [item for item in scored if item[0] != image_id][:want]
         return self._hits(ranked)[offset : offset + k]
+
+    def similar_to_file(self, path: str, k: int = 10) -> list[Hit]:
+        """Similar to the image at `path`: by its id when it is indexed (and left out of its
+        own results), else by its pixels."""
+        record = self.collection.image_at(path)
+        if record is not None and record.status == "ok":
+            return self.similar(image_id=record.id, k=k)
+        return self.similar(image=open_image(path), k=k)
 
     def ask(self, image_id: int, question: str, history: Sequence[Turn] = ()) -> str:
         record = self.record(image_id)
@@ -127,8 +132,9 @@ class Searcher:
         with self.timer("generation"):
             return self.engine.ask(image, question, history)
 
-    def record(self, image_id: int):
-        record = self.collection.catalog.get(image_id)
+    def record(self, image_id: int) -> ImageRecord:
+        """The indexed image `image_id`, or NotFound saying why not."""
+        record = self.collection.image(image_id)
         if record is None:
             raise NotFound(f"no indexed image with id {image_id}")
         if record.status != "ok":
@@ -140,13 +146,12 @@ class Searcher:
     def _allowed(self, options: SearchOptions) -> np.ndarray | None:
         if not (options.path_prefix or options.after or options.before):
             return None
-        return self.collection.catalog.filter_ids(
-            path_prefix=options.path_prefix, after=options.after, before=options.before
-        )
+        return self.collection.filter_ids(path_prefix=options.path_prefix, after=options.after,
+                                          before=options.before)
 
     def _fuse(self, ranked, query: str, depth: int, allowed) -> list[tuple[int, float]]:
         """Reciprocal rank fusion of the vector ranking and the caption full-text ranking."""
-        text_ids = self.collection.catalog.caption_search(query, limit=depth)
+        text_ids = self.collection.caption_search(query, limit=depth)
         if allowed is not None:
             permitted = set(allowed.tolist())
             text_ids = [i for i in text_ids if i in permitted]
@@ -157,8 +162,8 @@ class Searcher:
         return sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:depth]
 
     def _hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:
-        records = self.collection.catalog.get_many(image for image, _ in ranked)
-        return [Hit(image, records[image].path, score, records[image].caption)
+        records = self.collection.images(image for image, _ in ranked)
+        return [Hit(id=image, path=records[image].path, score=score, caption=records[image].caption)
                 for image, score in ranked if image in records]
 
     def _rerank(self, hits: list[Hit], query: str) -> list[Hit]:

@@ -12,15 +12,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from search.demo.tiny import write_tiny_pair
 from search.models import Blip2Engine
 from search.presets import PRESETS
-from search.testing import write_tiny_pair
 
 REAL_DTYPE = os.environ.get("BLIP2_SEARCH_TEST_DTYPE", "float32")
-# The CLI and the server default to `auto` precision (bfloat16 on CPUs that have it). Tests
-# compare their output with float32 engines built here, so they run them at float32 too; the
-# default's own agreement is tested in test_search_precision.py.
-os.environ.setdefault("BLIP2_SEARCH_DTYPE", "float32")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def float32_front_ends():
+    """The CLI and the server default to `auto` precision (bfloat16 on CPUs that have it).
+    Tests compare their output with float32 engines built here, so they run them, and the
+    processes they start, at float32 too; the default's own agreement is tested in
+    test_search_precision.py."""
+    with pytest.MonkeyPatch.context() as patch:
+        if "BLIP2_SEARCH_DTYPE" not in os.environ:
+            patch.setenv("BLIP2_SEARCH_DTYPE", "float32")
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -205,3 +213,14 @@ def catalog_url(request, tmp_path):
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def all_vectors(collection) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, (n, Q, D) float32 vectors) of every indexed image, in id order."""
+    chunks = list(collection.iter_vectors())
+    if not chunks:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0, 0), dtype=np.float32)
+    ids = np.concatenate([ids for ids, _ in chunks])
+    order = np.argsort(ids, kind="stable")
+    vectors = np.concatenate([v.astype(np.float32) for _, v in chunks])
+    return ids[order], vectors[order]

@@ -38,9 +38,9 @@ def arm(mode: str, n: int) -> None:
 
         store.Catalog.write = write_then_die
     elif mode == "after-shard":
-        from indexer import shardfiles
+        from indexer import shards
 
-        write_shard = shardfiles.ShardFolder.write
+        write_shard = shards.ShardFolder.write
 
         def write_shard_then_die(self, name, rows):
             write_shard(self, name, rows)
@@ -48,7 +48,7 @@ def arm(mode: str, n: int) -> None:
             if calls["count"] == n:
                 die()
 
-        shardfiles.ShardFolder.write = write_shard_then_die
+        shards.ShardFolder.write = write_shard_then_die
     elif mode == "in-commit":
         # Fires when a transaction is about to be committed: its rows are written, not durable.
 
@@ -105,6 +105,6 @@ if __name__ == "__main__":
     mode, n, separator, *cli = sys.argv[1:]
     assert separator == "--"
     arm(mode, int(n))
-    from indexer.cli import main
+    from cli.main import main
 
     sys.exit(main(cli))

@@ -1,5 +1,5 @@
 """A second shapes-world renderer, written from the specification alone (design.md, "The demo
-model"), sharing no drawing code with search/shapes.py: numpy rasterisation by point tests,
+model"), sharing no drawing code with search/demo/shapes.py: numpy rasterisation by point tests,
 its own anti-aliasing (3 x 3 samples per pixel instead of drawing 4x larger and resampling),
 a star sized by its circumscribed circle rather than fitted to its box, and a bilinear
 resize step. The demo model must handle its images as well as its own renderer's."""
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from search.shapes import COLORS, SHAPES, Shape, caption_for, questions_for
+from search.demo.shapes import COLORS, SHAPES, Shape, caption_for, questions_for
 
 SAMPLES = 3  # anti-aliasing samples per pixel and axis
 

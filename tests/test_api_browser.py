@@ -34,7 +34,7 @@ def server(served_index):
     settings = served_index["settings"]
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "indexer.cli", "serve", "--index", str(settings.index), "--model",
+        [sys.executable, "-m", "cli.main", "serve", "--index", str(settings.index), "--model",
          settings.model, "--port", str(port), "--workers", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )

@@ -92,8 +92,8 @@ def test_files_only_by_id_and_inside_the_root(served_index, tmp_path):
 
     with TestClient(_app(served_index)) as client:
         collection = Collection.open(served_index["settings"].index)
-        ids = collection.catalog.filter_ids().tolist()
-        record = collection.catalog.get(ids[-1])
+        ids = collection.filter_ids().tolist()
+        record = collection.image(ids[-1])
         collection.close()
         assert client.get(f"/api/images/{record.id}/file").status_code == 200
         secret = tmp_path / "secret.txt"

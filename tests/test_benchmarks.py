@@ -34,7 +34,7 @@ def test_the_quick_benchmark_runs_and_writes_its_report(tmp_path):
         assert 0 < row["search_p50_ms"] <= row["search_p99_ms"]
         assert row["bytes_per_image_disk"] > 32 * 256 * 2  # every vector stored in float16, at least
     large = report["large"]
-    assert (large["images"], large["vectors"], large["shards"]) == (4_000, 128_000, 4)
+    assert (large["images"], large["vectors"], large["segments"]) == (4_000, 128_000, 4)
     assert 0 < large["search_p50_ms"] <= large["search_p99_ms"] and large["bytes_per_image_ram"] > 0
     assert {f"{key}_10m" for key in ("recall_at_10", "query_p50_ms", "bytes_per_image_ram")} <= set(report)
     assert not list(tmp_path.glob("bench-*"))  # scratch collections are removed

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from indexer.cli import build_parser
+from cli.main import build_parser
 from search.config import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +88,7 @@ def test_compose_services_images_volumes_and_the_index_job():
                 assert source in compose["volumes"], f"{name} mounts an undeclared volume {source}"
     api, job = services["api"], services["index"]
     assert "index:/data/index" in api["volumes"] and "index:/data/index" in job["volumes"]
-    assert build_parser().parse_args(job["command"]).run.__name__ == "index"
+    assert build_parser().parse_args(job["command"]).run.__module__ == "cli.index"
     assert job["profiles"] and services["postgres"]["profiles"], "optional: started only when asked for"
     assert any(port.endswith(":8000") for port in api["ports"])
     assert services["postgres"]["healthcheck"]["test"][1] == "pg_isready"

@@ -17,7 +17,7 @@ from search.collection import SNAPSHOT, Collection
 from search.images import open_image
 from search.queries import Searcher
 
-from .conftest import write_corpus
+from .conftest import all_vectors, write_corpus
 
 HARNESS = Path(__file__).parent / "crash_harness.py"
 COUNT = 200
@@ -38,9 +38,10 @@ def _temp_files(index: Path) -> int:
     return len(list(index.glob(f".{SNAPSHOT}.*.tmp")))
 
 
-def _kill_when(rows_at_least: int, photos, index, model) -> None:
-    """Start a plain run and SIGKILL it from outside once the catalog holds enough rows."""
-    argv = [sys.executable, "-m", "indexer.cli", "index", str(photos), "--index", str(index),
+def _kill_when(rows_at_least: int, photos, index, model) -> int:
+    """Start a plain run and SIGKILL it from outside once the catalog holds enough rows;
+    returns its exit status (-SIGKILL when the kill came before the run ended)."""
+    argv = [sys.executable, "-m", "cli.main", "index", str(photos), "--index", str(index),
             "--model", str(model), "--json", "--batch-size", "8", "--workers", "1"]
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -49,7 +50,7 @@ def _kill_when(rows_at_least: int, photos, index, model) -> None:
             process.send_signal(signal.SIGKILL)
             break
         time.sleep(0.05)
-    process.wait(timeout=60)
+    return process.wait(timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +63,9 @@ def crashed_and_resumed(tmp_path_factory, tiny_dirs):
         result = _run(mode, n, photos, index, model)
         history.append((mode, n, result.returncode, _rows(index)))
         assert result.returncode == -signal.SIGKILL, result.stderr
-    _kill_when(_rows(index) + 30, photos, index, model)
-    history.append(("outside-kill", 0, None, _rows(index)))
+    killed = _kill_when(_rows(index) + 30, photos, index, model)
+    assert killed == -signal.SIGKILL, "the run ended before the kill"
+    history.append(("outside-kill", 0, killed, _rows(index)))
     # Each run first rebuilds the snapshot left behind by the kill before it (write 1), then
     # indexes the rest and writes the snapshot again at the end (write 2): die in write 2.
     result = _run("snapshot-half", 2, photos, index, model)
@@ -101,16 +103,16 @@ def test_resumed_index_is_complete_and_unduplicated(crashed_and_resumed, tiny_di
         assert stored == paths  # every image exactly once
         assert vector_rows == len(paths)
         queries = collection.model.queries
-        assert collection.vectors.ntotal == len(paths) * queries
-        ids, _ = collection.vectors.all_vectors()
+        assert collection.stats().vectors == len(paths) * queries
+        ids, _ = all_vectors(collection)
         assert len(set(ids.tolist())) == len(ids) == len(paths)
         searcher = Searcher(collection, engines["opt"])
         for path in paths:
-            record = collection.catalog.record_for_path(path)
+            record = collection.image_at(path)
             hits = searcher.similar(image=open_image(path), k=1)
             assert hits[0].id == record.id, path
             assert collection.thumbnail_path(record.content_hash).exists()
-        np.testing.assert_array_equal(np.sort(ids), np.sort([collection.catalog.record_for_path(p).id
+        np.testing.assert_array_equal(np.sort(ids), np.sort([collection.image_at(p).id
                                                               for p in paths]))
     finally:
         collection.close()

@@ -100,7 +100,7 @@ def hostile_run(tmp_path_factory, tiny_dirs):
     valid, bad = build_hostile_folder(root / "files")
     index = root / "index"
     result = subprocess.run(
-        [sys.executable, "-m", "indexer.cli", "index", str(root / "files"), "--index", str(index),
+        [sys.executable, "-m", "cli.main", "index", str(root / "files"), "--index", str(index),
          "--model", str(tiny_dirs["opt"]), "--json", "--workers", "2"],
         capture_output=True, text=True, timeout=300,
     )
@@ -125,14 +125,14 @@ def test_valid_files_have_correct_colours_and_orientation(hostile_run):
     collection = Collection.open(index)
     try:
         for name, (size, colour) in valid.items():
-            record = collection.catalog.record_for_path(str(root / "files" / name))
+            record = collection.image_at(str(root / "files" / name))
             assert record is not None and record.status == "ok", name
             assert (record.width, record.height) == size, name
             thumb = np.asarray(Image.open(collection.thumbnail_path(record.content_hash)).convert("RGB"))
             y = thumb.shape[0] // 4 if name == "rotated.jpg" else thumb.shape[0] // 2
             pixel = thumb[y, thumb.shape[1] // 2].astype(int)
             assert np.abs(pixel - np.array(colour)).max() <= 30, (name, pixel.tolist(), colour)
-        assert collection.vectors.ntotal == len(valid) * collection.model.queries
+        assert collection.stats().vectors == len(valid) * collection.model.queries
     finally:
         collection.close()
 
@@ -142,7 +142,8 @@ def test_the_bomb_is_never_decoded(hostile_run):
     bomb would need 2.7 GB, so only a refusal before decoding can give the bomb error."""
     *_, root, _ = hostile_run
     code = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20)); "
-            "from indexer.decode import decode; import sys; print(decode(sys.argv[1]).error)")
+            "from search.indexing import decode; from search.records import ImageFile; import sys; "
+            "print(decode(ImageFile(sys.argv[1], 0, 0.0)).error)")
     result = subprocess.run([sys.executable, "-c", code, str(root / "files" / "bomb.png")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

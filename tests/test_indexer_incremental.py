@@ -11,7 +11,7 @@ from PIL import Image
 from search.errors import InputError
 from search.queries import Searcher
 
-from .conftest import write_corpus
+from .conftest import all_vectors, write_corpus
 
 
 def test_first_run_then_unchanged_makes_no_model_call(indexer, tmp_path):
@@ -19,7 +19,7 @@ def test_first_run_then_unchanged_makes_no_model_call(indexer, tmp_path):
     first, collection = indexer(tmp_path / "photos", batch_size=5)
     assert (first.added, first.failed, first.unchanged) == (12, 0, 0)
     assert first.model_calls > 0
-    assert collection.vectors.ntotal == 12 * collection.model.queries
+    assert collection.stats().vectors == 12 * collection.model.queries
     again, collection = indexer(tmp_path / "photos", batch_size=5)
     assert again.model_calls == 0
     assert (again.added, again.updated, again.moved, again.removed, again.unchanged) == (0, 0, 0, 0, 12)
@@ -29,44 +29,45 @@ def test_first_run_then_unchanged_makes_no_model_call(indexer, tmp_path):
 def test_renamed_file_is_moved_with_no_model_call(indexer, tmp_path):
     paths = write_corpus(tmp_path / "photos", 6)
     _, collection = indexer(tmp_path / "photos")
-    old = collection.catalog.record_for_path(str(paths[2]))
+    old = collection.image_at(str(paths[2]))
     target = tmp_path / "photos" / "sub" / "renamed.png"
     target.parent.mkdir()
     os.rename(paths[2], target)
     summary, collection = indexer(tmp_path / "photos")
     assert (summary.moved, summary.added, summary.removed, summary.model_calls) == (1, 0, 0, 0)
-    moved = collection.catalog.record_for_path(str(target))
+    moved = collection.image_at(str(target))
     assert moved.id == old.id and moved.caption == old.caption
-    assert collection.catalog.record_for_path(str(paths[2])) is None
-    np.testing.assert_array_equal(collection.vectors.vectors_of(old.id), collection.catalog.vectors(
-        old.id, (collection.model.queries, collection.model.dim)))
+    assert collection.image_at(str(paths[2])) is None
+    ids, vectors = all_vectors(collection)  # the vector index holds the moved image's vectors
+    np.testing.assert_array_equal(vectors[ids == old.id][0], collection.vectors_of(old.id))
 
 
 def test_deleted_file_disappears_from_search(indexer, engines, tmp_path):
     paths = write_corpus(tmp_path / "photos", 6)
     _, collection = indexer(tmp_path / "photos")
-    gone = collection.catalog.record_for_path(str(paths[0]))
+    gone = collection.image_at(str(paths[0]))
     paths[0].unlink()
     summary, collection = indexer(tmp_path / "photos")
     assert (summary.removed, summary.model_calls) == (1, 0)
     hits = Searcher(collection, engines["opt"]).search("a red circle")
     assert gone.id not in [hit.id for hit in hits]
     assert len(hits) == 5
-    assert collection.vectors.ntotal == 5 * collection.model.queries
+    assert collection.stats().vectors == 5 * collection.model.queries
 
 
 def test_changed_file_is_re_embedded(indexer, engines, tmp_path):
     paths = write_corpus(tmp_path / "photos", 4)
     _, collection = indexer(tmp_path / "photos")
-    before = collection.catalog.record_for_path(str(paths[1]))
+    before = collection.image_at(str(paths[1]))
     Image.new("RGB", (40, 40), (10, 200, 30)).save(paths[1])
     summary, collection = indexer(tmp_path / "photos")
     assert (summary.updated, summary.unchanged) == (1, 3)
     assert summary.model_calls > 0
-    after = collection.catalog.record_for_path(str(paths[1]))
+    after = collection.image_at(str(paths[1]))
     assert after.id == before.id and after.content_hash != before.content_hash
     expected = engines["opt"].embed_images([Image.open(paths[1]).convert("RGB")])[0]
-    np.testing.assert_allclose(collection.vectors.vectors_of(after.id), expected, atol=2e-3)  # float16
+    ids, vectors = all_vectors(collection)
+    np.testing.assert_allclose(vectors[ids == after.id][0], expected, atol=2e-3)  # float16
 
 
 def test_touched_file_with_same_content_is_unchanged(indexer, tmp_path):
@@ -83,7 +84,7 @@ def test_duplicate_content_reuses_vectors(indexer, tmp_path):
     (tmp_path / "photos" / "copy.png").write_bytes(paths[0].read_bytes())
     summary, collection = indexer(tmp_path / "photos")
     assert (summary.added, summary.model_calls) == (1, 0)
-    assert collection.vectors.ntotal == 4 * collection.model.queries
+    assert collection.stats().vectors == 4 * collection.model.queries
 
 
 def test_missing_or_empty_root_is_refused_and_changes_nothing(indexer, tmp_path):
@@ -98,8 +99,8 @@ def test_missing_or_empty_root_is_refused_and_changes_nothing(indexer, tmp_path)
         path.unlink()
     with pytest.raises(InputError, match="holds no images"):
         indexer(tmp_path / "photos")  # an emptied (say, unmounted) folder must not wipe the catalog
-    assert collection.catalog.stats()["images"] == 3
-    assert collection.vectors.ntotal == 3 * collection.model.queries
+    assert collection.stats().images == 3
+    assert collection.stats().vectors == 3 * collection.model.queries
 
 
 def test_exclude_and_hidden_files(indexer, tmp_path):
@@ -115,8 +116,8 @@ def test_worker_processes_give_the_same_index(indexer, engines, tmp_path):
     write_corpus(tmp_path / "photos", 10)
     summary, collection = indexer(tmp_path / "photos", workers=2, batch_size=4)
     assert summary.added == 10
-    ids, vectors = collection.vectors.all_vectors()
+    ids, vectors = all_vectors(collection)
     for image_id, stored in zip(ids, vectors, strict=True):
-        record = collection.catalog.get(int(image_id))
+        record = collection.image(int(image_id))
         fresh = engines["opt"].embed_images([Image.open(record.path).convert("RGB")])[0]
         np.testing.assert_allclose(stored, fresh, atol=2e-3)

@@ -18,10 +18,11 @@ import pytest
 from needs import missing
 
 from indexer.pipeline import IndexOptions, index_paths
-from search import shapes
 from search.collection import Collection
+from search.demo import shapes
 from search.queries import Searcher, SearchOptions
 
+from .conftest import all_vectors
 from .test_indexer_hostile import build_hostile_folder
 
 HARNESS = Path(__file__).parent / "crash_harness.py"
@@ -59,13 +60,13 @@ def local_index(folder, engines) -> tuple[Path, dict]:
         summary = index_paths(collection, engines["opt"], [folder], options)
     finally:
         collection.close()
-    return index, summary.to_json()
+    return index, summary.model_dump(mode="json")
 
 
 @pytest.fixture(scope="module")
 def ray_index(ray_address, folder, tiny_dirs) -> tuple[Path, dict]:
     index = folder.parent / "on-ray"
-    return index, _index_on_ray(index, folder, tiny_dirs["opt"]).to_json()
+    return index, _index_on_ray(index, folder, tiny_dirs["opt"]).model_dump(mode="json")
 
 
 def _index_on_ray(index: Path, folder: Path, model: Path):
@@ -88,10 +89,9 @@ def _catalog(index: Path, root: Path) -> dict[str, tuple]:
     """{path: (row fields, (Q, D) vectors or None)} of every image under `root`."""
     collection = Collection.open(index)
     try:
-        shape = (collection.model.queries, collection.model.dim)
         return {path: ((r.status, r.error, r.caption, r.width, r.height, r.content_hash, r.taken_at),
-                       collection.catalog.vectors(r.id, shape))
-                for path, r in collection.catalog.records_under(str(root)).items()}
+                       collection.vectors_of(r.id))
+                for path, r in collection.images_under(str(root)).items()}
     finally:
         collection.close()
 
@@ -103,6 +103,7 @@ def _min_cosine(a: dict, b: dict) -> float:
         vb = b[path][1]
         assert (va is None) == (vb is None), path
         if va is not None:
+            va, vb = va.astype(np.float32), vb.astype(np.float32)
             cosines.append(float(((va * vb).sum(-1) / np.linalg.norm(va, axis=-1)
                                   / np.linalg.norm(vb, axis=-1)).min()))
     return min(cosines)
@@ -146,7 +147,7 @@ def test_ray_gives_the_local_indexers_catalog(local_index, ray_index, folder, en
 
 def test_unchanged_rerun_makes_no_model_call(ray_index, folder, tiny_dirs):
     index, first = ray_index
-    again = _index_on_ray(index, folder, tiny_dirs["opt"]).to_json()
+    again = _index_on_ray(index, folder, tiny_dirs["opt"]).model_dump(mode="json")
     assert again["model_calls"] == 0
     assert again["unchanged"] == first["added"] + first["failed"]
     assert (again["added"], again["failed"], again["shards"]["total"]) == (0, 0, 0)
@@ -186,7 +187,7 @@ def test_killed_job_resumes_from_its_shards(ray_address, ray_index, folder, tiny
     assert _min_cosine(clean, resumed) >= 0.999
     collection = Collection.open(index)
     try:
-        ids, _ = collection.vectors.all_vectors()
+        ids, _ = all_vectors(collection)
         assert len(ids) == len(set(ids.tolist())) == ok
     finally:
         collection.close()
@@ -204,7 +205,7 @@ def test_missing_path_is_a_one_line_error(tmp_path, tiny_dirs):
 
 def test_without_ray_the_cli_says_what_to_install(tmp_path, tiny_dirs):
     (tmp_path / "photos").mkdir()
-    code = ("import sys; sys.modules['ray'] = None; from indexer.cli import main; "
+    code = ("import sys; sys.modules['ray'] = None; from cli.main import main; "
             "sys.exit(main(sys.argv[1:]))")
     result = subprocess.run(
         [sys.executable, "-c", code, "index", str(tmp_path / "photos"), "--ray", "--index",
@@ -216,16 +217,16 @@ def test_without_ray_the_cli_says_what_to_install(tmp_path, tiny_dirs):
 
 
 def test_shards_are_named_by_their_files():
-    _, shardfiles = _backend()
+    _, shards = _backend()
     files = [(f"/p/{i:03d}.png", f"h{i}") for i in range(40)]
-    specs = shardfiles.cut(list(reversed(files)), 16, salt="m")
+    specs = shards.cut(list(reversed(files)), 16, salt="m")
     assert [len(s.files) for s in specs] == [16, 16, 8]
     assert [s.paths for s in specs] == [[p for p, _ in files[i : i + 16]] for i in (0, 16, 32)]
-    assert [s.name for s in shardfiles.cut(files, 16, salt="m")] == [s.name for s in specs]
-    assert shardfiles.cut(files[16:], 16, salt="m")[0].name == specs[1].name  # the tail is stable
-    assert shardfiles.cut(files, 16, salt="other")[0].name != specs[0].name
+    assert [s.name for s in shards.cut(files, 16, salt="m")] == [s.name for s in specs]
+    assert shards.cut(files[16:], 16, salt="m")[0].name == specs[1].name  # the tail is stable
+    assert shards.cut(files, 16, salt="other")[0].name != specs[0].name
     changed = [(p, h + "x") if i == 3 else (p, h) for i, (p, h) in enumerate(files)]
-    assert shardfiles.cut(changed, 16, salt="m")[0].name != specs[0].name
+    assert shards.cut(changed, 16, salt="m")[0].name != specs[0].name
 
 
 def test_actor_layout_leaves_a_cpu_for_reading():
@@ -241,7 +242,7 @@ def test_actor_layout_leaves_a_cpu_for_reading():
 
 def _backend():
     try:
-        from indexer import raydata, shardfiles
+        from indexer import raydata, shards
     except ImportError:
         missing('Ray (pip install "blip2-search[distributed]")')
-    return raydata, shardfiles
+    return raydata, shards

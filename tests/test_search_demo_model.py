@@ -12,10 +12,10 @@ import numpy as np
 import other_renderer
 import pytest
 
+from search.demo.shapes import COLORS, SHAPES, write_collection
 from search.evaluation import evaluate, load_records
 from search.images import open_image
 from search.models import Blip2Engine
-from search.shapes import COLORS, SHAPES, write_collection
 
 HELD_OUT_SEED = 20261122  # training draws seeds 0..47; the demo command uses 4242
 COUNT = 500

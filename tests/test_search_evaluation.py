@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from indexer.cli import main
+from cli.main import main
+from search.demo.shapes import write_collection
 from search.errors import InputError
 from search.evaluation import bleu4, evaluate, first_relevant_rank, load_records, recall_at
-from search.shapes import write_collection
 
 
 def test_recall_and_ranks():

@@ -65,7 +65,7 @@ def test_offline_real_preset_is_one_line_exit_1(tmp_path, tiny_dirs):
     shutil.copy(Path(__file__).parent / "data" / "red.png", image)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     result = subprocess.run(
-        [sys.executable, "-m", "indexer.cli", "caption", str(image), "--model", "blip2-opt-2.7b"],
+        [sys.executable, "-m", "cli.main", "caption", str(image), "--model", "blip2-opt-2.7b"],
         capture_output=True, text=True, env=env, timeout=120,
     )
     assert result.returncode == 1

@@ -44,22 +44,23 @@ def test_int8_quantizes_linear_layers(tiny_dirs):
     assert len(quantized) > 20
 
 
-def test_auto_precision_follows_the_device(tiny_dirs, monkeypatch):
+def test_auto_precision_follows_the_device(tiny_dirs):
     from search.models import loading
 
     assert loading.default_dtype("cuda") == "float16"
-    for has_bfloat16, expected in ((True, torch.bfloat16), (False, torch.float32)):
-        monkeypatch.setattr(loading, "_cpu_has_bfloat16", lambda has=has_bfloat16: has)
-        assert loading.default_dtype("cpu") == str(expected).removeprefix("torch.")
-        engine = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu", dtype="auto")
-        assert next(engine.models[1].parameters()).dtype == expected
+    assert loading.default_dtype("cpu", cpu_flags={"avx2", "avx512_bf16"}) == "bfloat16"
+    assert loading.default_dtype("cpu", cpu_flags={"avx2", "amx_bf16"}) == "bfloat16"
+    assert loading.default_dtype("cpu", cpu_flags={"avx2", "avx512f"}) == "float32"
+    here = loading.default_dtype("cpu")  # this machine's flags
+    engine = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu", dtype="auto")
+    assert next(engine.models[1].parameters()).dtype == getattr(torch, here)
 
 
 def test_bfloat16_keeps_the_trained_demo_models_captions():
     """The rule for a lower default precision, on trained weights: vector cosine >= 0.99 and
     identical captions on >= 90 % of images (random weights have near-tied logits, so the
     benchmark reports them apart)."""
-    from search.shapes import generate
+    from search.demo.shapes import generate
 
     batch = [sample.image for sample in generate(seed=20261123, count=32)]
     exact = Blip2Engine.load("demo", device="cpu", dtype="float32", query_dtype="float32")

@@ -12,7 +12,7 @@ from search.errors import InputError, NotFound
 from search.images import open_image
 from search.queries import Searcher, SearchOptions
 
-from .conftest import write_corpus
+from .conftest import all_vectors, write_corpus
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def searcher(indexer, engines, tmp_path, catalog_url):
 
 
 def _brute_force(searcher, query):
-    ids, vectors = searcher.collection.vectors.all_vectors()
+    ids, vectors = all_vectors(searcher.collection)
     scores = searcher.engine.itc(vectors, searcher.engine.embed_texts([query]))[:, 0]
     return sorted(zip(ids.tolist(), scores.tolist(), strict=True), key=lambda t: (-t[1], t[0]))
 
@@ -69,10 +69,10 @@ def test_min_match_drops_hits_and_implies_rerank(searcher):
 
 
 def test_hybrid_fuses_caption_ranks(searcher):
-    record = searcher.collection.catalog.get(3)
+    record = searcher.collection.image(3)
     word = record.caption.split()[0]
     hits = searcher.search(word, SearchOptions(k=16, hybrid=True))
-    by_text = searcher.collection.catalog.caption_search(word, 16)
+    by_text = searcher.collection.caption_search(word, 16)
     by_vector = [h.id for h in searcher.search(word, SearchOptions(k=16))]
     assert 3 in by_text
     fused: dict[int, float] = {}
@@ -96,21 +96,21 @@ def test_path_and_date_filters(searcher, tmp_path):
 def test_similar_by_id_leaves_the_query_out_and_scores_by_mean_max(searcher):
     hits = searcher.similar(image_id=5, k=4)
     assert 5 not in [h.id for h in hits] and len(hits) == 4
-    query = searcher.collection.vectors.vectors_of(5)
-    ids, vectors = searcher.collection.vectors.all_vectors()
+    query = searcher.collection.vectors_of(5).astype(np.float32)
+    ids, vectors = all_vectors(searcher.collection)
     scores = np.einsum("ncd,qd->ncq", vectors, query).max(axis=1).mean(axis=1)
     expected = [int(i) for i in ids[np.argsort(-scores, kind="stable")] if i != 5][:4]
     assert [h.id for h in hits] == expected
 
 
 def test_similar_by_image_finds_itself_first(searcher):
-    record = searcher.collection.catalog.get(7)
+    record = searcher.collection.image(7)
     hits = searcher.similar(image=open_image(record.path), k=3)
     assert hits[0].id == 7 and hits[0].score > 0.99
 
 
 def test_ask_answers_about_the_image(searcher):
-    record = searcher.collection.catalog.get(2)
+    record = searcher.collection.image(2)
     answer = searcher.ask(2, "what color is the circle?")
     assert answer == searcher.engine.ask(open_image(record.path), "what color is the circle?")
 

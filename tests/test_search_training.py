@@ -9,13 +9,13 @@ import re
 import numpy as np
 import torch
 
+from search.demo.data import batch as make_batch
+from search.demo.data import build_pool, hard_negative
+from search.demo.phrases import Phrase, mismatch, phrase_for
+from search.demo.shapes import COLORS, SHAPES, Shape, caption_for, generate
+from search.demo.training import DemoConfig, build, losses, train
+from search.demo.vision_stage import AttributeHeads, pretrain, targets
 from search.models import Blip2Engine
-from search.models.demo_data import batch as make_batch
-from search.models.demo_data import build_pool, hard_negative
-from search.models.phrases import Phrase, mismatch, phrase_for
-from search.models.training import DemoConfig, build, losses, train
-from search.models.vision_stage import AttributeHeads, pretrain, targets
-from search.shapes import COLORS, SHAPES, Shape, caption_for, generate
 
 SMALL = DemoConfig(image_size=32, vision_hidden=32, vision_layers=1, qformer_hidden=32, qformer_layers=1,
                    queries=4, embed_dim=16, lm_hidden=32, lm_layers=1, pool=48, batch_size=8, warmup=2)

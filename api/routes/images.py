@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import FileResponse
 
-from search.catalog import ImageRecord
 from search.prompts import Turn
+from search.records import ImageRecord
+from search.schemas import Answer, ImageInfo, SearchResults
 
 from ..deps import State, read_access
-from ..schemas import Answer, AskRequest, ImageInfo, SearchResults, errors
+from ..schemas import AskRequest, errors
 
 router = APIRouter(prefix="/api/images", tags=["images"], dependencies=[Depends(read_access)],
                    responses=errors(401, 404, 422))
@@ -19,7 +20,7 @@ ImageId = Annotated[int, Path(ge=1, le=2**62, description="the catalog id")]
 
 
 def _record(state: State, image_id: int) -> ImageRecord:
-    record = state.collection.catalog.get(image_id)
+    record = state.collection.image(image_id)
     if record is None:
         raise HTTPException(404, f"no image with id {image_id}")
     return record
@@ -27,13 +28,13 @@ def _record(state: State, image_id: int) -> ImageRecord:
 
 @router.get("/{image_id}", response_model=ImageInfo)
 def image(state: State, image_id: ImageId) -> ImageInfo:
-    return ImageInfo(**_record(state, image_id).to_json())
+    return ImageInfo.of(_record(state, image_id))
 
 
 @router.get("/{image_id}/similar", response_model=SearchResults, responses=errors(503))
 async def similar(state: State, image_id: ImageId, k: Annotated[int, Query(ge=1, le=100)] = 10):
     hits = await state.runner.run(state.searcher.similar, image_id=image_id, k=k)
-    return SearchResults(query=image_id, results=[hit.to_json() for hit in hits])
+    return SearchResults(query=image_id, results=hits)
 
 
 @router.get("/{image_id}/thumbnail", response_class=FileResponse)
@@ -59,5 +60,3 @@ async def ask(state: State, image_id: ImageId, body: AskRequest) -> Answer:
     history = [Turn(turn.question, turn.answer) for turn in body.history]
     answer = await state.runner.run(state.searcher.ask, image_id, body.question, history)
     return Answer(id=image_id, question=body.question, answer=answer)
-
-

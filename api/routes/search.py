@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Query, UploadFile
 
 from search.images import open_image
 from search.queries import Searcher, SearchOptions
+from search.schemas import Hit, SearchResults
 
 from ..deps import State, read_access
-from ..schemas import SearchQuery, SearchResults, errors
+from ..schemas import SearchQuery, errors
 
 router = APIRouter(prefix="/api/search", tags=["search"], dependencies=[Depends(read_access)],
                    responses=errors(401, 413, 422, 503))
@@ -20,11 +21,12 @@ router = APIRouter(prefix="/api/search", tags=["search"], dependencies=[Depends(
 @router.get("", response_model=SearchResults)
 async def search(state: State, params: Annotated[SearchQuery, Query()]) -> SearchResults:
     options = SearchOptions(
-        k=params.k, offset=params.offset, rerank=params.rerank, min_match=params.min_match,
-        hybrid=params.hybrid, path_prefix=params.path_prefix, after=params.after, before=params.before,
+        k=params.k, offset=params.offset, rerank=params.rerank, rerank_top=params.rerank_top,
+        min_match=params.min_match, hybrid=params.hybrid, path_prefix=params.path_prefix,
+        after=params.after, before=params.before,
     )
     hits = await state.runner.run(state.searcher.search, params.q, options)
-    return SearchResults(query=params.q, results=[hit.to_json() for hit in hits])
+    return SearchResults(query=params.q, results=hits)
 
 
 @router.post("/image", response_model=SearchResults)
@@ -33,8 +35,8 @@ async def search_by_image(
 ) -> SearchResults:
     data = await file.read()
     hits = await state.runner.run(_similar_to_upload, state.searcher, data, k)
-    return SearchResults(query=file.filename or "upload", results=[hit.to_json() for hit in hits])
+    return SearchResults(query=file.filename or "upload", results=hits)
 
 
-def _similar_to_upload(searcher: Searcher, data: bytes, k: int):
+def _similar_to_upload(searcher: Searcher, data: bytes, k: int) -> list[Hit]:
     return searcher.similar(image=open_image(io.BytesIO(data)), k=k)

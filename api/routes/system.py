@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse, Response
 
 from ..deps import State, read_access
-from ..schemas import Health, Stats, errors
+from ..schemas import Health, ServerStats, errors
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 router = APIRouter(tags=["system"])
@@ -26,10 +26,11 @@ def metrics(state: State) -> Response:
     return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
-@router.get("/api/stats", response_model=Stats, dependencies=[Depends(read_access)], responses=errors(401))
-def stats(state: State) -> Stats:
+@router.get("/api/stats", response_model=ServerStats, dependencies=[Depends(read_access)],
+            responses=errors(401))
+def stats(state: State) -> ServerStats:
     running = sum(job.status == "running" for job in state.jobs.all())
-    return Stats(**state.collection.stats(), jobs_running=running)
+    return ServerStats(**state.collection.stats().model_dump(), jobs_running=running)
 
 
 @router.get("/", response_class=FileResponse, include_in_schema=False)

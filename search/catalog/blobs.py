@@ -23,13 +23,14 @@ def encode(vectors: np.ndarray) -> bytes:
 
 
 def decode(data: bytes, shape: tuple[int, int]) -> np.ndarray:
-    return np.frombuffer(data, dtype=np.float16).reshape(shape).astype(np.float32)
+    """(Q, D) float16, as stored (read-only: a view of the blob)."""
+    return np.frombuffer(data, dtype=np.float16).reshape(shape)
 
 
 def decode_many(blobs: list[bytes], shape: tuple[int, int]) -> np.ndarray:
-    """(n, *shape) float32 from n blobs, converted in one pass (a query re-scoring 1,250
-    candidates decodes 10 million values; per blob, numpy's overhead doubled that time)."""
-    return np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(-1, *shape).astype(np.float32)
+    """(n, *shape) float16 from n blobs in one pass (per blob, numpy's overhead doubled the
+    time a query re-scoring 1,250 candidates spends here)."""
+    return np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(-1, *shape)
 
 
 def read_many(ids: list[int], read: Callable[[list[int]], T], pool: ThreadPoolExecutor | None) -> list[T]:
@@ -37,9 +38,9 @@ def read_many(ids: list[int], read: Callable[[list[int]], T], pool: ThreadPoolEx
 
     A compressed index re-scores about 1,000 candidates a query at a million images, one
     random read each where the catalog is not in the page cache; one connection waits for
-    them one at a time (1,280 rows: about 600 ms from this machine's disk), several keep it
-    busy (470 ms with 4, 325 with 16). SQLite releases the GIL while it reads, and numpy
-    while it converts, so each part is decoded on its thread too.
+    them one at a time, several keep the disk busy (BENCHMARKS.md has the figures). SQLite
+    releases the GIL while it reads, and numpy while it converts, so each part is decoded
+    on its thread too.
     """
     if pool is None:
         return [read(part) for part in chunks(ids)]

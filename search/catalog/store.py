@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,8 +20,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, and_, create_engine, delete, event, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from ..records import ImageFile, ImageRecord
 from .blobs import READERS, chunks, decode, decode_many, encode, read_many
-from .records import ImageRecord, NewImage, record
 from .schema import ImageRow, MetaRow, VectorRow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -129,14 +130,13 @@ class Catalog:
 
     def vectors_many(self, ids: np.ndarray, shape: tuple[int, int],
                      each: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(the ids that have vectors, ascending and once each; their (n, Q, D) float32 vectors,
+        """(the ids that have vectors, ascending and once each; their (n, Q, D) float16 vectors,
         or what `each` makes of them).
 
-        `each` runs on every part's (m, Q, D) vectors on the thread that read and converted
-        them: a caller that needs one score an image (re-scoring) then has the parts converted
-        and scored on every core, and never holds them all. At a million images, 1,250
-        candidates are 41 MB of float32: converted and scanned on one thread after the reads,
-        20 ms; in 16 parts where they were read, about 2 ms after the last read."""
+        `each` runs on every part's (m, Q, D) vectors on the thread that read them: a caller
+        that needs one score an image (re-scoring) then has the parts converted and scored on
+        every core, and never holds them all (at a million images, 1,250 candidates are 41 MB
+        as float32; BENCHMARKS.md has the timings)."""
         wanted = sorted({int(i) for i in ids})  # in id order each reader takes one stretch of the file
         each = each or (lambda vectors: vectors)
 
@@ -149,14 +149,14 @@ class Catalog:
 
         parts = read_many(wanted, read, self._readers() if len(wanted) >= PARALLEL_READ else None)
         if not parts:
-            return np.zeros(0, dtype=np.int64), each(np.zeros((0, *shape), dtype=np.float32))
+            return np.zeros(0, dtype=np.int64), each(np.zeros((0, *shape), dtype=np.float16))
         return (np.array([i for present, _ in parts for i in present], dtype=np.int64),
                 np.concatenate([values for _, values in parts]))
 
     def iter_vectors(
         self, shape: tuple[int, int], chunk: int = 2048
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (ids (n,), vectors (n, Q, D) float32) in id order, `chunk` images at a time."""
+        """Yield (ids (n,), vectors (n, Q, D) float16) in id order, `chunk` images at a time."""
         last = -1
         while True:
             with Session(self._engine) as session:
@@ -209,7 +209,7 @@ class Catalog:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def write(self, images: list[NewImage]) -> list[int]:
+    def write(self, images: list[ImageFile]) -> list[int]:
         """Insert or replace rows by path, with their vectors, in one transaction; returns each
         image's id. Set-based: one lookup, then bulk statements, whatever the batch size (a
         path given twice keeps its last record)."""
@@ -264,6 +264,10 @@ class Catalog:
             _bump_generation(session)
 
 
+def record(row: ImageRow) -> ImageRecord:
+    return ImageRecord(**{f.name: getattr(row, f.name) for f in fields(ImageRecord)})
+
+
 def _date_condition(bound: datetime, op: str):
     stamp = bound.timestamp()
     taken = ImageRow.taken_at >= bound if op == ">=" else ImageRow.taken_at < bound
@@ -283,5 +287,5 @@ ROW_FIELDS = ("path", "root", "content_hash", "size", "mtime", "width", "height"
               "status", "error")
 
 
-def _row_values(image: NewImage, now: datetime) -> dict:
+def _row_values(image: ImageFile, now: datetime) -> dict:
     return {name: getattr(image, name) for name in ROW_FIELDS} | {"indexed_at": now}

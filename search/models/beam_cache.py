@@ -1,9 +1,9 @@
 """A key/value cache for beam search that never reallocates.
 
-Profiled on the CPU (OPT-2.7b widths, 80 sequences, float32), transformers' dynamic cache
-spent 43 % of decoding copying memory: each step concatenates the new keys onto a fresh
-tensor, and each beam reorder `index_select`s into another fresh one, and on glibc every
-fresh tensor that large is new pages from the kernel. Here each layer holds its keys and
+Profiled on the CPU (OPT-2.7b widths, 80 sequences, float32; BENCHMARKS.md), transformers'
+dynamic cache spent much of decoding copying memory: each step concatenates the new keys
+onto a fresh tensor, and each beam reorder `index_select`s into another fresh one, and on
+glibc every fresh tensor that large is new pages from the kernel. Here each layer holds its keys and
 values in buffers of the final length, allocated once: a step writes its token in place,
 and a reorder gathers into a spare buffer of the same size, which then swaps in. The
 attention reads a view of the filled part.

@@ -23,14 +23,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import runtime
 from ..config import Settings
 from ..errors import InputError
 from ..images import to_rgb
 from ..presets import resolve
 from ..prompts import Turn, vqa_prompt
 from . import generation, retrieval
-from .loading import LoadedPair, default_dtype, load_pair, quantize_cpu_int8, resolve_device
+from .loading import LoadedPair, default_dtype, free_memory, load_pair, quantize_cpu_int8, resolve_device
 from .vision import ImageBatch, encoder_fingerprint, encoder_hidden, tie_encoders
 
 Images = Sequence[Image.Image] | ImageBatch
@@ -113,19 +112,18 @@ class Blip2Engine:
 
     @classmethod
     def from_settings(cls, settings: Settings, model: str) -> Blip2Engine:
-        """What the CLI and the server run: the process's threads set up for inference
-        (`runtime.configure`), then `load` with the settings' device and precisions."""
-        runtime.configure(settings.threads)
+        """`load` with the settings' device and precisions (the entry point has set up the
+        process's threads: `runtime.configure`)."""
         return cls.load(model, device=settings.device, dtype=settings.dtype, query_dtype=settings.query_dtype)
 
-    def batch_size(self, most: int = 32, share: float = 0.6) -> int:
-        """Images an indexing batch should hold: as many as `share` of the memory free now
-        takes for their captions' beam search (`generation.memory_per_image`), up to `most`.
-        Taller batches make the decoder's matmuls faster: at OPT-2.7b widths on 2 CPU cores
-        a float32 step ran at 80 GFLOP/s for 40 rows (8 images), 130 for 160 (32), and a
-        12-token caption took 4.87 s an image in batches of 8, 4.37 in 16, 3.72 in 24."""
+    def batch_size(self, most: int = 32, share: float = 0.6, free: int | None = None) -> int:
+        """Images an indexing batch should hold: as many as `share` of the `free` memory
+        (default: what is free now) takes for their captions' beam search
+        (`generation.memory_per_image`), up to `most`. Taller batches keep the decoder's
+        matmuls nearer the machine's peak (BENCHMARKS.md has the figures)."""
         per_image = generation.memory_per_image(self._gen, self.caption_decoding)
-        return max(1, min(most, int(runtime.free_memory(self.device) * share) // per_image))
+        free = free_memory(self.device) if free is None else free
+        return max(1, min(most, int(free * share) // per_image))
 
     @property
     def models(self) -> tuple[torch.nn.Module, torch.nn.Module]:

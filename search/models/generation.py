@@ -52,8 +52,8 @@ def memory_per_image(model: Blip2ForConditionalGeneration, decoding: Decoding, p
     """Bytes one image adds to a batched beam search, at most: its beams' key/value cache
     (`beam_cache`: every layer, at the final length) and their logits in float32, a few
     copies deep, with `prompt` text tokens after the image's query tokens (a caption's
-    prompt is one or two). At OPT-2.7b widths in float32 with 12 new tokens: 157 MB, where
-    the peak memory of a caption batch grew by 125 MB an image from 16 to 24 images."""
+    prompt is one or two). At OPT-2.7b widths in float32 with 12 new tokens: 157 MB, a bound
+    on what a caption batch's peak memory was measured to grow by an image (BENCHMARKS.md)."""
     text = model.config.text_config
     itemsize = model.get_input_embeddings().weight.element_size()
     positions = model.config.num_query_tokens + prompt + decoding.max_new_tokens

@@ -24,11 +24,11 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from ..config import Device, DType, choices
 from ..errors import ConfigError, ModelNotAvailable
 from ..presets import ModelSource
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -40,9 +40,14 @@ class LoadedPair:
     device: torch.device
 
 
+def set_threads(threads: int) -> None:
+    """torch's intra-op threads (`runtime.configure` sets them beside FAISS's)."""
+    torch.set_num_threads(threads)
+
+
 def resolve_device(device: str) -> torch.device:
-    if device not in DEVICES:
-        raise ConfigError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
+    if device not in choices(Device):
+        raise ConfigError(f"unknown device {device!r}: choose one of {', '.join(choices(Device))}")
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for, but no CUDA GPU is available")
     if device == "auto":
@@ -52,8 +57,9 @@ def resolve_device(device: str) -> torch.device:
 
 def load_pair(source: ModelSource, *, device: str = "auto", dtype: str = "float32") -> LoadedPair:
     """Load both models in eval mode on `device` in `dtype` (float32, bfloat16, float16, int8)."""
-    if dtype not in (*DTYPES, "int8"):
-        raise ConfigError(f"unknown dtype {dtype!r}: choose one of {', '.join([*DTYPES, 'int8'])}")
+    known = [name for name in choices(DType) if name != "auto"]
+    if dtype not in known:
+        raise ConfigError(f"unknown dtype {dtype!r}: choose one of {', '.join(known)}")
     target = resolve_device(device)
     _check_reachable(source)
     kwargs = _precision_kwargs(dtype, target)
@@ -69,21 +75,37 @@ def load_pair(source: ModelSource, *, device: str = "auto", dtype: str = "float3
     return LoadedPair(retrieval, ret_processor, generation, gen_processor, target)
 
 
-def default_dtype(device: str | torch.device) -> str:
+def default_dtype(device: str | torch.device, cpu_flags: set[str] | None = None) -> str:
     """The precision `auto` picks: float16 on a GPU; on a CPU, bfloat16 where the cores have
-    bfloat16 matmul instructions (AVX512-BF16 or AMX), else float32."""
+    bfloat16 matmul instructions (AVX512-BF16 or AMX), else float32. `cpu_flags`: the CPU's
+    feature flags (default: this machine's)."""
     if torch.device(device).type == "cuda":
         return "float16"
-    return "bfloat16" if _cpu_has_bfloat16() else "float32"
+    flags = cpu_flags if cpu_flags is not None else _cpu_flags()
+    return "bfloat16" if {"avx512_bf16", "amx_bf16"} & flags else "float32"
 
 
-def _cpu_has_bfloat16() -> bool:
+def free_memory(device: torch.device) -> int:
+    """Bytes this process could still allocate on `device`: free GPU memory, or the kernel's
+    MemAvailable (page cache that can be dropped included) on the CPU; 4 GiB where unknown."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+def _cpu_flags() -> set[str]:
     try:
         with open("/proc/cpuinfo") as info:
-            flags = next((line for line in info if line.startswith("flags")), "").split()
+            return set(next((line for line in info if line.startswith("flags")), "").split())
     except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        return set()
 
 
 def quantize_cpu_int8(model: nn.Module) -> None:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from indexer.cli import main
+from cli.main import main
 
 from .conftest import write_corpus
 

@@ -3,7 +3,8 @@
 A shard holds up to `size` files of the sorted list of files to embed, and is named by a
 hash of those files (path and content hash), the model and whether captions were made: a
 run finds the shards an earlier run finished by name, and computes only the others. Each
-is written to a temp file, fsynced and renamed, so a shard on disk is always whole.
+is written to a temp file, fsynced and renamed, so a shard on disk is always whole. A row
+is an `ImageFile` as the worker left it, plus the model that made it.
 """
 
 from __future__ import annotations
@@ -16,14 +17,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from search.collection import ModelInfo
 from search.files import write_atomically
+from search.records import ImageFile
 
 FOLDER = "ray-shards"  # inside the index folder
 SUFFIX = ".parquet"
+FIELDS = ("path", "content_hash", "caption", "width", "height", "taken_at", "thumbnail", "error")
 
 SCHEMA = pa.schema([
     ("path", pa.string()),
-    ("content_hash", pa.string()),  # of the bytes the worker read (scan.content_hash)
+    ("content_hash", pa.string()),  # of the bytes the worker read
     ("model", pa.string()),  # the model that made the row, and its vector shape
     ("queries", pa.int32()),
     ("dim", pa.int32()),
@@ -62,17 +66,16 @@ def cut(files: list[tuple[str, str]], size: int, salt: str) -> list[ShardSpec]:
     return specs
 
 
+def rows(files: list[ImageFile], model: ModelInfo) -> list[dict]:
+    """Each file as a row of SCHEMA, made by `model`."""
+    shape = {"model": model.name, "queries": model.queries, "dim": model.dim}
+    return [{name: getattr(file, name) for name in FIELDS} | shape
+            | {"vectors": None if file.vectors is None else file.vectors.tobytes()} for file in files]
+
+
 def table(rows: list[dict]) -> pa.Table:
     """Rows (dicts holding some or all of SCHEMA's columns; the rest null) as a table."""
     return pa.Table.from_pylist(rows, schema=SCHEMA)
-
-
-def vectors(row: dict) -> np.ndarray | None:
-    """A row's (queries, dim) vectors as float32 (holding the stored float16 values)."""
-    if row["vectors"] is None:
-        return None
-    flat = np.frombuffer(row["vectors"], dtype=np.float16)
-    return flat.reshape(row["queries"], row["dim"]).astype(np.float32)
 
 
 class ShardFolder:
@@ -87,15 +90,19 @@ class ShardFolder:
     def done(self, name: str) -> bool:
         return self.path(name).is_file()
 
-    def write(self, name: str, rows: pa.Table) -> None:
+    def write(self, name: str, shard: pa.Table) -> None:
         """Write atomically (`files.write_atomically`): a shard on disk is always whole."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.path(name), lambda handle: pq.write_table(rows.sort_by("path"), handle))
+        write_atomically(self.path(name), lambda handle: pq.write_table(shard.sort_by("path"), handle))
 
-    def read(self, name: str) -> list[dict]:
-        """The shard's rows, their vectors as (queries, dim) float32 arrays (or None)."""
-        rows = pq.read_table(self.path(name), schema=SCHEMA).to_pylist()
-        return [row | {"vectors": vectors(row)} for row in rows]
+    def read(self, name: str) -> tuple[list[ImageFile], ModelInfo]:
+        """The shard's files as the workers left them (size and mtime are the plan's to
+        give), and the model that made them."""
+        found = pq.read_table(self.path(name), schema=SCHEMA).to_pylist()
+        first = found[0]
+        files = [ImageFile(row["path"], 0, 0.0, vectors=_vectors(row),
+                           **{key: row[key] for key in FIELDS if key != "path"}) for row in found]
+        return files, ModelInfo(first["model"], first["queries"], first["dim"])
 
     def remove(self, name: str) -> None:
         self.path(name).unlink(missing_ok=True)
@@ -112,3 +119,10 @@ class ShardFolder:
         for path in stale:
             path.unlink(missing_ok=True)
         return len(stale)
+
+
+def _vectors(row: dict) -> np.ndarray | None:
+    """A row's (queries, dim) float16 vectors, as stored."""
+    if row["vectors"] is None:
+        return None
+    return np.frombuffer(row["vectors"], dtype=np.float16).reshape(row["queries"], row["dim"])

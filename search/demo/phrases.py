@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 
-from ..shapes import COLORS, SHAPES, Shape, article
+from .shapes import COLORS, SHAPES, Shape, article
 
 Part = tuple[str | None, str | None, str | None]  # (size, colour, kind); None: not said
 

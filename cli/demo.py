@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .common import load_engine, settings_from
 from .output import emit, warn
 
 SEED = 4242  # never used for training data
@@ -14,33 +15,39 @@ SEARCHES = (("a red circle", False), ("a small yellow star", False),
 QUESTIONS = ("what shape is red?", "what color is the background?")  # about the first hit for "a red circle"
 
 
-def run(args: argparse.Namespace, settings) -> int:
+def register(sub, parents: list[argparse.ArgumentParser]) -> None:
+    demo = sub.add_parser("demo", parents=parents, help="sample images, the demo model and a tour")
+    demo.add_argument("dir", nargs="?", help="folder for the sample images (default ./demo-images)")
+    demo.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from indexer.pipeline import IndexOptions, index_paths
     from search.collection import Collection
-    from search.models import Blip2Engine
+    from search.demo.shapes import write_collection
     from search.queries import Searcher, SearchOptions
-    from search.shapes import write_collection
 
-    from .pipeline import IndexOptions, index_paths
-
+    settings = settings_from(args)
     folder = Path(args.dir or "demo-images").expanduser().resolve()
     index = Path(args.index).expanduser().resolve() if args.index else folder / ".blip2-search"
     say = (lambda line: None) if args.json else warn
     say(f"rendering {COUNT} shapes-world images into {folder}")
     write_collection(folder, seed=SEED, count=COUNT)
-    engine = Blip2Engine.from_settings(settings, "demo")
+    engine = load_engine(settings, "demo")
     collection = Collection.open(index, create=True, url=settings.database_url)
     try:
         say(f"indexing them with the demo model into {index}")
         summary = index_paths(collection, engine, [folder], IndexOptions(workers=settings.workers))
         searcher = Searcher(collection, engine)
-        tour: dict = {"index": summary.to_json(), "searches": [], "similar": None, "questions": []}
+        tour: dict = {"index": summary.model_dump(mode="json"), "searches": [], "similar": None,
+                      "questions": []}
         for query, rerank in SEARCHES:
             hits = searcher.search(query, SearchOptions(k=3, rerank=rerank))
-            results = [h.to_json() for h in hits]
+            results = [h.model_dump(mode="json") for h in hits]
             tour["searches"].append({"query": query, "rerank": rerank, "results": results})
         first = tour["searches"][0]["results"][0]
         similar = searcher.similar(image_id=first["id"], k=3)
-        tour["similar"] = {"query": first["id"], "results": [h.to_json() for h in similar]}
+        tour["similar"] = {"query": first["id"], "results": [h.model_dump(mode="json") for h in similar]}
         for question in QUESTIONS:
             tour["questions"].append({"id": first["id"], "question": question,
                                       "answer": searcher.ask(first["id"], question)})

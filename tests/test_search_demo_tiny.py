@@ -1,4 +1,4 @@
-"""`python -m search.testing` writes checkpoints that load through `from_pretrained`."""
+"""`python -m search.demo.tiny` writes checkpoints that load through `from_pretrained`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config
 @pytest.mark.parametrize("decoder", ["opt", "t5"])
 def test_module_writes_a_loadable_pair(decoder, tmp_path):
     out = tmp_path / decoder
-    subprocess.run([sys.executable, "-m", "search.testing", str(out), "--decoder", decoder],
+    subprocess.run([sys.executable, "-m", "search.demo.tiny", str(out), "--decoder", decoder],
                    check=True, capture_output=True, timeout=120)
     for part in ("retrieval", "generation"):
         for name in FILES:

@@ -8,13 +8,17 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
+from pydantic import BaseModel
+
 T = TypeVar("T")
 
 
-def emit(args: argparse.Namespace, payload: dict, lines: Sequence[str]) -> None:
-    """Print `payload` as JSON under --json, else the human `lines`."""
+def emit(args: argparse.Namespace, payload: BaseModel | dict, lines: Sequence[str]) -> None:
+    """Print `payload` as JSON under --json (a contract shape as the API returns it), else the
+    human `lines`."""
     if args.json:
-        print(json.dumps(payload, ensure_ascii=False))
+        data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
+        print(json.dumps(data, ensure_ascii=False))
     else:
         for line in lines:
             print(line)
@@ -22,6 +26,15 @@ def emit(args: argparse.Namespace, payload: dict, lines: Sequence[str]) -> None:
 
 def warn(message: str) -> None:
     print(message, file=sys.stderr)
+
+
+def hit_lines(hits) -> list[str]:
+    lines = []
+    for rank, hit in enumerate(hits, start=1):
+        match = f"  match {hit.match:.3f}" if hit.match is not None else ""
+        caption = f"  {hit.caption}" if hit.caption else ""
+        lines.append(f"{rank:>3}. {hit.score:.4f}{match}  [{hit.id}] {hit.path}{caption}")
+    return lines or ["no results"]
 
 
 def progress(items: Iterable[T], *, total: int, unit: str, args: argparse.Namespace) -> Iterator[T]:

@@ -1,12 +1,12 @@
-"""A compressed index built shard by shard searches as one index holding every shard."""
+"""A compressed index built segment by segment searches as one index holding every segment."""
 
 from __future__ import annotations
 
 import faiss
 import numpy as np
 
-from search.shards import ShardedIndex, build
-from search.vectors import memory_fetch
+from search import scoring
+from search.vectors import SegmentedIndex, build_segments
 
 Q, D = 4, 32
 
@@ -23,24 +23,28 @@ def _clustered(n, seed=3):
     return vectors.astype(np.float16).astype(np.float32), texts.astype(np.float32)
 
 
-def test_shards_search_as_their_merge_and_recall_exact_results(tmp_path):
+def test_segments_search_as_their_merge_and_recall_exact_results(tmp_path):
     n = 3000
     vectors, texts = _clustered(n)
     ids = np.arange(n, dtype=np.int64) * 3 + 1
-    fetch = memory_fetch(dict(zip(ids.tolist(), vectors, strict=True)))
+    read = scoring.in_memory(dict(zip(ids.tolist(), vectors, strict=True)))
+
+    def ranked(index):
+        return [scoring.ranked(first, text, 10, read) for first, text in zip(index.search(texts, 10), texts,
+                                                                               strict=True)]
 
     batches = ((ids[i : i + 256], vectors[i : i + 256]) for i in range(0, n, 256))
-    paths = build(tmp_path, vectors[::4], n, batches, images_per_shard=700)
-    assert [p.name for p in paths] == [f"shard-{i:04d}.faiss" for i in range(5)]
-    sharded = ShardedIndex.open(tmp_path, Q, D, fetch)
-    assert sharded.ntotal == n * Q and len(sharded) == n
+    paths = build_segments(tmp_path, vectors[::4], n, batches, images_per_segment=700)
+    assert [p.name for p in paths] == [f"segment-{i:04d}.faiss" for i in range(5)]
+    segmented = SegmentedIndex.open(tmp_path, Q, D)
+    assert segmented.ntotal == n * Q and len(segmented) == n
     assert [faiss.read_index(str(p)).ntotal for p in paths] == [700 * Q] * 4 + [200 * Q]
 
-    merged = faiss.read_index(str(paths[0]))  # every shard in one index, as when it fits
+    merged = faiss.read_index(str(paths[0]))  # every segment in one index, as when it fits
     for path in paths[1:]:
         faiss.merge_into(merged, faiss.read_index(str(path)), False)
-    whole = ShardedIndex([merged], Q, D, fetch)
-    got, expected = sharded.search(texts, 10), whole.search(texts, 10)
+    whole = SegmentedIndex([merged], Q, D)
+    got, expected = ranked(segmented), ranked(whole)
     assert [[i for i, _ in hits] for hits in got] == [[i for i, _ in hits] for hits in expected]
 
     hits = 0

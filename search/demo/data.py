@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..shapes import COLORS, SHAPES, Sample, Shape, caption_for, render
 from . import phrases as phrases_module
+from .shapes import COLORS, SHAPES, Sample, Shape, caption_for, render
 
 SHAPE_QUESTION_WEIGHT = 2.0  # shape was the hard attribute: ask about it more often
 BINDING_QUESTION_WEIGHT = 3.0  # on two shapes, questions that tie a colour to a kind

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.cli import main
+from cli.main import main
 
 DATA = Path(__file__).parent / "data"
 

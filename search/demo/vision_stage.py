@@ -13,8 +13,7 @@ questions stayed at chance, 0.28, after 34 minutes). With the image-level target
 ViT still needed over 1,000 steps to start separating shapes; the per-patch targets roughly
 halved that (set-of-shapes accuracy on 1,000 held-out images after 600 steps: 0.04 without,
 0.13 with). The per-patch colours are there for binding: on two shapes, a patch's feature
-should say both its kind and its colour. bfloat16 autocast makes a stage-0 step about 1.2x
-faster (0.38 s against 0.45 s).
+should say both its kind and its colour. bfloat16 autocast makes a stage-0 step faster.
 """
 
 from __future__ import annotations
@@ -29,8 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..shapes import COLORS, SHAPES, color_coverage, coverage
-from .demo_data import Pool
+from .data import Pool
+from .shapes import COLORS, SHAPES, color_coverage, coverage
 
 _COLORS = list(COLORS)
 IMAGE_TARGETS = len(SHAPES) + len(SHAPES) * len(_COLORS) + len(_COLORS)

@@ -1,0 +1,28 @@
+"""`blip2-search ask ID "QUESTION"`: the generation model answers a question about an image."""
+
+from __future__ import annotations
+
+import argparse
+
+from search.errors import InputError
+
+from .common import searcher
+from .output import emit
+
+
+def register(sub, parents: list[argparse.ArgumentParser]) -> None:
+    ask = sub.add_parser("ask", parents=parents, help="ask a question about an indexed image")
+    ask.add_argument("id", type=int)
+    ask.add_argument("question")
+    ask.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from search.schemas import Answer
+
+    if not args.question.strip():
+        raise InputError("the question is empty")
+    with searcher(args) as found:
+        answer = found.ask(args.id, args.question)
+    emit(args, Answer(id=args.id, question=args.question, answer=answer), [answer])
+    return 0

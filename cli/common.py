@@ -1,0 +1,68 @@
+"""What the commands share: their common options, settings from the flags, the collection
+and the engine. Heavy modules (torch, transformers, FAISS) load only when a command runs."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from search.config import Device, DType, Settings, choices, load_settings
+from search.errors import InputError
+
+SETTINGS_FLAGS = ("index", "model", "device", "dtype", "batch_size", "workers")
+
+
+def index_options() -> argparse.ArgumentParser:
+    """--index and --json, which every command takes."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--index", help="index folder (default ./.blip2-search, or $BLIP2_SEARCH_INDEX)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    return parser
+
+
+def model_options() -> argparse.ArgumentParser:
+    """The model and how it runs, for commands that load it."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--model", help="preset name or a folder with retrieval/ and generation/")
+    parser.add_argument("--device", choices=choices(Device))
+    parser.add_argument("--dtype", choices=choices(DType))
+    parser.add_argument("--batch-size", type=int)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The environment's settings with the command's flags on top."""
+    return load_settings(**{name: getattr(args, name, None) for name in SETTINGS_FLAGS})
+
+
+def open_collection(settings: Settings, *, create: bool = False):
+    from search.collection import Collection
+
+    return Collection.open(settings.index, create=create, url=settings.database_url)
+
+
+def load_engine(settings: Settings, model: str):
+    """The process's threads set up for inference, then the engine for `model`."""
+    from search import runtime
+    from search.models import Blip2Engine
+
+    runtime.configure(settings.threads)
+    return Blip2Engine.from_settings(settings, model)
+
+
+@contextmanager
+def searcher(args: argparse.Namespace) -> Iterator:
+    """A `Searcher` over the index, with the model that built it (another is refused before
+    anything loads); the collection is closed afterwards."""
+    from search.queries import Searcher
+
+    settings = settings_from(args)
+    collection = open_collection(settings)
+    try:
+        if collection.model is None:
+            hint = "run `blip2-search index PATH` first"
+            raise InputError(f"the index at {collection.folder} is empty: {hint}")
+        yield Searcher(collection, load_engine(settings, collection.model_to_load(settings.model)))
+    finally:
+        collection.close()

@@ -1,0 +1,83 @@
+"""`blip2-search index PATH...`: new and changed files are embedded and captioned; moved files
+keep theirs. With `--ray`, the embedding runs on a Ray cluster (indexer.distributed)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from search.config import IndexType, Settings, choices
+from search.errors import InputError
+
+from .common import load_engine, open_collection, settings_from
+from .output import emit, progress_bar, warn
+
+
+def register(sub, parents: list[argparse.ArgumentParser]) -> None:
+    index = sub.add_parser("index", parents=parents, help="index folders of images")
+    index.add_argument("paths", nargs="+", metavar="PATH")
+    index.add_argument("--no-captions", action="store_true", help="skip captions (faster)")
+    index.add_argument("--workers", type=int, help="image-decoding processes (default 2)")
+    index.add_argument("--exclude", action="append", metavar="GLOB", help="skip matching files (repeatable)")
+    index.add_argument("--index-type", choices=choices(IndexType),
+                       help="vector index kind, kept for later runs (default auto: exact below "
+                            "20,000 images, compressed from there); a change rebuilds with no model call")
+    index.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                       help="embed on Ray: a cluster's address, or none to start a local Ray instance "
+                            "(needs the [distributed] extra; put it after the paths, or write --ray=ADDRESS)")
+    index.add_argument("--shard-size", type=int, metavar="N",
+                       help="with --ray: files a Parquet shard holds (default 256)")
+    index.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    collection = open_collection(settings, create=True)
+    try:
+        summary = (_here if args.ray is None else _on_ray)(args, settings, collection)
+    finally:
+        collection.close()
+    counts = ", ".join(f"{key} {getattr(summary, key)}" for key in
+                       ("added", "updated", "moved", "removed", "unchanged", "failed"))
+    shards = summary.shards
+    where = f"; shards computed {shards.computed}, reused {shards.reused}" if shards else ""
+    emit(args, summary, [f"indexed: {counts}; model calls {summary.model_calls}{where}"])
+    if not args.json:
+        for error in summary.errors:
+            warn(f"{error.path}: failed: {error.error}")
+    return 0
+
+
+def _options(args: argparse.Namespace, settings: Settings):
+    from indexer.pipeline import IndexOptions
+
+    return IndexOptions(captions=not args.no_captions, batch_size=settings.batch_size,
+                        workers=settings.workers, exclude=tuple(args.exclude or ()))
+
+
+def _here(args: argparse.Namespace, settings: Settings, collection):
+    from indexer.pipeline import index_paths
+
+    engine = load_engine(settings, collection.model_to_load(settings.model))
+    if args.index_type:
+        collection.set_index_type(args.index_type)
+    return index_paths(collection, engine, [Path(p) for p in args.paths], _options(args, settings),
+                       progress=lambda total: progress_bar(total, "image", args))
+
+
+def _on_ray(args: argparse.Namespace, settings: Settings, collection):
+    from indexer.distributed import SHARD_SIZE, RayOptions, index_on_ray
+
+    if args.ray and Path(args.ray).exists():
+        raise InputError(f"--ray took {args.ray} for the cluster address: put --ray after the paths, "
+                         "or write --ray=ADDRESS")
+    if args.shard_size is not None and args.shard_size < 1:
+        raise InputError("--shard-size must be at least 1")
+    model = collection.model_to_load(settings.model)  # checked here, loaded by each Ray worker
+    if args.index_type:
+        collection.set_index_type(args.index_type)
+    ray = RayOptions(address=args.ray or None, shard_size=args.shard_size or SHARD_SIZE,
+                     device=settings.device, dtype=settings.dtype)
+    return index_on_ray(collection, model, [Path(p) for p in args.paths],
+                        options=_options(args, settings), ray=ray, notify=None if args.json else warn,
+                        progress=lambda total: progress_bar(total, "image", args))

@@ -1,0 +1,53 @@
+"""The `blip2-search` entry point: the commands' parsers, and errors as one line.
+
+Every command takes `--json`; exit 0 on success, 1 on a user error with a one-line message.
+Heavy modules (torch, transformers) are imported only by the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from search.errors import SearchError
+
+from . import ask, caption, demo, evaluate, image, index, search, serve, similar, stats, train_demo
+from .common import index_options, model_options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="blip2-search", description="Image search on BLIP-2.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common, model = index_options(), model_options()
+    for command in (caption, index, search, similar, ask, serve, evaluate):
+        command.register(sub, [common, model])
+    for command in (image, stats, demo, train_demo):
+        command.register(sub, [common])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except SearchError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return _fail("interrupted", code=130)
+    except Exception as exc:  # an internal error: still one line unless asked for the traceback
+        if os.environ.get("BLIP2_SEARCH_DEBUG"):
+            raise
+        hint = "BLIP2_SEARCH_DEBUG=1 shows the traceback"
+        return _fail(f"internal error: {type(exc).__name__}: {exc} ({hint})")
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"blip2-search: error: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""`blip2-search search "QUERY"`: images ranked by BLIP-2's first-stage score, optionally
+reranked by the match head, fused with the captions' full-text rank, or filtered."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from pathlib import Path
+
+from search.errors import InputError
+
+from .common import searcher
+from .output import emit, hit_lines
+
+
+def register(sub, parents: list[argparse.ArgumentParser]) -> None:
+    search = sub.add_parser("search", parents=parents, help="search the index with text")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    search.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
+    search.add_argument("--rerank", action="store_true", help="rerank with the match head; fills 'match'")
+    search.add_argument("--rerank-top", type=int, default=50, metavar="N", help="hits reranked (default 50)")
+    search.add_argument("--min-match", type=float, metavar="P", help="drop hits below this match probability")
+    search.add_argument("--hybrid", action="store_true", help="fuse caption full-text and vector ranks")
+    search.add_argument("--path-prefix", help="only images under this folder")
+    search.add_argument("--after", help="only images taken (EXIF, else modified) on or after this date")
+    search.add_argument("--before", help="only images taken (EXIF, else modified) before this date")
+    search.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from search.queries import SearchOptions
+    from search.schemas import SearchResults
+
+    options = SearchOptions(
+        k=args.k, offset=args.offset, rerank=args.rerank, rerank_top=args.rerank_top,
+        min_match=args.min_match, hybrid=args.hybrid,
+        path_prefix=str(Path(args.path_prefix).expanduser().resolve()) if args.path_prefix else None,
+        after=_date(args.after, "--after"), before=_date(args.before, "--before"),
+    )
+    if not args.query.strip():
+        raise InputError("the query is empty")
+    with searcher(args) as found:
+        hits = found.search(args.query, options)
+    emit(args, SearchResults(query=args.query, results=hits), hit_lines(hits))
+    return 0
+
+
+def _date(value: str | None, flag: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{flag} takes a date like 2024-05-31 or 2024-05-31T18:00, not {value!r}") from None

@@ -1,0 +1,168 @@
+"""Indexing as library steps: plan what changed, decode a file, embed a batch, commit.
+
+    plan(collection, root, files)   what changed under a root since the catalog last saw it
+    decode(file)                    pixels, size, date and thumbnail, or why it cannot be read
+    embed(engine, files)            vectors (float16, as stored) and captions for a batch
+    apply_plan, commit, finish      the changes, through the collection, counted in a summary
+
+Every file is one `ImageFile` from the scan to the commit. The drivers (`indexer`: this
+process with decoding workers, or a Ray cluster) walk the folders and run these steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from .errors import ImageError
+from .images import load_image
+from .records import ImageFile, ImageRecord
+from .schemas import FileError, IndexSummary
+
+if TYPE_CHECKING:  # decoding workers import this module: it stays light (no FAISS, no SQLAlchemy)
+    from .collection import Collection
+
+THUMBNAIL_SIDE = 256
+
+
+@dataclass
+class Plan:
+    root: str
+    unchanged: list[ImageRecord] = field(default_factory=list)
+    touched: list[tuple[ImageRecord, ImageFile]] = field(default_factory=list)  # same content, new mtime
+    embed: list[ImageFile] = field(default_factory=list)  # new or changed content: the model's work
+    moved: list[tuple[ImageRecord, ImageFile]] = field(default_factory=list)
+    copied: list[tuple[ImageRecord, ImageFile]] = field(default_factory=list)  # duplicate content
+    removed: list[ImageRecord] = field(default_factory=list)
+
+
+def plan(collection: Collection, root: str, files: list[ImageFile]) -> Plan:
+    """Compare `files`, found under `root`, with the catalog: by size and mtime, then by
+    content hash. Changes nothing."""
+    known = collection.images_under(root)
+    result = Plan(root=root)
+    present = {f.path for f in files}
+    claimed: set[int] = set()
+    for file in files:
+        file.root = root
+        record = known.get(file.path)
+        if record and (record.size, record.mtime) == (file.size, file.mtime):
+            result.unchanged.append(record)
+            continue
+        file.content_hash = content_hash(file.path)
+        if record and record.content_hash == file.content_hash:
+            result.touched.append((record, file))
+        elif record:
+            file.is_update = True
+            result.embed.append(file)
+        else:
+            _new_file(collection, file, present, claimed, result)
+    result.removed = [r for p, r in known.items() if p not in present and r.id not in claimed]
+    return result
+
+
+def _new_file(collection: Collection, file: ImageFile, present: set[str], claimed: set[int],
+              result: Plan) -> None:
+    """A path the catalog does not know: moved from a vanished path, a duplicate, or new."""
+    twins = [t for t in collection.images_with_hash(file.content_hash) if t.id not in claimed]
+    for twin in twins:
+        if twin.path not in present and not os.path.exists(twin.path):
+            claimed.add(twin.id)
+            result.moved.append((twin, file))
+            return
+    if twins:
+        result.copied.append((twins[0], file))
+    else:
+        result.embed.append(file)
+
+
+def content_hash(path: str) -> str:
+    digest = _hasher()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def bytes_hash(data: bytes) -> str:
+    """`content_hash` of a file whose bytes are already in memory."""
+    digest = _hasher()
+    digest.update(data)
+    return digest.hexdigest()
+
+
+def _hasher():
+    return hashlib.blake2b(digest_size=20)
+
+
+def decode(file: ImageFile, data: bytes | None = None) -> ImageFile:
+    """Fill `file`'s picture, dimensions, date and thumbnail, or its error; `data`: the
+    file's bytes when they are already in memory (its path then only names it). Returns it."""
+    try:
+        loaded = load_image(file.path if data is None else io.BytesIO(data))
+    except ImageError as exc:
+        file.error = str(exc)
+        return file
+    except Exception as exc:  # a decoder bug must not stop the run: record it as this file's error
+        file.error = f"cannot decode: {type(exc).__name__}: {exc}"
+        return file
+    thumb = loaded.image.copy()
+    thumb.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    thumb.save(buffer, format="WEBP", quality=80)
+    file.image, file.taken_at, file.thumbnail = loaded.image, loaded.taken_at, buffer.getvalue()
+    file.width, file.height = loaded.image.size
+    return file
+
+
+def embed(engine, files: list[ImageFile], *, captions: bool) -> None:
+    """Vectors (float16, as the catalog stores them) and captions for the decoded files, in
+    one batch; each picture is dropped once used."""
+    readable = [file for file in files if file.image is not None]
+    if not readable:
+        return
+    batch = engine.encode([file.image for file in readable])
+    vectors = engine.embed_images(batch).astype(np.float16)  # (B, Q, D)
+    texts = engine.caption(batch) if captions else [None] * len(readable)
+    for file, vector, text in zip(readable, vectors, texts, strict=True):
+        file.vectors, file.caption, file.image = vector, text, None
+
+
+def apply_plan(collection: Collection, root_plan: Plan, summary: IndexSummary) -> None:
+    """Everything that needs no model: unchanged, touched, moved and duplicate files."""
+    summary.unchanged += len(root_plan.unchanged) + len(root_plan.touched)
+    for record, file in root_plan.touched:
+        collection.touch(record.id, file)
+    for record, file in root_plan.moved:
+        collection.move(record.id, file)
+        summary.moved += 1
+    for twin, file in root_plan.copied:
+        collection.copy(twin, file)
+        summary.added += 1
+
+
+def commit(collection: Collection, files: list[ImageFile], summary: IndexSummary) -> None:
+    """One batch of embedded (or failed) files into the collection, counted."""
+    collection.commit(files)
+    for file in files:
+        if file.vectors is None:
+            summary.failed += 1
+            summary.errors.append(FileError(path=file.path, error=file.error or "not embedded"))
+        elif file.is_update:
+            summary.updated += 1
+        else:
+            summary.added += 1
+
+
+def finish(collection: Collection, plans: list[Plan], summary: IndexSummary) -> None:
+    """Drop the files that vanished from the roots, then save the vector snapshot."""
+    for root_plan in plans:
+        collection.remove(record.id for record in root_plan.removed)
+        summary.removed += len(root_plan.removed)
+    collection.save()

@@ -1,0 +1,58 @@
+"""An image as the catalog hands it out (`ImageRecord`) and a file on its way in
+(`ImageFile`): plain dataclasses, light enough for decoding workers to import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """A row as stored."""
+
+    id: int
+    path: str
+    root: str
+    content_hash: str
+    size: int
+    mtime: float
+    width: int | None
+    height: int | None
+    taken_at: datetime | None
+    caption: str | None
+    status: str
+    error: str | None
+    indexed_at: datetime
+
+
+@dataclass
+class ImageFile:
+    """One file on its way into the catalog, from the scan to the commit: what the scan saw,
+    then what decoding and the model made of it. Written as a row whose status is "ok" when
+    it has vectors, else "failed" with its `error`."""
+
+    path: str
+    size: int
+    mtime: float
+    root: str = ""  # the indexed folder it was found under
+    content_hash: str = ""
+    is_update: bool = False  # the catalog holds an older version of this path
+    # decoding
+    image: Any = None  # the decoded picture (PIL, RGB), the model's input; dropped once embedded
+    width: int | None = None
+    height: int | None = None
+    taken_at: datetime | None = None  # EXIF date
+    thumbnail: bytes | None = None  # WebP
+    error: str | None = None  # why it could not be read
+    # the model
+    vectors: np.ndarray | None = None  # (Q, D) float16, as the catalog stores them
+    caption: str | None = None
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.vectors is not None else "failed"
+

@@ -1,0 +1,107 @@
+"""The JSON shapes of the public contract, each defined once.
+
+The CLI prints them under `--json` (`model_dump(mode="json")`) and the HTTP API returns them
+as its `response_model`s, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, model_serializer
+
+from .records import ImageRecord
+
+
+class Hit(BaseModel):
+    id: int
+    path: str
+    score: float
+    caption: str | None
+    match: float | None = None
+
+
+class SearchResults(BaseModel):
+    query: str | int
+    results: list[Hit]
+
+
+class ImageInfo(BaseModel):
+    id: int
+    path: str
+    caption: str | None
+    width: int | None
+    height: int | None
+    taken_at: str | None
+    indexed_at: str
+    status: str
+    error: str | None
+
+    @classmethod
+    def of(cls, record: ImageRecord) -> ImageInfo:
+        return cls(id=record.id, path=record.path, caption=record.caption, width=record.width,
+                   height=record.height, taken_at=_iso(record.taken_at), indexed_at=_iso(record.indexed_at),
+                   status=record.status, error=record.error)
+
+
+class Answer(BaseModel):
+    id: int
+    question: str
+    answer: str
+
+
+class FileError(BaseModel):
+    path: str
+    error: str
+
+
+class ShardCounts(BaseModel):
+    total: int = 0
+    computed: int = 0  # by this run
+    reused: int = 0  # finished by an earlier run
+
+
+class IndexSummary(BaseModel):
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    model_calls: int = 0
+    errors: list[FileError] = []
+    shards: ShardCounts | None = None  # `index --ray` only; absent from the JSON otherwise
+
+    @model_serializer(mode="wrap")
+    def _without_absent_shards(self, handler) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("shards") is None:
+            data.pop("shards", None)
+        return data
+
+
+class Stats(BaseModel):
+    images: int
+    vectors: int
+    failed: int
+    model: str | None
+    queries_per_image: int | None
+    dim: int | None
+    index: str
+    generation: int
+    index_type: str
+    vector_index: str | None
+
+
+class Caption(BaseModel):
+    path: str
+    caption: str
+
+
+class Captions(BaseModel):
+    results: list[Caption]
+    errors: list[FileError]
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
