@@ -27,10 +27,11 @@ from .presets import DEFAULT_PRESET, resolve
 from .records import ImageFile, ImageRecord
 from .schemas import Stats
 from .scoring import Each
-from .vectors import Candidates, MemoryIndex, SnapshotError
+from .snapshots import DEFAULT_POLICY, SNAPSHOT, IndexPolicy, Wanted, load_current, rebuild
+from .vectors import Candidates, MemoryIndex
 
-SNAPSHOT = "vectors.faiss"
 THUMBNAILS = "thumbnails"
+__all__ = ["SNAPSHOT", "Collection", "CollectionError", "IndexPolicy", "ModelInfo"]
 
 
 class CollectionError(SearchError):
@@ -44,16 +45,8 @@ class ModelInfo:
     dim: int
 
 
-@dataclass(frozen=True)
-class IndexPolicy:
-    """How a collection chooses and trains its vector index."""
-
-    compressed_from: int = 20_000  # images; where `auto` switches from exact to compressed
-    training_sample: int = 8_192  # images whose vectors train a compressed index's quantiser
-
-
 class Collection:
-    def __init__(self, folder: Path, catalog: Catalog, policy: IndexPolicy = IndexPolicy()) -> None:
+    def __init__(self, folder: Path, catalog: Catalog, policy: IndexPolicy = DEFAULT_POLICY) -> None:
         self.folder = folder
         self.policy = policy
         self._catalog = catalog
@@ -62,7 +55,7 @@ class Collection:
 
     @classmethod
     def open(cls, folder: Path, *, create: bool = False, url: str | None = None,
-             policy: IndexPolicy = IndexPolicy()) -> Collection:
+             policy: IndexPolicy = DEFAULT_POLICY) -> Collection:
         """Open an index folder; `create` makes it when missing (the `index` command); `url`
         puts the catalog in another database (the settings' `database_url`)."""
         folder = Path(folder).expanduser().resolve()
@@ -91,7 +84,7 @@ class Collection:
         """Record the model on first use; refuse another model on an existing index."""
         if self.model is None:
             self._catalog.set_meta(model=info.name, queries=info.queries, dim=info.dim)
-            self._vectors = self._empty_index(info, images=0)
+            self._vectors = self._wanted().empty()
             self._vectors.generation = self._catalog.generation
             self.snapshot_state = "new"
         else:
@@ -254,8 +247,8 @@ class Collection:
         the wrong kind, or a compressed one that outgrew its training sample, is rebuilt first."""
         if self._vectors is None:
             return
-        if not self._fits(self._vectors):
-            self._vectors = self._rebuild(self.model)
+        if not self._wanted().fits(self._vectors):
+            self._vectors = rebuild(self._catalog, self._wanted())
         self._vectors.generation = self._catalog.generation
         self._vectors.save(self.folder / SNAPSHOT)
 
@@ -263,16 +256,11 @@ class Collection:
         """Bring the vector index in step with what another writer committed (an index job, or
         another process): the snapshot when it covers the catalog, else a rebuild in memory.
         Returns whether anything changed."""
-        model, generation = self.model, self._catalog.generation
-        if model is None or (self._vectors is not None and self._vectors.generation == generation):
+        generation = self._catalog.generation
+        if self.model is None or (self._vectors is not None and self._vectors.generation == generation):
             return False
-        try:
-            index = MemoryIndex.load(self.folder / SNAPSHOT, model.queries, model.dim)
-            if index.generation != generation or not self._fits(index):
-                raise SnapshotError("the snapshot does not cover the catalog")
-        except SnapshotError:
-            index = self._rebuild(model)
-            index.generation = generation
+        wanted = self._wanted()
+        index = load_current(self.folder / SNAPSHOT, wanted, generation) or rebuild(self._catalog, wanted)
         self._vectors = index  # one assignment: a reader sees the old index or the new one
         return True
 
@@ -286,47 +274,18 @@ class Collection:
         os.replace(tmp, path)
 
     def _sync_vectors(self) -> None:
-        info = self.model
-        path = self.folder / SNAPSHOT
+        """On open: the snapshot when it covers the catalog, else a rebuild, saved."""
         for stale in self.folder.glob(f".{SNAPSHOT}.*.tmp"):
             stale.unlink(missing_ok=True)  # left by a write that was killed before its rename
-        generation = self._catalog.generation
-        try:
-            index = MemoryIndex.load(path, info.queries, info.dim)
-            if index.generation == generation and self._fits(index):
-                self._vectors, self.snapshot_state = index, "loaded"
-                return
-        except SnapshotError:
-            pass  # rebuilt below from the catalog's vectors, never replaced by an empty index
-        index = self._rebuild(info)
-        index.generation = generation
-        self._vectors, self.snapshot_state = index, "rebuilt"
-        index.save(path)
+        wanted, path = self._wanted(), self.folder / SNAPSHOT
+        index = load_current(path, wanted, self._catalog.generation)
+        if index is not None:
+            self._vectors, self.snapshot_state = index, "loaded"
+            return
+        # rebuilt from the catalog's vectors, never replaced by an empty index
+        self._vectors, self.snapshot_state = rebuild(self._catalog, wanted), "rebuilt"
+        self._vectors.save(path)
 
-    def _wanted_kind(self, images: int) -> str:
-        if self.index_type != "auto":
-            return self.index_type
-        return "compressed" if images >= self.policy.compressed_from else "exact"
-
-    def _fits(self, index: MemoryIndex) -> bool:
-        """`index`, in step with the catalog, is of the wanted kind and needs no retraining."""
-        return index.kind == self._wanted_kind(len(index)) and not index.needs_training
-
-    def _empty_index(self, info: ModelInfo, images: int) -> MemoryIndex:
-        return MemoryIndex(info.queries, info.dim, self._wanted_kind(images))
-
-    def _rebuild(self, info: ModelInfo) -> MemoryIndex:
-        """A fresh index of the wanted kind from the catalog's vectors; a compressed one is
-        trained first on an even sample of them (a second pass)."""
-        total = self._catalog.stats()["with_vectors"]
-        index = self._empty_index(info, images=total)
-        shape = (info.queries, info.dim)
-        if index.kind == "compressed":
-            stride = max(1, total // self.policy.training_sample)
-            # copies: a strided view would keep each whole chunk (1 GB at a million images) alive
-            sample = [v[::stride].copy() for _, v in self._catalog.iter_vectors(shape, chunk=stride * 256)]
-            if sample:
-                index.train(np.concatenate(sample), population=total)
-        for ids, vectors in self._catalog.iter_vectors(shape):
-            index.add(ids, vectors)
-        return index
+    def _wanted(self) -> Wanted:
+        model = self.model
+        return Wanted(model.queries, model.dim, self.index_type, self.policy)
