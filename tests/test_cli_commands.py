@@ -138,3 +138,14 @@ def test_indexing_with_another_model_is_refused(indexed, tiny_dirs, tmp_path, ca
     index, _ = indexed
     assert main(["index", str(tmp_path / "photos"), "--index", index, "--model", str(tiny_dirs["t5"])]) == 1
     assert "built with model" in capsys.readouterr().err
+
+
+def test_captioning_prints_nothing_but_the_result(tmp_path, tiny_dirs):
+    """A user's terminal shows only what is meant for them: no library warnings on stderr."""
+    import subprocess
+
+    [image] = write_corpus(tmp_path / "photos", 1)
+    result = subprocess.run([sys.executable, "-m", "cli.main", "caption", str(image), "--model",
+                             str(tiny_dirs["opt"]), "--json"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stderr == ""
+    assert json.loads(result.stdout)["results"][0]["path"] == str(image)

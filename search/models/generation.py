@@ -116,8 +116,8 @@ def generate_ids(
         prompt = lm(inputs_embeds=embeds[:, :-1], attention_mask=mask[:, :-1], use_cache=True,
                     logits_to_keep=1)
         length = ids.shape[1] + decoding.max_new_tokens
-        cache = preallocated(prompt.past_key_values, decoding.num_beams, length)
-        out = lm.generate(input_ids=ids, attention_mask=mask, past_key_values=cache,
+        cache = preallocated(prompt.cache, decoding.num_beams, length)
+        out = lm.generate(input_ids=ids, attention_mask=mask, cache=cache,
                           **decoding_kwargs(decoding))
         return out[:, ids.shape[1] :]  # generate returns prompt + answer
     return lm.generate(inputs_embeds=embeds, attention_mask=mask, **decoding_kwargs(decoding))

@@ -141,6 +141,7 @@ class MemoryIndex:
             digest.update(payload)
         header = {
             "generation": self.generation, "queries": self.queries, "dim": self.dim, "kind": self.kind,
+            # "parts": each slice's bytes (the file format's name for them, kept for old snapshots)
             "trained_on": self.trained_on, "ntotal": self.ntotal, "parts": [len(p) for p in payloads],
             "blake2b": digest.hexdigest(),
         }
