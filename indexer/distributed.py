@@ -93,6 +93,9 @@ def merge(collection: Collection, plans: list[Plan], names: list[str], pending: 
     removing each shard after its commit), drop vanished files and save the vector index."""
     for root_plan in plans:
         apply_plan(collection, root_plan, summary)
+        unreadable = [file for file in root_plan.embed if file.error is not None]  # never sent to Ray
+        if unreadable:
+            commit(collection, unreadable, summary)
     for name in names:
         made, model = store.read(name)
         if collection.model is None:  # a new index: the workers' model names its vectors
@@ -110,12 +113,8 @@ def _model_name(collection: Collection, model: str) -> str:
 
 
 def _pending(plans: list[Plan]) -> dict[str, ImageFile]:
-    """The files to embed, by path (a file under two of the roots is embedded once)."""
-    pending: dict[str, ImageFile] = {}
-    for root_plan in plans:
-        for file in root_plan.embed:
-            pending.setdefault(file.path, file)
-    return pending
+    """The files to embed, by path: those the plan could read (the others are failed rows)."""
+    return {file.path: file for root_plan in plans for file in root_plan.embed if file.error is None}
 
 
 def _outcome(planned: ImageFile, made: ImageFile) -> ImageFile:

@@ -63,19 +63,29 @@ def walk(root: Path, exclude: Sequence[str] = ()) -> Iterator[ImageFile]:
 
 def plan_roots(collection: Collection, roots: Iterable[Path], exclude: Sequence[str] = ()) -> list[Plan]:
     """What changed under each root since the catalog last saw it; changes nothing. A root
-    that is missing, not a folder or holds no images is refused before anything changes."""
-    plans = []
-    for given in roots:
-        root = Path(given).expanduser().resolve()
-        if not root.exists():
-            raise InputError(f"{root} does not exist; nothing was changed")
-        if not root.is_dir():
-            raise InputError(f"{root} is not a folder; nothing was changed")
-        files = list(walk(root, exclude))
+    that is missing, not a folder or holds no images is refused before anything changes.
+    Each file is planned once: a root given twice, or inside another root given, is walked
+    as part of the outer one, and a file reached from two roots (by a symlink) counts once."""
+    resolved = [_folder(given) for given in roots]
+    plans, seen = [], set()
+    for root in sorted(set(resolved)):
+        if any(other != root and root.is_relative_to(other) for other in resolved):
+            continue  # walked with the root that holds it
+        files = [file for file in walk(root, exclude) if file.path not in seen]
         if not files:
             raise InputError(f"{root} holds no images; nothing was changed (the catalog keeps its images)")
+        seen.update(file.path for file in files)
         plans.append(plan(collection, str(root), files))
     return plans
+
+
+def _folder(given: Path) -> Path:
+    root = Path(given).expanduser().resolve()
+    if not root.exists():
+        raise InputError(f"{root} does not exist; nothing was changed")
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder; nothing was changed")
+    return root
 
 
 def _is_candidate(path: str) -> bool:

@@ -55,7 +55,15 @@ def plan(collection: Collection, root: str, files: list[ImageFile]) -> Plan:
         if record and (record.size, record.mtime) == (file.size, file.mtime):
             result.unchanged.append(record)
             continue
-        file.content_hash = content_hash(file.path)
+        try:
+            file.content_hash = content_hash(file.path)
+        except FileNotFoundError:  # deleted since the walk (a syncing folder): as if never seen
+            present.discard(file.path)
+            continue
+        except OSError as exc:  # unreadable: a failed row saying why, and the run goes on
+            file.error, file.is_update = _unreadable(exc), record is not None
+            result.embed.append(file)
+            continue
         if record and record.content_hash == file.content_hash:
             result.touched.append((record, file))
         elif record:
@@ -82,6 +90,12 @@ def _new_file(collection: Collection, file: ImageFile, present: set[str], claime
         result.embed.append(file)
 
 
+def _unreadable(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return f"cannot read the file: {exc.strerror or exc}"
+
+
 def content_hash(path: str) -> str:
     digest = _hasher()
     with open(path, "rb") as handle:
@@ -103,7 +117,10 @@ def _hasher():
 
 def decode(file: ImageFile, data: bytes | None = None) -> ImageFile:
     """Fill `file`'s picture, dimensions, date and thumbnail, or its error; `data`: the
-    file's bytes when they are already in memory (its path then only names it). Returns it."""
+    file's bytes when they are already in memory (its path then only names it). Returns it;
+    a file the plan could not read keeps its error."""
+    if file.error is not None:
+        return file
     try:
         loaded = load_image(file.path if data is None else io.BytesIO(data))
     except ImageError as exc:

@@ -121,3 +121,52 @@ def test_worker_processes_give_the_same_index(indexer, engines, tmp_path):
         record = collection.image(int(image_id))
         fresh = engines["opt"].embed_images([Image.open(record.path).convert("RGB")])[0]
         np.testing.assert_allclose(stored, fresh, atol=2e-3)
+
+
+def test_overlapping_roots_plan_each_file_once(indexer, tmp_path):
+    write_corpus(tmp_path / "nest", 4, seed=1)
+    write_corpus(tmp_path / "nest" / "sub", 3, seed=2)
+    summary, collection = indexer(tmp_path / "nest", tmp_path / "nest" / "sub", tmp_path / "nest")
+    assert (summary.added, summary.failed) == (7, 0)
+    assert collection.stats().images == 7 and collection.stats().vectors == 7 * collection.model.queries
+    again, _ = indexer(tmp_path / "nest" / "sub", tmp_path / "nest")
+    assert (again.unchanged, again.added, again.removed, again.model_calls) == (7, 0, 0, 0)
+
+
+def test_a_file_gone_between_the_walk_and_the_plan_is_skipped(indexer, tmp_path):
+    from search.indexing import plan
+    from search.records import ImageFile
+
+    paths = write_corpus(tmp_path / "photos", 3)
+    _, collection = indexer(tmp_path / "photos")
+    files = [ImageFile(str(p), p.stat().st_size + 1, 0.0) for p in paths]  # all look changed
+    paths[1].unlink()  # deleted after the walk saw it, as a syncing folder does
+    planned = plan(collection, str(tmp_path / "photos"), files)
+    assert [r.path for r in planned.removed] == [str(paths[1])]
+    assert len(planned.touched) == 2 and not planned.embed
+
+
+def test_an_unreadable_file_is_a_failed_row_and_the_run_goes_on(tmp_path, tiny_dirs):
+    """As root a file's mode does not stop reads: the CLI runs without the capabilities that
+    override it."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from needs import missing
+
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        missing("setpriv (Debian: util-linux)")
+    paths = write_corpus(tmp_path / "photos", 4)
+    paths[2].chmod(0)
+    result = subprocess.run(
+        [setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps", "-all", "--",
+         sys.executable, "-m", "cli.main", "index", str(tmp_path / "photos"),
+         "--index", str(tmp_path / "index"), "--model", str(tiny_dirs["opt"]), "--workers", "1", "--json"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["added"], summary["failed"]) == (3, 1)
+    assert summary["errors"] == [{"path": str(paths[2]), "error": "permission denied"}]
