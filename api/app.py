@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -35,13 +38,15 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await asyncio.to_thread(app.state.blip2.close)
 
-    app = FastAPI(title="blip2-search", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="blip2-search", version="0.1.0", lifespan=lifespan, default_response_class=AsciiJSON,
                   description="Image search on BLIP-2: text search, similar images, captions, questions.")
     for router in (search.router, images.router, jobs.router, system.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=system.STATIC), name="static")
     app.add_exception_handler(SearchError, _search_error)
     app.add_exception_handler(Saturated, _saturated)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid)
     app.add_middleware(BodyLimitMiddleware, max_bytes=int(settings.max_upload_mb * 2**20))
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
@@ -50,11 +55,28 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+class AsciiJSON(JSONResponse):
+    """JSON escaped to ASCII: a response that echoes a request's text (an error naming a path
+    or a question) is written even when that text holds a lone surrogate, which UTF-8 cannot
+    encode (`{"question": "\\udcff"}` is valid JSON)."""
+
+    def render(self, content) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+
+
 async def _search_error(request: Request, exc: SearchError) -> JSONResponse:
     status = next((code for kind, code in ERROR_STATUS if isinstance(exc, kind)), 400)
-    return JSONResponse({"detail": str(exc)}, status_code=status)
+    return AsciiJSON({"detail": str(exc)}, status_code=status)
 
 
 async def _saturated(request: Request, exc: Saturated) -> JSONResponse:
-    return JSONResponse({"detail": "the model is busy; try again shortly"}, status_code=503,
-                        headers={"Retry-After": "1"})
+    return AsciiJSON({"detail": "the model is busy; try again shortly"}, status_code=503,
+                     headers={"Retry-After": "1"})
+
+
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    return AsciiJSON({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return AsciiJSON({"detail": jsonable_encoder(exc.errors())}, status_code=422)

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 STAGES = ("text_encode", "image_encode", "vector_search", "rerank", "generation")
+CLIENT_CLOSED = 499  # a request whose client closed the connection before the response
 
 
 class Metrics:
@@ -44,16 +45,22 @@ class RequestCounter:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = {"code": 500}
+        status: dict[str, int | None] = {"code": None}
 
         async def record(message):
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
             await send(message)
 
+        failed = False
         try:
             await self.app(scope, receive, record)
+        except BaseException:
+            failed = True
+            raise
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
-            self.metrics.requests.labels(scope["method"], path, str(status["code"])).inc()
+            # No response and no error: the client went away first (nginx's 499), not a 500.
+            code = status["code"] or (500 if failed else CLIENT_CLOSED)
+            self.metrics.requests.labels(scope["method"], path, str(code)).inc()

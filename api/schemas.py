@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from search.schemas import IndexSummary, Stats
 
@@ -20,18 +20,31 @@ def errors(*codes: int) -> dict:
     return {code: {"model": Error} for code in codes}
 
 
+def _unicode(text: str) -> str:
+    """Refuse lone surrogates (`"\\udcff"` in JSON): no tokenizer, file system or response
+    can encode them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"text holds a character that is not valid Unicode (at {exc.start})") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(_unicode)]
+
+
 class ChatTurn(BaseModel):
-    question: str = Field(max_length=1000)
-    answer: str = Field(max_length=1000)
+    question: Text = Field(max_length=1000)
+    answer: Text = Field(max_length=1000)
 
 
 class AskRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=1000)
+    question: Text = Field(min_length=1, max_length=1000)
     history: list[ChatTurn] = Field(default=[], max_length=20)
 
 
 class IndexRequest(BaseModel):
-    paths: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
+    paths: list[Annotated[Text, Field(min_length=1, max_length=4096)]] = Field(
         min_length=1, max_length=100, description="folders on the server to index"
     )
 
@@ -61,13 +74,13 @@ class Health(BaseModel):
 class SearchQuery(BaseModel):
     """GET /api/search parameters."""
 
-    q: str = Field(min_length=1, max_length=1000, description="what to look for, in plain language")
+    q: Text = Field(min_length=1, max_length=1000, description="what to look for, in plain language")
     k: int = Field(default=10, ge=1, le=100)
     offset: int = Field(default=0, ge=0, le=10_000)
     rerank: bool = False
     rerank_top: int = Field(default=50, ge=1, le=1000, description="hits reranked by the match head")
     min_match: float | None = Field(default=None, ge=0, le=1)
     hybrid: bool = False
-    path_prefix: str | None = Field(default=None, max_length=4096)
+    path_prefix: Text | None = Field(default=None, max_length=4096)
     after: datetime | None = None
     before: datetime | None = None

@@ -51,3 +51,48 @@ def test_operation_conforms(api_schema, name):
         case.call_and_validate(excluded_checks=[positive_data_acceptance])
 
     check()
+
+
+SURROGATE = "\udcff"  # a lone surrogate: valid in JSON text, not encodable as UTF-8
+
+
+@pytest.mark.parametrize(("method", "url", "kwargs"), [
+    ("get", "/api/search", {"params": {"q": "x", "after": "0001-01-01T00:00:00"}}),
+    ("get", "/api/search", {"params": {"q": "x", "before": "0001-01-01T00:00:00"}}),
+    ("get", "/api/search", {"params": {"q": "x", "after": "9999-12-31T23:59:59"}}),
+    ("get", "/api/search", {"params": {"q": "x", "after": "2024-01-01T00:00:00+05:00"}}),
+    ("post", "/api/images/2/ask", {"content": '{"question": "\\udcff"}'}),
+    ("post", "/api/images/2/ask", {"content": '{"question": "what?", "history": '
+                                              '[{"question": "\\udcff", "answer": "no"}]}'}),
+    ("post", "/api/index", {"content": '{"paths": ["\\udcff"]}'}),
+    ("post", "/api/index", {"content": '{"paths": ["/tmp/\\udcff"]}'}),
+])
+def test_inputs_that_once_gave_500s_get_a_reason(served_index, method, url, kwargs):
+    """Each of these was a 500 (`year 0 is out of range`, a UnicodeEncodeError while the error
+    response was written); now a 200 or a 4xx whose JSON says why, and never a 5xx."""
+    kwargs.setdefault("headers", {"content-type": "application/json"})
+    with TestClient(create_app(served_index["settings"])) as client:
+        response = getattr(client, method)(url, **kwargs)
+    assert response.status_code < 500, response.text
+    assert response.status_code in (200, 422), response.text
+    body = response.json()
+    if response.status_code == 422:
+        assert body["detail"]
+
+
+def test_a_client_gone_before_the_response_is_not_counted_as_a_500():
+    import asyncio
+
+    from api.metrics import Metrics, RequestCounter
+
+    async def app(scope, receive, send):  # the client disconnected: no response is sent
+        await receive()
+
+    async def receive():
+        return {"type": "http.disconnect"}
+
+    metrics = Metrics()
+    counter = RequestCounter(app, metrics)
+    asyncio.run(counter({"type": "http", "method": "GET", "path": "/api/search"}, receive, None))
+    text = metrics.render().decode()
+    assert 'status="499"' in text and 'status="500"' not in text

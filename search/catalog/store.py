@@ -269,7 +269,14 @@ def record(row: ImageRow) -> ImageRecord:
 
 
 def _date_condition(bound: datetime, op: str):
-    stamp = bound.timestamp()
+    """Taken (EXIF) on the `op` side of `bound`, else modified there. `bound` is naive local
+    time, as EXIF dates are; an aware one is converted to it."""
+    if bound.tzinfo is not None:
+        bound = bound.astimezone().replace(tzinfo=None)
+    try:
+        stamp = bound.timestamp()
+    except (ValueError, OverflowError, OSError):  # year 1 or 9999: out of the local clock's range
+        stamp = (bound - datetime(1970, 1, 1)).total_seconds()
     taken = ImageRow.taken_at >= bound if op == ">=" else ImageRow.taken_at < bound
     modified = ImageRow.mtime >= stamp if op == ">=" else ImageRow.mtime < stamp
     return or_(and_(ImageRow.taken_at.is_not(None), taken), and_(ImageRow.taken_at.is_(None), modified))
