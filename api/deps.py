@@ -27,7 +27,12 @@ def _check_key(state: AppState, given: str | None) -> None:
 
 
 def write_access(state: State, x_api_key: ApiKey = None) -> None:
-    """Write endpoints need the key whenever one is set."""
+    """Write endpoints need the key whenever one is set, and are refused without one when
+    the server listens beyond loopback (anyone who reaches it could index any folder)."""
+    settings = state.settings
+    if not settings.api_key and not settings.loopback_only:
+        raise HTTPException(403, f"indexing is refused: the server listens on {settings.host} and has no "
+                                 "API key; set BLIP2_SEARCH_API_KEY (then send it as X-API-Key)")
     _check_key(state, x_api_key)
 
 

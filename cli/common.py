@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from search.config import Device, DType, Settings, choices, load_settings
 from search.errors import InputError
 
-SETTINGS_FLAGS = ("index", "model", "device", "dtype", "batch_size", "workers")
+SETTINGS_FLAGS = ("index", "model", "device", "dtype", "batch_size", "workers", "host", "port")
 
 
 def index_options() -> argparse.ArgumentParser:

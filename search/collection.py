@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .catalog import Catalog, database_url
+from .catalog import FILENAME, Catalog, database_url
 from .config import IndexType, choices
 from .errors import SearchError
 from .presets import DEFAULT_PRESET, resolve
@@ -59,9 +59,14 @@ class Collection:
         """Open an index folder; `create` makes it when missing (the `index` command); `url`
         puts the catalog in another database (the settings' `database_url`)."""
         folder = Path(folder).expanduser().resolve()
-        if not create and url is None and not (folder / "catalog.db").exists():
+        catalog = folder / FILENAME
+        if not create and url is None and not catalog.exists():
             hint = "run `blip2-search index PATH` first, or pass --index"
             raise CollectionError(f"no index at {folder}: {hint}")
+        if url is None and catalog.is_file() and catalog.stat().st_size == 0 and _holds_an_index(folder):
+            raise CollectionError(f"the catalog {catalog} is empty (0 bytes) but the folder holds a vector "
+                                  "snapshot or thumbnails: restore catalog.db from a backup, or move the "
+                                  "folder away and index again")
         folder.mkdir(parents=True, exist_ok=True)
         collection = cls(folder, Catalog.open(database_url(folder, url)), policy)
         if collection.model is not None:
@@ -289,3 +294,8 @@ class Collection:
     def _wanted(self) -> Wanted:
         model = self.model
         return Wanted(model.queries, model.dim, self.index_type, self.policy)
+
+
+def _holds_an_index(folder: Path) -> bool:
+    """A vector snapshot or thumbnails: what a catalog that was emptied leaves behind."""
+    return (folder / SNAPSHOT).exists() or any((folder / THUMBNAILS).glob("*/*.webp"))

@@ -8,6 +8,7 @@ loader's checks read them.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -41,6 +42,8 @@ class Settings(BaseSettings):
     threads: int | None = Field(default=None, ge=1, le=1024)  # torch and FAISS threads; None: every core
 
     # The HTTP server
+    host: str = "127.0.0.1"  # beyond loopback, write endpoints need api_key (refused without one)
+    port: int = Field(default=8000, ge=1, le=65535)
     api_key: str | None = None  # when set, write endpoints need it in X-API-Key
     protect_reads: bool = False  # when set with api_key, read endpoints need it too
     max_upload_mb: float = Field(default=20, gt=0)
@@ -53,6 +56,16 @@ class Settings(BaseSettings):
         """`BLIP2_SEARCH_API_KEY=` (set, but empty, as compose passes an unset variable) means
         no key, not a key that is the empty string."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def loopback_only(self) -> bool:
+        """The server listens on this machine's loopback interface only."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:  # a host name: it may resolve to anything
+            return False
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -21,5 +21,9 @@ class InputError(SearchError, ValueError):
     """A request is malformed: an empty question, an empty query, a bad argument."""
 
 
+class CatalogError(SearchError):
+    """The catalog cannot be opened: damaged, emptied, or unreachable."""
+
+
 class NotFound(SearchError, LookupError):
     """No image with that id, or its file is gone."""

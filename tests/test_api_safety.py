@@ -113,3 +113,36 @@ def test_files_only_by_id_and_inside_the_root(served_index, tmp_path):
             response = client.get(url)
             assert response.status_code in (200, 404, 422), url
             assert b"root:" not in response.content and b"BaseSettings" not in response.content
+
+
+def test_beyond_loopback_writes_need_a_key(served_index):
+    body = {"paths": [str(served_index["root"] / "photos")]}
+    with TestClient(_app(served_index, host="0.0.0.0")) as client:
+        refused = client.post("/api/index", json=body)
+        assert refused.status_code == 403 and "BLIP2_SEARCH_API_KEY" in refused.json()["detail"]
+        assert client.get("/api/search", params={"q": "x"}).status_code == 200  # reads stay open
+    with TestClient(_app(served_index, host="0.0.0.0", api_key=KEY)) as client:
+        assert client.post("/api/index", json=body).status_code == 401
+        assert client.post("/api/index", json=body, headers={"X-API-Key": KEY}).status_code == 202
+    for host, alone in (("127.0.0.1", True), ("::1", True), ("localhost", True), ("0.0.0.0", False),
+                        ("::", False), ("192.0.2.7", False), ("photos.example", False)):
+        assert served_index["settings"].model_copy(update={"host": host}).loopback_only == alone, host
+
+
+def test_a_failed_file_is_never_served(tmp_path, served_index):
+    from cli.main import main
+
+    from .conftest import write_corpus
+
+    write_corpus(tmp_path / "photos", 2)
+    (tmp_path / "photos" / "creds.png").write_text("password: hunter2")
+    index = tmp_path / "index"
+    assert main(["index", str(tmp_path / "photos"), "--index", str(index), "--model",
+                 served_index["settings"].model, "--workers", "0", "--json"]) == 0
+    settings = served_index["settings"].model_copy(update={"index": index})
+    with TestClient(create_app(settings)) as client:
+        statuses = {image: client.get(f"/api/images/{image}").json()["status"] for image in range(1, 4)}
+        failed = [image for image, status in statuses.items() if status == "failed"]
+        assert len(failed) == 1
+        response = client.get(f"/api/images/{failed[0]}/file")
+        assert response.status_code == 404 and b"hunter2" not in response.content

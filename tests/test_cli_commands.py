@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +150,18 @@ def test_captioning_prints_nothing_but_the_result(tmp_path, tiny_dirs):
                              str(tiny_dirs["opt"]), "--json"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stderr == ""
     assert json.loads(result.stdout)["results"][0]["path"] == str(image)
+
+
+@pytest.mark.parametrize("damage", ["emptied", "garbage"])
+def test_a_damaged_catalog_is_one_clear_line(indexed, capsys, damage):
+    index, _ = indexed
+    catalog = Path(index) / "catalog.db"
+    for leftover in Path(index).glob("catalog.db-*"):  # the WAL of the run that built it
+        leftover.unlink()
+    catalog.write_bytes(b"" if damage == "emptied" else b"this is not a database" * 100)
+    assert main(["stats", "--index", index]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "internal error" not in err[0] and "Background" not in err[0]
+    expected = "is empty (0 bytes)" if damage == "emptied" else "cannot be read"
+    assert expected in err[0] and ("backup" in err[0]), err[0]
+    assert catalog.stat().st_size == (0 if damage == "emptied" else 2200)  # nothing overwritten

@@ -48,8 +48,12 @@ def thumbnail(state: State, image_id: ImageId) -> FileResponse:
 
 @router.get("/{image_id}/file", response_class=FileResponse, responses=errors(403))
 def file(state: State, image_id: ImageId) -> FileResponse:
-    """Only catalog ids, and only files that still resolve inside their indexed folder."""
-    path = state.collection.file_for(_record(state, image_id))
+    """Only catalog ids, only images that indexed successfully (a failed row may name any
+    file), and only files that still resolve inside their indexed folder."""
+    record = _record(state, image_id)
+    if record.status != "ok":
+        raise HTTPException(404, f"image {image_id} could not be indexed, so it is not served")
+    path = state.collection.file_for(record)
     if path is None:
         raise HTTPException(403, f"image {image_id} is no longer a file inside its indexed folder")
     return FileResponse(path)

@@ -1,5 +1,5 @@
 """The catalog: the store of record (images, their vectors, index facts). Only SQLAlchemy user."""
 
-from .store import Catalog, database_url
+from .store import FILENAME, Catalog, database_url
 
-__all__ = ["Catalog", "database_url"]
+__all__ = ["FILENAME", "Catalog", "database_url"]

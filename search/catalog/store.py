@@ -18,8 +18,10 @@ import numpy as np
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, and_, create_engine, delete, event, func, insert, or_, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from ..errors import CatalogError
 from ..records import ImageFile, ImageRecord
 from .blobs import READERS, chunks, decode, decode_many, encode, read_many
 from .schema import ImageRow, MetaRow, VectorRow
@@ -54,15 +56,23 @@ class Catalog:
 
     @classmethod
     def open(cls, url: str) -> Catalog:
-        """Connect and migrate the schema to the newest version."""
+        """Connect and migrate the schema to the newest version; a database that cannot be
+        read is a `CatalogError` in one line."""
         engine = create_engine(url, pool_size=READERS + 4)  # parallel vector reads, and the rest
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        try:
+            with engine.begin() as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except DBAPIError as exc:
+            engine.dispose()
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            where = engine.url.render_as_string(hide_password=True)
+            raise CatalogError(f"the catalog at {where} cannot be read ({reason}): restore it from a "
+                               "backup, or move it away and index again") from None
         return cls(engine)
 
     def close(self) -> None:
