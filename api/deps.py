@@ -11,7 +11,12 @@ from .state import AppState
 
 
 def get_state(request: Request) -> AppState:
-    return request.app.state.blip2
+    """The app's state, its collection brought in step with what any writer (an index job,
+    or another process) has finished committing; while a writer works, requests see the
+    collection as it was before it (`Collection.refresh`)."""
+    state = request.app.state.blip2
+    state.collection.refresh()
+    return state
 
 
 State = Annotated[AppState, Depends(get_state)]

@@ -27,6 +27,8 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
                             "(needs the [distributed] extra; put it after the paths, or write --ray=ADDRESS)")
     index.add_argument("--shard-size", type=int, metavar="N",
                        help="with --ray: files a Parquet shard holds (default 256)")
+    index.add_argument("--no-wait", action="store_true",
+                       help="when another writer holds the index, exit 1 saying who, instead of waiting")
     index.set_defaults(run=run)
 
 
@@ -52,17 +54,16 @@ def _options(args: argparse.Namespace, settings: Settings):
     from indexer.pipeline import IndexOptions
 
     return IndexOptions(captions=not args.no_captions, batch_size=settings.batch_size,
-                        workers=settings.workers, exclude=tuple(args.exclude or ()))
+                        workers=settings.workers, exclude=tuple(args.exclude or ()),
+                        index_type=args.index_type, wait=not args.no_wait)
 
 
 def _here(args: argparse.Namespace, settings: Settings, collection):
     from indexer.pipeline import index_paths
 
     engine = load_engine(settings, collection.model_to_load(settings.model))
-    if args.index_type:
-        collection.set_index_type(args.index_type)
     return index_paths(collection, engine, [Path(p) for p in args.paths], _options(args, settings),
-                       progress=lambda total: progress_bar(total, "image", args))
+                       progress=lambda total: progress_bar(total, "image", args), notify=warn)
 
 
 def _on_ray(args: argparse.Namespace, settings: Settings, collection):
@@ -74,10 +75,8 @@ def _on_ray(args: argparse.Namespace, settings: Settings, collection):
     if args.shard_size is not None and args.shard_size < 1:
         raise InputError("--shard-size must be at least 1")
     model = collection.model_to_load(settings.model)  # checked here, loaded by each Ray worker
-    if args.index_type:
-        collection.set_index_type(args.index_type)
     ray = RayOptions(address=args.ray or None, shard_size=args.shard_size or SHARD_SIZE,
                      device=settings.device, dtype=settings.dtype)
     return index_on_ray(collection, model, [Path(p) for p in args.paths],
-                        options=_options(args, settings), ray=ray, notify=None if args.json else warn,
+                        options=_options(args, settings), ray=ray, notify=warn,
                         progress=lambda total: progress_bar(total, "image", args))

@@ -60,10 +60,17 @@ def index_on_ray(
 ) -> IndexSummary:
     """`index_paths` on Ray: the same catalog, vector index and summary (plus `shards`).
     `model` is a preset or a folder every node can reach; `options.workers` does not apply
-    (the actors decode). `progress(total)` returns a per-file callback; `notify` gets one
-    line on the shards found and to compute."""
+    (the actors decode). `progress(total)` returns a per-file callback; `notify` hears whom
+    it waits for, and gets one line on the shards found and to compute."""
     raydata, shards = _backend()
     options, ray = options or IndexOptions(), ray or RayOptions()
+    with collection.writing(wait=options.wait, waiting=notify):
+        if options.index_type:
+            collection.set_index_type(options.index_type)
+        return _on_ray(collection, model, roots, options, ray, progress, notify, raydata, shards)
+
+
+def _on_ray(collection, model, roots, options, ray, progress, notify, raydata, shards) -> IndexSummary:
     name = _model_name(collection, model)  # a preset, or a folder's absolute path: what the actors load
     plans = plan_roots(collection, roots, options.exclude)
     pending = _pending(plans)

@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from search.collection import Collection, ModelInfo
+from search.collection import Collection
+from search.config import IndexType
 from search.indexing import apply_plan, commit, embed, finish
-from search.records import ImageFile
+from search.records import ImageFile, ModelInfo
 from search.schemas import IndexSummary
 
 from .scan import plan_roots
@@ -30,15 +31,26 @@ class IndexOptions:
     batch_size: int | None = None  # None: the engine's `batch_size()`, sized to memory
     workers: int = 2  # decoding processes; 0 decodes in this process
     exclude: Sequence[str] = ()
+    index_type: IndexType | None = None  # None: keep the index's
+    wait: bool = True  # for another writer to finish; False: IndexBusy, nothing changed
 
 
 def index_paths(
     collection: Collection, engine, roots: Iterable[Path], options: IndexOptions,
-    progress: Callable[[int], Progress] | None = None,
+    progress: Callable[[int], Progress] | None = None, notify: Callable[[str], None] | None = None,
 ) -> IndexSummary:
-    """Bring the collection up to date with `roots`. Raises before any change when a root
-    is missing or holds no images. `progress(total)` returns a per-file callback."""
-    collection.bind_model(ModelInfo(engine.name, engine.query_tokens, engine.dim))
+    """Bring the collection up to date with `roots`, as its one writer (`notify` hears whom
+    it waits for). Raises before any change when a root is missing or holds no images.
+    `progress(total)` returns a per-file callback."""
+    with collection.writing(wait=options.wait, waiting=notify):
+        collection.bind_model(ModelInfo(engine.name, engine.query_tokens, engine.dim))
+        if options.index_type:
+            collection.set_index_type(options.index_type)
+        return _index(collection, engine, roots, options, progress)
+
+
+def _index(collection: Collection, engine, roots: Iterable[Path], options: IndexOptions,
+           progress: Callable[[int], Progress] | None) -> IndexSummary:
     batch_size = options.batch_size or engine.batch_size()
     plans = plan_roots(collection, roots, options.exclude)
     summary = IndexSummary()

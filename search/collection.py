@@ -1,20 +1,18 @@
 """`Collection`: an index folder, the one object the front ends use for it.
 
-It owns the catalog (the store of record), the vector index (a snapshot derived from the
-catalog) and the thumbnails, and keeps them in step: every write goes through it and
-reaches all three. Opening brings the vector snapshot up to date with the catalog from
-stored vectors, with no model call: a snapshot that is behind, missing or corrupt is
-rebuilt and saved again. So is one of another kind than the collection wants (`index_type`):
-`auto`, the default, is exact max-sim below `IndexPolicy.compressed_from` images and the
-compressed index from there on. `refresh()` brings a reader up to date with what another
-writer committed.
+It owns the catalog (the store of record), the vector index (derived from the catalog:
+`snapshots`) and the thumbnails, and keeps them in step: every write goes through it, one
+writer at a time (`writing`), and reaches all three. `refresh()` brings a reader up to date
+with what another writer committed.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -24,25 +22,20 @@ from .catalog import FILENAME, Catalog, database_url
 from .config import IndexType, choices
 from .errors import SearchError
 from .presets import DEFAULT_PRESET, resolve
-from .records import ImageFile, ImageRecord
+from .records import ImageFile, ImageRecord, ModelInfo
 from .schemas import Stats
 from .scoring import Each
 from .snapshots import DEFAULT_POLICY, SNAPSHOT, IndexPolicy, Wanted, load_current, rebuild
+from .thumbnails import Thumbnails
 from .vectors import Candidates, MemoryIndex
+from .writer import OPENING, IndexBusy, exclusive, held
 
-THUMBNAILS = "thumbnails"
+log = logging.getLogger("blip2_search")
 __all__ = ["SNAPSHOT", "Collection", "CollectionError", "IndexPolicy", "ModelInfo"]
 
 
 class CollectionError(SearchError):
     """The index folder is missing, or was built with another model."""
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    queries: int
-    dim: int
 
 
 class Collection:
@@ -52,6 +45,9 @@ class Collection:
         self._catalog = catalog
         self._vectors: MemoryIndex | None = None
         self.snapshot_state = "none"  # how the vector index was obtained: loaded / rebuilt / new
+        self.thumbnails = Thumbnails(folder)
+        self._writing = False  # this object holds the writer lock
+        self._refreshing = threading.Lock()
 
     @classmethod
     def open(cls, folder: Path, *, create: bool = False, url: str | None = None,
@@ -63,12 +59,18 @@ class Collection:
         if not create and url is None and not catalog.exists():
             hint = "run `blip2-search index PATH` first, or pass --index"
             raise CollectionError(f"no index at {folder}: {hint}")
-        if url is None and catalog.is_file() and catalog.stat().st_size == 0 and _holds_an_index(folder):
+        if url is None and catalog.is_file() and catalog.stat().st_size == 0 and (
+                (folder / SNAPSHOT).exists() or Thumbnails(folder).any()):
             raise CollectionError(f"the catalog {catalog} is empty (0 bytes) but the folder holds a vector "
                                   "snapshot or thumbnails: restore catalog.db from a backup, or move the "
                                   "folder away and index again")
         folder.mkdir(parents=True, exist_ok=True)
-        collection = cls(folder, Catalog.open(database_url(folder, url)), policy)
+        try:  # two processes creating (or migrating) one catalog at once would both create it
+            with exclusive(folder, name=OPENING):
+                catalog_store = Catalog.open(database_url(folder, url))
+        except PermissionError:  # a folder this reader may not write: its catalog is as it is
+            catalog_store = Catalog.open(database_url(folder, url))
+        collection = cls(folder, catalog_store, policy)
         if collection.model is not None:
             collection._sync_vectors()
         return collection
@@ -198,16 +200,10 @@ class Collection:
         """Images the vector index holds."""
         return len(self._vectors) if self._vectors is not None else 0
 
-    def file_for(self, record: ImageRecord) -> Path | None:
-        """The file behind a catalog row, only if it still resolves inside its indexed root
-        (a file replaced by a symlink pointing elsewhere is refused)."""
-        path, root = os.path.realpath(record.path), os.path.realpath(record.root)
-        if os.path.commonpath([path, root]) != root or not os.path.isfile(path):
-            return None
-        return Path(path)
-
-    def thumbnail_path(self, content_hash: str) -> Path:
-        return self.folder / THUMBNAILS / content_hash[:2] / f"{content_hash}.webp"
+    def thumbnail(self, record: ImageRecord) -> Path | None:
+        """The thumbnail of an indexed image, made again from its file (no model call) when it
+        is missing or damaged; None when there is neither."""
+        return self.thumbnails.of(record) if record.status == "ok" else None
 
     # -- writing: the catalog, the vector index and the thumbnails in step -------------------
 
@@ -217,9 +213,11 @@ class Collection:
         a file that became unreadable loses its old vectors. Returns each file's id."""
         for file in files:
             if file.vectors is not None and file.thumbnail is not None:
-                self._write_thumbnail(file.content_hash, file.thumbnail)
+                self.thumbnails.write(file.content_hash, file.thumbnail)
         ids = np.array(self._catalog.write(files), dtype=np.int64)
         readable = np.array([file.vectors is not None for file in files], dtype=bool)
+        if self._vectors is None:  # no model yet (only failed files so far): no vectors to keep
+            return ids.tolist()
         self._vectors.remove(ids[~readable])
         if readable.any():
             self._vectors.add(ids[readable], np.stack([f.vectors for f in files if f.vectors is not None]))
@@ -257,45 +255,61 @@ class Collection:
         self._vectors.generation = self._catalog.generation
         self._vectors.save(self.folder / SNAPSHOT)
 
+    @contextmanager
+    def writing(self, *, wait: bool = True, waiting: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold the index's writer lock (one writer at a time: `search.writer`), with the
+        vector index brought in step with what writers before this one committed. Without
+        `wait`, another writer's hold is an `IndexBusy` naming it."""
+        with exclusive(self.folder, wait=wait, waiting=waiting), self._catalog.exclusive(wait=wait,
+                                                                                          waiting=waiting):
+            self._writing = True
+            try:
+                self.refresh()
+                yield
+            finally:
+                self._writing = False
+
     def refresh(self) -> bool:
         """Bring the vector index in step with what another writer committed (an index job, or
-        another process): the snapshot when it covers the catalog, else a rebuild in memory.
-        Returns whether anything changed."""
-        generation = self._catalog.generation
-        if self.model is None or (self._vectors is not None and self._vectors.generation == generation):
-            return False
-        wanted = self._wanted()
-        index = load_current(self.folder / SNAPSHOT, wanted, generation) or rebuild(self._catalog, wanted)
-        self._vectors = index  # one assignment: a reader sees the old index or the new one
-        return True
+        another process): the snapshot when it matches the catalog, else a rebuild in memory.
+        While another writer is at work, the view stays as it is, so a reader answers from
+        the collection as it was before that writer, never from half of its work. Returns
+        whether anything changed."""
+        with self._refreshing:
+            generation = self._catalog.generation
+            if self.model is None or (self._vectors is not None and self._vectors.generation == generation):
+                return False
+            if not self._writing and held(self.folder):
+                return False
+            wanted = self._wanted()
+            self._vectors = (load_current(self.folder / SNAPSHOT, wanted, self._catalog)
+                             or rebuild(self._catalog, wanted))  # one assignment: old view or new
+            return True
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _write_thumbnail(self, content_hash: str, data: bytes) -> None:
-        path = self.thumbnail_path(content_hash)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-
     def _sync_vectors(self) -> None:
-        """On open: the snapshot when it covers the catalog, else a rebuild, saved."""
-        for stale in self.folder.glob(f".{SNAPSHOT}.*.tmp"):
-            stale.unlink(missing_ok=True)  # left by a write that was killed before its rename
+        """On open: the snapshot when it matches the catalog, else a rebuild from the
+        catalog's vectors (never an empty index), saved when no writer is at work and the
+        disk takes it; reading never needs to write."""
         wanted, path = self._wanted(), self.folder / SNAPSHOT
-        index = load_current(path, wanted, self._catalog.generation)
+        index = load_current(path, wanted, self._catalog)
         if index is not None:
             self._vectors, self.snapshot_state = index, "loaded"
             return
-        # rebuilt from the catalog's vectors, never replaced by an empty index
         self._vectors, self.snapshot_state = rebuild(self._catalog, wanted), "rebuilt"
-        self._vectors.save(path)
+        try:
+            with exclusive(self.folder, wait=False):
+                for stale in self.folder.glob(f".{SNAPSHOT}.*.tmp"):
+                    stale.unlink(missing_ok=True)  # left by a write that was killed before its rename
+                self._vectors.save(path)
+        except IndexBusy:
+            pass  # the writer at work saves its own when it is done
+        except OSError as exc:
+            log.warning("the rebuilt vector index is kept in memory only: it could not be saved (%s)",
+                        exc.strerror or exc)
 
     def _wanted(self) -> Wanted:
         model = self.model
         return Wanted(model.queries, model.dim, self.index_type, self.policy)
 
-
-def _holds_an_index(folder: Path) -> bool:
-    """A vector snapshot or thumbnails: what a catalog that was emptied leaves behind."""
-    return (folder / SNAPSHOT).exists() or any((folder / THUMBNAILS).glob("*/*.webp"))

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
+from . import thumbnails
 from .errors import ImageError
 from .images import load_image
 from .records import ImageFile, ImageRecord
@@ -28,7 +28,6 @@ from .schemas import FileError, IndexSummary
 if TYPE_CHECKING:  # decoding workers import this module: it stays light (no FAISS, no SQLAlchemy)
     from .collection import Collection
 
-THUMBNAIL_SIDE = 256
 
 
 @dataclass
@@ -40,6 +39,7 @@ class Plan:
     moved: list[tuple[ImageRecord, ImageFile]] = field(default_factory=list)
     copied: list[tuple[ImageRecord, ImageFile]] = field(default_factory=list)  # duplicate content
     removed: list[ImageRecord] = field(default_factory=list)
+    thumbnails: list[ImageRecord] = field(default_factory=list)  # unchanged, but missing or damaged
 
 
 def plan(collection: Collection, root: str, files: list[ImageFile]) -> Plan:
@@ -54,6 +54,8 @@ def plan(collection: Collection, root: str, files: list[ImageFile]) -> Plan:
         record = known.get(file.path)
         if record and (record.size, record.mtime) == (file.size, file.mtime):
             result.unchanged.append(record)
+            if record.status == "ok" and not collection.thumbnails.whole(record.content_hash):
+                result.thumbnails.append(record)
             continue
         try:
             file.content_hash = content_hash(file.path)
@@ -129,11 +131,7 @@ def decode(file: ImageFile, data: bytes | None = None) -> ImageFile:
     except Exception as exc:  # a decoder bug must not stop the run: record it as this file's error
         file.error = f"cannot decode: {type(exc).__name__}: {exc}"
         return file
-    thumb = loaded.image.copy()
-    thumb.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    thumb.save(buffer, format="WEBP", quality=80)
-    file.image, file.taken_at, file.thumbnail = loaded.image, loaded.taken_at, buffer.getvalue()
+    file.image, file.taken_at, file.thumbnail = loaded.image, loaded.taken_at, thumbnails.make(loaded.image)
     file.width, file.height = loaded.image.size
     return file
 
@@ -152,8 +150,11 @@ def embed(engine, files: list[ImageFile], *, captions: bool) -> None:
 
 
 def apply_plan(collection: Collection, root_plan: Plan, summary: IndexSummary) -> None:
-    """Everything that needs no model: unchanged, touched, moved and duplicate files."""
+    """Everything that needs no model: unchanged, touched, moved and duplicate files, and
+    thumbnails made again from their files."""
     summary.unchanged += len(root_plan.unchanged) + len(root_plan.touched)
+    for record in root_plan.thumbnails:
+        collection.thumbnail(record)
     for record, file in root_plan.touched:
         collection.touch(record.id, file)
     for record, file in root_plan.moved:

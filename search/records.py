@@ -3,11 +3,22 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The model that built an index: its name and vector shape (Q × D)."""
+
+    name: str
+    queries: int
+    dim: int
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,14 @@ class ImageRecord:
     status: str
     error: str | None
     indexed_at: datetime
+
+    def file(self) -> Path | None:
+        """The file behind the row, only if it still resolves inside its indexed root (a file
+        replaced by a symlink pointing elsewhere is refused)."""
+        path, root = os.path.realpath(self.path), os.path.realpath(self.root)
+        if os.path.commonpath([path, root]) != root or not os.path.isfile(path):
+            return None
+        return Path(path)
 
 
 @dataclass

@@ -49,14 +49,18 @@ class Wanted:
         return MemoryIndex(self.queries, self.dim, self.kind(images))
 
 
-def load_current(path: Path, wanted: Wanted, generation: int) -> MemoryIndex | None:
-    """The snapshot at `path` when it covers catalog `generation` and fits; None when it is
-    behind, missing, corrupt or of another kind."""
+def load_current(path: Path, wanted: Wanted, catalog: Catalog) -> MemoryIndex | None:
+    """The snapshot at `path` when it matches the catalog (its generation, and a row for
+    every stored vector) and fits; None when it is behind, missing, corrupt, of another kind,
+    or holds another count of vectors than the catalog (a writer that saved what it had,
+    unaware of another's images)."""
     try:
         index = MemoryIndex.load(path, wanted.queries, wanted.dim)
     except SnapshotError:
         return None
-    return index if index.generation == generation and wanted.fits(index) else None
+    if index.generation != catalog.generation or not wanted.fits(index):
+        return None
+    return index if len(index) == catalog.stats()["with_vectors"] else None
 
 
 def rebuild(catalog: Catalog, wanted: Wanted) -> MemoryIndex:

@@ -146,3 +146,24 @@ def test_a_failed_file_is_never_served(tmp_path, served_index):
         assert len(failed) == 1
         response = client.get(f"/api/images/{failed[0]}/file")
         assert response.status_code == 404 and b"hunter2" not in response.content
+
+
+def test_damaged_or_missing_thumbnails_are_made_again_not_served(served_index):
+    import io
+
+    from PIL import Image
+
+    from search.collection import Collection
+
+    collection = Collection.open(served_index["settings"].index)
+    record = collection.image(3)
+    path = collection.thumbnails.path(record.content_hash)
+    collection.close()
+    whole = path.read_bytes()
+    with TestClient(_app(served_index)) as client:
+        for damage in (lambda: path.write_bytes(whole[:40]), path.unlink):
+            damage()
+            response = client.get("/api/images/3/thumbnail")
+            assert response.status_code == 200
+            assert Image.open(io.BytesIO(response.content)).size == (32, 32)  # decodes whole
+            assert path.read_bytes() == response.content

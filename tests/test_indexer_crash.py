@@ -111,7 +111,7 @@ def test_resumed_index_is_complete_and_unduplicated(crashed_and_resumed, tiny_di
             record = collection.image_at(path)
             hits = searcher.similar(image=open_image(path), k=1)
             assert hits[0].id == record.id, path
-            assert collection.thumbnail_path(record.content_hash).exists()
+            assert collection.thumbnails.path(record.content_hash).exists()
         np.testing.assert_array_equal(np.sort(ids), np.sort([collection.image_at(p).id
                                                               for p in paths]))
     finally:

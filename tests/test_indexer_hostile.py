@@ -128,7 +128,7 @@ def test_valid_files_have_correct_colours_and_orientation(hostile_run):
             record = collection.image_at(str(root / "files" / name))
             assert record is not None and record.status == "ok", name
             assert (record.width, record.height) == size, name
-            thumb = np.asarray(Image.open(collection.thumbnail_path(record.content_hash)).convert("RGB"))
+            thumb = np.asarray(Image.open(collection.thumbnails.path(record.content_hash)).convert("RGB"))
             y = thumb.shape[0] // 4 if name == "rotated.jpg" else thumb.shape[0] // 2
             pixel = thumb[y, thumb.shape[1] // 2].astype(int)
             assert np.abs(pixel - np.array(colour)).max() <= 30, (name, pixel.tolist(), colour)

@@ -170,3 +170,20 @@ def test_an_unreadable_file_is_a_failed_row_and_the_run_goes_on(tmp_path, tiny_d
     summary = json.loads(result.stdout)
     assert (summary["added"], summary["failed"]) == (3, 1)
     assert summary["errors"] == [{"path": str(paths[2]), "error": "permission denied"}]
+
+
+def test_missing_or_damaged_thumbnails_are_made_again_without_the_model(indexer, tmp_path):
+    paths = write_corpus(tmp_path / "photos", 4)
+    _, collection = indexer(tmp_path / "photos")
+    records = [collection.image_at(str(path)) for path in paths]
+    thumbnails = [collection.thumbnails.path(record.content_hash) for record in records]
+    whole = thumbnails[0].read_bytes()
+    thumbnails[0].unlink()
+    thumbnails[1].write_bytes(whole[: len(whole) // 2])  # truncated
+    thumbnails[2].write_bytes(b"RIFF\x00\x00\x00\x00WEBPgarbage")
+    summary, collection = indexer(tmp_path / "photos")
+    assert (summary.unchanged, summary.model_calls) == (4, 0)
+    for path in thumbnails[:3]:
+        assert path.read_bytes() == whole if path == thumbnails[0] else path.stat().st_size > 12
+    assert all(collection.thumbnails.whole(record.content_hash) for record in records)
+    assert not list((tmp_path / "index" / "thumbnails").rglob("*.tmp"))

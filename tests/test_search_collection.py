@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -142,3 +144,35 @@ def test_refresh_sees_what_another_writer_committed(built):
     assert not reader.refresh()  # in step: nothing to do
     reader.close()
     writer.close()
+
+
+def test_a_snapshot_that_misses_images_is_not_trusted(built):
+    """A writer that saves what it holds, unaware of another's images, tags its snapshot with
+    the catalog's generation: the vector count gives it away, and it is rebuilt."""
+    stale, other = Collection.open(built), Collection.open(built)
+    _fill(other, 4, seed=7)  # committed by another writer
+    stale.save()  # 10 images, tagged with the generation that has 14
+    other.close()
+    stale.close()
+    collection, (ids, _) = _reopen(built)
+    assert collection.snapshot_state == "rebuilt" and len(ids) == 14
+    assert collection.stats().vectors == 14 * INFO.queries
+
+
+def test_one_writer_at_a_time(built):
+    from search.writer import IndexBusy
+
+    first, second = Collection.open(built), Collection.open(built)
+    waited = []
+    with first.writing():
+        with pytest.raises(IndexBusy, match="another writer holds the index") as refused:
+            with second.writing(wait=False):
+                pass
+        assert f"pid {os.getpid()}" in str(refused.value)
+        _fill(first, 2, seed=8)
+        assert second.refresh() is False and second.indexed == 10  # a reader keeps its view meanwhile
+    with second.writing(waiting=waited.append):
+        assert second.indexed == 12  # in step with the writer before it
+    assert waited == []  # free by then: no wait
+    first.close()
+    second.close()

@@ -39,9 +39,8 @@ async def similar(state: State, image_id: ImageId, k: Annotated[int, Query(ge=1,
 
 @router.get("/{image_id}/thumbnail", response_class=FileResponse)
 def thumbnail(state: State, image_id: ImageId) -> FileResponse:
-    record = _record(state, image_id)
-    path = state.collection.thumbnail_path(record.content_hash)
-    if record.status != "ok" or not path.is_file():
+    path = state.collection.thumbnail(_record(state, image_id))
+    if path is None:
         raise HTTPException(404, f"image {image_id} has no thumbnail")
     return FileResponse(path, media_type="image/webp", headers={"Cache-Control": "max-age=3600"})
 
@@ -53,7 +52,7 @@ def file(state: State, image_id: ImageId) -> FileResponse:
     record = _record(state, image_id)
     if record.status != "ok":
         raise HTTPException(404, f"image {image_id} could not be indexed, so it is not served")
-    path = state.collection.file_for(record)
+    path = record.file()
     if path is None:
         raise HTTPException(403, f"image {image_id} is no longer a file inside its indexed folder")
     return FileResponse(path)

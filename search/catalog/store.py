@@ -10,20 +10,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, and_, create_engine, delete, event, func, insert, or_, select, text, update
+from sqlalchemy import Engine, and_, create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ..errors import CatalogError
 from ..records import ImageFile, ImageRecord
 from .blobs import READERS, chunks, decode, decode_many, encode, read_many
+from .locks import writer_lock
+from .rows import bump_generation, date_condition, record, row_values
 from .schema import ImageRow, MetaRow, VectorRow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -34,6 +35,7 @@ CAPTION_SEARCH = {  # `:match` is the words joined by OR, in each backend's synt
                   "ORDER BY ts_rank(caption_terms, q) DESC, id LIMIT :limit",
 }
 PARALLEL_READ = 256  # vectors asked for at once from which reads run on several connections
+MIGRATION_KEY = 0x42_4C_49_50_33  # the advisory lock under which a PostgreSQL catalog is migrated
 
 
 def database_url(index_dir: Path, override: str | None = None) -> str:
@@ -65,6 +67,8 @@ class Catalog:
         config.set_main_option("script_location", str(MIGRATIONS))
         try:
             with engine.begin() as connection:
+                if engine.dialect.name == "postgresql":  # processes on other machines migrate in turn
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_KEY})
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         except DBAPIError as exc:
@@ -84,6 +88,10 @@ class Catalog:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(READERS, thread_name_prefix="catalog-read")
         return self._pool
+
+    def exclusive(self, *, wait: bool = True, waiting: Callable[[str], None] | None = None):
+        """A context holding the database's writer lock (`locks`)."""
+        return writer_lock(self._engine, wait=wait, waiting=waiting)
 
     # -- facts about the index ----------------------------------------------------------------
 
@@ -188,9 +196,9 @@ class Catalog:
         if path_prefix:
             conditions.append(func.substr(ImageRow.path, 1, len(path_prefix)) == path_prefix)
         if after:
-            conditions.append(_date_condition(after, ">="))
+            conditions.append(date_condition(after, ">="))
         if before:
-            conditions.append(_date_condition(before, "<"))
+            conditions.append(date_condition(before, "<"))
         with Session(self._engine) as session:
             ids = session.scalars(select(ImageRow.id).where(and_(*conditions)).order_by(ImageRow.id)).all()
         return np.array(ids, dtype=np.int64)
@@ -227,9 +235,9 @@ class Catalog:
         latest = {image.path: image for image in images}
         with Session(self._engine) as session, session.begin():
             ids = self._ids_by_path(session, list(latest))
-            replaced = [{"id": ids[path], **_row_values(image, now)} for path, image in latest.items()
+            replaced = [{"id": ids[path], **row_values(image, now)} for path, image in latest.items()
                         if path in ids]
-            fresh = [_row_values(image, now) for path, image in latest.items() if path not in ids]
+            fresh = [row_values(image, now) for path, image in latest.items() if path not in ids]
             if fresh:
                 inserted = session.execute(
                     insert(ImageRow).returning(ImageRow.id, sort_by_parameter_order=True), fresh)
@@ -242,7 +250,7 @@ class Catalog:
                        for path, image in latest.items() if image.vectors is not None]
             if vectors:
                 session.execute(insert(VectorRow), vectors)
-            _bump_generation(session)
+            bump_generation(session)
         return [ids[image.path] for image in images]
 
     @staticmethod
@@ -271,38 +279,4 @@ class Catalog:
         with Session(self._engine) as session, session.begin():
             session.execute(delete(VectorRow).where(VectorRow.image_id.in_(ids)))
             session.execute(delete(ImageRow).where(ImageRow.id.in_(ids)))
-            _bump_generation(session)
-
-
-def record(row: ImageRow) -> ImageRecord:
-    return ImageRecord(**{f.name: getattr(row, f.name) for f in fields(ImageRecord)})
-
-
-def _date_condition(bound: datetime, op: str):
-    """Taken (EXIF) on the `op` side of `bound`, else modified there. `bound` is naive local
-    time, as EXIF dates are; an aware one is converted to it."""
-    if bound.tzinfo is not None:
-        bound = bound.astimezone().replace(tzinfo=None)
-    try:
-        stamp = bound.timestamp()
-    except (ValueError, OverflowError, OSError):  # year 1 or 9999: out of the local clock's range
-        stamp = (bound - datetime(1970, 1, 1)).total_seconds()
-    taken = ImageRow.taken_at >= bound if op == ">=" else ImageRow.taken_at < bound
-    modified = ImageRow.mtime >= stamp if op == ">=" else ImageRow.mtime < stamp
-    return or_(and_(ImageRow.taken_at.is_not(None), taken), and_(ImageRow.taken_at.is_(None), modified))
-
-
-def _bump_generation(session: Session) -> None:
-    row = session.get(MetaRow, "generation", with_for_update=True)  # no lost update on PostgreSQL
-    if row is None:
-        session.add(MetaRow(key="generation", value="1"))
-    else:
-        row.value = str(int(row.value) + 1)
-
-
-ROW_FIELDS = ("path", "root", "content_hash", "size", "mtime", "width", "height", "taken_at", "caption",
-              "status", "error")
-
-
-def _row_values(image: ImageFile, now: datetime) -> dict:
-    return {name: getattr(image, name) for name in ROW_FIELDS} | {"indexed_at": now}
+            bump_generation(session)
