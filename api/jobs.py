@@ -52,8 +52,11 @@ class JobManager:
         try:
             job.summary = self._work(job)
             job.status = "done"
+        except OSError as exc:  # a full disk, a folder gone: what and where, in one line
+            job.error = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+            job.status = "failed"
         except Exception as exc:  # the job fails, the server goes on
-            job.error = str(exc) or type(exc).__name__
+            job.error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             job.status = "failed"
         finally:
             job.finished_at = datetime.now(UTC)

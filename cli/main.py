@@ -7,6 +7,7 @@ Heavy modules (torch, transformers) are imported only by the commands that need 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -30,11 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _library_warnings()
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
     except SearchError as exc:
         return _fail(str(exc))
+    except OSError as exc:  # the disk is full, a folder cannot be written: what and where
+        where = f": {exc.filename}" if exc.filename else ""
+        return _fail(f"{exc.strerror or exc}{where}")
     except KeyboardInterrupt:
         return _fail("interrupted", code=130)
     except Exception as exc:  # an internal error: still one line unless asked for the traceback
@@ -42,6 +47,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         hint = "BLIP2_SEARCH_DEBUG=1 shows the traceback"
         return _fail(f"internal error: {type(exc).__name__}: {exc} ({hint})")
+
+
+def _library_warnings() -> None:
+    """What the library logs as a warning reaches the terminal as one line of ours."""
+    log = logging.getLogger("blip2_search")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("blip2-search: warning: %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
 
 
 def _fail(message: str, code: int = 1) -> int:

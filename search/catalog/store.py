@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -73,9 +74,8 @@ class Catalog:
                 command.upgrade(config, "head")
         except DBAPIError as exc:
             engine.dispose()
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
             where = engine.url.render_as_string(hide_password=True)
-            raise CatalogError(f"the catalog at {where} cannot be read ({reason}): restore it from a "
+            raise CatalogError(f"the catalog at {where} cannot be read ({_reason(exc)}): restore it from a "
                                "backup, or move it away and index again") from None
         return cls(engine)
 
@@ -83,6 +83,17 @@ class Catalog:
         if self._pool is not None:
             self._pool.shutdown()
         self._engine.dispose()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        """A write transaction; the database refusing it (a full disk, a lost server) is a
+        `CatalogError` in one line, and the transaction is rolled back whole."""
+        try:
+            with Session(self._engine) as session, session.begin():
+                yield session
+        except DBAPIError as exc:
+            raise CatalogError(f"the catalog could not be written ({_reason(exc)}); nothing of this "
+                               "batch was kept") from None
 
     def _readers(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -100,7 +111,7 @@ class Catalog:
             return {row.key: row.value for row in session.scalars(select(MetaRow))}
 
     def set_meta(self, **values: str | int) -> None:
-        with Session(self._engine) as session, session.begin():
+        with self._transaction() as session:
             for key, value in values.items():
                 session.merge(MetaRow(key=key, value=str(value)))
 
@@ -233,7 +244,7 @@ class Catalog:
         path given twice keeps its last record)."""
         now = datetime.now(UTC).replace(tzinfo=None)
         latest = {image.path: image for image in images}
-        with Session(self._engine) as session, session.begin():
+        with self._transaction() as session:
             ids = self._ids_by_path(session, list(latest))
             replaced = [{"id": ids[path], **row_values(image, now)} for path, image in latest.items()
                         if path in ids]
@@ -263,12 +274,12 @@ class Catalog:
 
     def move(self, image_id: int, *, path: str, root: str, size: int, mtime: float) -> None:
         """A file found at a new path with known content keeps its row, vectors and caption."""
-        with Session(self._engine) as session, session.begin():
+        with self._transaction() as session:
             row = session.get(ImageRow, image_id)
             row.path, row.root, row.size, row.mtime = path, root, size, mtime
 
     def touch(self, image_id: int, *, size: int, mtime: float) -> None:
-        with Session(self._engine) as session, session.begin():
+        with self._transaction() as session:
             row = session.get(ImageRow, image_id)
             row.size, row.mtime = size, mtime
 
@@ -276,7 +287,14 @@ class Catalog:
         ids = list(ids)
         if not ids:
             return
-        with Session(self._engine) as session, session.begin():
+        with self._transaction() as session:
             session.execute(delete(VectorRow).where(VectorRow.image_id.in_(ids)))
             session.execute(delete(ImageRow).where(ImageRow.id.in_(ids)))
             bump_generation(session)
+
+
+def _reason(exc: DBAPIError) -> str:
+    """The database's own first line, without SQLAlchemy's statement and link."""
+    if exc.orig is None:
+        return type(exc).__name__
+    return (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
