@@ -1,5 +1,5 @@
-"""`blip2-search serve`: the HTTP API and the web page under uvicorn, built from the
-settings (flags over the environment) and handed to the server as an app object."""
+"""`blip2-search serve`: the HTTP API and the web page under uvicorn (`api.serving`), built
+from the settings (flags over the environment) and handed to the server as an app object."""
 
 from __future__ import annotations
 
@@ -18,11 +18,9 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from api.app import create_app
+    from api.serving import serve
 
     settings = settings_from(args)
-    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
-    uvicorn.Server(config).run()
+    serve(create_app(settings), settings)
     return 0
