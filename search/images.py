@@ -2,7 +2,10 @@
 
 `open_image(path)` never decodes a decompression bomb (Pillow refuses it at `open`, before
 any pixel is read), applies the EXIF orientation, keeps the first frame of animations and
-returns an RGB image. Every failure is an `ImageError` with a readable reason.
+returns an RGB image no larger than the stages need (`WORKING_SIDE`): a JPEG is decoded
+straight at a half, a quarter or an eighth of its size (Pillow's draft mode, which costs the
+memory of the result only), so a 108-megapixel phone photo takes a few megabytes, not 324.
+Every failure is an `ImageError` with a readable reason.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
-MAX_PIXELS = 89_478_485  # Pillow's default bomb limit (about 9,459 x 9,459), made explicit
+MAX_PIXELS = 200_000_000  # larger is refused as a decompression bomb, before decoding
+WORKING_SIDE = 1024  # the longer side of what decoding hands on: the model input (224 to 364 px),
+# the 256 px thumbnail, and text large enough to read
 BACKGROUND = (255, 255, 255)  # what transparent pixels are composited onto
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -33,27 +38,36 @@ else:
 
 @dataclass(frozen=True)
 class Loaded:
-    image: Image.Image  # RGB, EXIF orientation applied
+    image: Image.Image  # RGB, EXIF orientation applied, at most `max_side` on its longer side
     taken_at: datetime | None  # EXIF DateTimeOriginal (else DateTime), naive local time
+    size: tuple[int, int]  # (width, height) of the full picture, as oriented
 
 
-def open_image(path: str | Path | BinaryIO) -> Image.Image:
-    """Decode `path` into an RGB image, or raise `ImageError` saying why it cannot be."""
-    return load_image(path).image
+def open_image(path: str | Path | BinaryIO, max_side: int | None = WORKING_SIDE) -> Image.Image:
+    """Decode `path` into an RGB image at most `max_side` on its longer side (None: its full
+    size), or raise `ImageError` saying why it cannot be."""
+    return load_image(path, max_side).image
 
 
-def load_image(path: str | Path | BinaryIO) -> Loaded:
-    """Like `open_image`, also returning the date the picture was taken when EXIF has it."""
+def load_image(path: str | Path | BinaryIO, max_side: int | None = WORKING_SIDE) -> Loaded:
+    """Like `open_image`, also returning the date the picture was taken when EXIF has it, and
+    the full picture's size."""
     try:
         with warnings.catch_warnings():
             # Between the limit and twice the limit Pillow only warns; make it an error too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 image.seek(0)  # first frame of GIF/APNG/WebP/TIFF animations
+                width, height = image.size
+                if max_side and image.format == "JPEG":
+                    image.draft("RGB", (max_side, max_side))  # decoded at a fraction of its size
                 image.load()
                 taken_at = _exif_datetime(image)
-                oriented = ImageOps.exif_transpose(image)
-                return Loaded(to_rgb(oriented), taken_at)
+                turned = image.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF orientation: a quarter turn
+                rgb = to_rgb(ImageOps.exif_transpose(image))
+        if max_side:
+            rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        return Loaded(rgb, taken_at, (height, width) if turned else (width, height))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"image too large (decompression bomb limit {MAX_PIXELS:,} pixels): {exc}") from None
     except UnidentifiedImageError:

@@ -132,7 +132,7 @@ def decode(file: ImageFile, data: bytes | None = None) -> ImageFile:
         file.error = f"cannot decode: {type(exc).__name__}: {exc}"
         return file
     file.image, file.taken_at, file.thumbnail = loaded.image, loaded.taken_at, thumbnails.make(loaded.image)
-    file.width, file.height = loaded.image.size
+    file.width, file.height = loaded.size  # the picture's own, not the reduced one handed on
     return file
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from search.errors import ImageError
-from search.images import open_image, to_rgb
+from search.images import WORKING_SIDE, load_image, open_image, to_rgb
 
 
 def test_16_bit_grayscale_is_scaled_not_saturated():
@@ -77,3 +79,35 @@ def test_truncated_file(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ImageError, match="file not found"):
         open_image(tmp_path / "nothing.png")
+
+
+def _jpeg_declaring(width: int, height: int) -> bytes:
+    """A small JPEG whose frame header (SOF0) is rewritten to declare `width` x `height`."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(buffer, format="JPEG")
+    data = bytearray(buffer.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def test_a_108_megapixel_photo_is_read_small_and_a_bomb_is_still_refused(tmp_path):
+    photo = tmp_path / "phone.jpg"
+    Image.new("RGB", (12000, 9000), (30, 120, 200)).save(photo, quality=90)
+    loaded = load_image(photo)
+    assert loaded.size == (12000, 9000)  # the picture's own size, for the catalog
+    assert max(loaded.image.size) == WORKING_SIDE  # what the stages get: decoded at an eighth
+    assert np.abs(np.asarray(loaded.image)[500, 500].astype(int) - (30, 120, 200)).max() <= 4
+    bomb = tmp_path / "bomb.jpg"
+    bomb.write_bytes(_jpeg_declaring(60000, 60000))  # 3.6 gigapixels in a few hundred bytes
+    with pytest.raises(ImageError, match="decompression bomb"):
+        load_image(bomb)
+
+
+def test_the_size_recorded_is_the_oriented_one(tmp_path):
+    path = tmp_path / "turned.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees to display
+    Image.new("RGB", (3000, 2000), (10, 200, 10)).save(path, exif=exif)
+    loaded = load_image(path)
+    assert loaded.size == (2000, 3000) and loaded.image.size == (683, 1024)
