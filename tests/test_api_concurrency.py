@@ -52,3 +52,46 @@ def test_parallel_searches_during_an_index_job(served_index, tmp_path):
     assert stats["images"] == len(everything) == 10 + 48
     assert any(job_status == "running" for _, job_status in during)  # the searches overlapped the job
     assert {hit["path"] for hit in everything} >= {str(p) for p in new_folder.iterdir()}
+
+
+def test_the_server_sees_what_another_process_committed_without_a_restart(tmp_path, tiny_dirs):
+    """Another process indexes into the served index: one run that finishes, and one killed
+    after its second batch (its snapshot never saved). The server answers from the catalog
+    each left, with no restart and no 5xx."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from fastapi.testclient import TestClient
+
+    from cli.main import main
+    from search.config import load_settings
+
+    index, model = tmp_path / "index", str(tiny_dirs["opt"])
+    write_corpus(tmp_path / "first", 6, seed=41)
+    assert main(["index", str(tmp_path / "first"), "--index", str(index), "--model", model, "--workers", "0",
+                 "--json"]) == 0
+    settings = load_settings(index=index, model=model, workers=0, device="cpu")
+    with TestClient(create_app(settings)) as client:
+        def everything() -> int:
+            response = client.get("/api/search", params={"q": "x", "k": 100})
+            assert response.status_code == 200, response.text
+            return len(response.json()["results"])
+
+        assert everything() == 6
+        write_corpus(tmp_path / "second", 5, seed=42)
+        assert main(["index", str(tmp_path / "second"), "--index", str(index), "--model", model,
+                     "--workers", "0", "--json"]) == 0
+        assert everything() == 11
+        write_corpus(tmp_path / "third", 12, seed=43)
+        harness = Path(__file__).parent / "crash_harness.py"
+        killed = subprocess.run([sys.executable, str(harness), "after-commit", "2", "--", "index",
+                                 str(tmp_path / "third"), "--index", str(index), "--model", model,
+                                 "--workers", "0", "--batch-size", "4", "--json"],
+                                capture_output=True, timeout=300)
+        assert killed.returncode == -9, killed.stderr
+        assert everything() == 11 + 8  # the two committed batches, rebuilt from the catalog
+        similar = client.get("/api/images/19/similar", params={"k": 3})  # an image of the killed run
+        assert similar.status_code == 200 and len(similar.json()["results"]) == 3
+        stats = client.get("/api/stats").json()
+        assert stats["vectors"] == 19 * stats["queries_per_image"]
