@@ -142,3 +142,21 @@ def test_filters_by_prefix_and_date(catalog):
     assert catalog.filter_ids(after=datetime(2023, 1, 1)).tolist() == ids[1:3]
     assert catalog.filter_ids(before=datetime(2024, 3, 1)).tolist() == [ids[0], ids[2]]
     assert catalog.filter_ids(after=datetime(2024, 3, 1), path_prefix="/r/2024").tolist() == [ids[1]]
+
+
+def test_writers_of_one_database_take_turns(catalog_url, catalog):
+    """On PostgreSQL an advisory lock makes writers whose index folders differ take turns;
+    on SQLite the index folder's lock is the one that counts."""
+    from search.writer import IndexBusy
+
+    other = Catalog.open(catalog_url)
+    try:
+        with catalog.exclusive():
+            if catalog_url.startswith("postgresql"):
+                with pytest.raises(IndexBusy, match="another writer holds this catalog's database"):
+                    with other.exclusive(wait=False):
+                        pass
+        with other.exclusive(wait=False):  # free again
+            assert other.generation == catalog.generation
+    finally:
+        other.close()
