@@ -68,7 +68,7 @@ class Collection:
         try:  # two processes creating (or migrating) one catalog at once would both create it
             with exclusive(folder, name=OPENING):
                 catalog_store = Catalog.open(database_url(folder, url))
-        except PermissionError:  # a folder this reader may not write: its catalog is as it is
+        except OSError:  # a folder this reader may not write (or a full disk): the catalog as it is
             catalog_store = Catalog.open(database_url(folder, url))
         collection = cls(folder, catalog_store, policy)
         if collection.model is not None:

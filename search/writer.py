@@ -43,8 +43,11 @@ def exclusive(folder: Path, *, wait: bool = True, waiting: Callable[[str], None]
             if waiting is not None:
                 waiting(f"waiting for another writer to finish with the index at {folder} ({holder})")
             fcntl.flock(descriptor, fcntl.LOCK_EX)
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, _me().encode(), 0)
+        try:
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor, _me().encode(), 0)
+        except OSError:  # a full disk: the lock holds all the same, only unnamed
+            pass
         yield
     finally:
         os.close(descriptor)  # releases the lock
