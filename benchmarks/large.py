@@ -67,7 +67,7 @@ def run(engine, *, images: int = 312_500, images_per_segment: int = 78_125, prob
             search(probe)
             search_only.append(time.perf_counter() - began)
         found = [[i for i, _ in hits] for hits in search(probe_vectors)]
-        recall = np.mean([len(set(f) & set(t.tolist())) / k for f, t in zip(found, truth, strict=True)])
+        recall = np.mean([len(set(f) & set(t.tolist())) / k for f, t in zip(found, truth.text, strict=True)])
         catalog.close()
         return {
             "images": images, "vectors": images * 32, "segments": len(paths), "build_s": round(built),

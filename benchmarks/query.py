@@ -98,36 +98,67 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def build(folder: Path, data: Data, probes: np.ndarray, k: int = 10) -> np.ndarray:
-    """Write `data` into a new collection's catalog; return the exact top-k image ids per probe
-    (max-sim over every stored vector), computed on the way."""
+class TopK:
+    """The best k (id, score) of each of several probes, kept while chunks of scores stream by."""
+
+    def __init__(self, probes: int, k: int) -> None:
+        self.k = k
+        self.ids = np.full((probes, 0), -1, dtype=np.int64)
+        self.scores = np.zeros((probes, 0), dtype=np.float32)
+
+    def add(self, ids: np.ndarray, scores: np.ndarray) -> None:
+        """`scores`: (probes, n) for the n images `ids`."""
+        self.ids = np.concatenate([self.ids, np.broadcast_to(ids, scores.shape)], axis=1)
+        self.scores = np.concatenate([self.scores, scores.astype(np.float32)], axis=1)
+        keep = np.lexsort((self.ids, -self.scores), axis=1)[:, : self.k]
+        self.ids = np.take_along_axis(self.ids, keep, 1)
+        self.scores = np.take_along_axis(self.scores, keep, 1)
+
+
+@dataclass
+class Truth:
+    text: np.ndarray  # (probes, k) exact max-sim top-k ids of the text probes
+    similar_ids: np.ndarray  # (s,) images of the collection used as similar-image queries
+    similar: np.ndarray  # (s, k) their exact mean-of-max top-k, themselves left out
+
+
+def build(folder: Path, data: Data, probes: np.ndarray, k: int = 10, similar_probes: int = 20) -> Truth:
+    """Write `data` into a new collection's catalog; return the exact top-k image ids per text
+    probe (max-sim over every stored vector) and per similar-image probe (mean over the
+    probe's vectors of the max cosine; the first `similar_probes` images), computed on the way."""
     collection = Collection.open(folder, create=True)
     collection.bind_model(ModelInfo("synthetic", data.queries, data.dim))
     collection.close()
     # Straight into the catalog: the vector index is built by the next open, from the
     # catalog alone (a collection's commit would hold every vector in memory meanwhile).
     catalog = Catalog.open(database_url(folder))
-    best_ids = np.full((len(probes), 0), -1, dtype=np.int64)
-    best_scores = np.zeros((len(probes), 0), dtype=np.float32)
+    text, similar = TopK(len(probes), k), TopK(similar_probes, k + 1)
+    query_ids, query_vectors = None, None
     done = 0
     for vectors in data.chunks():
         rows = [ImageFile(path=f"/synthetic/{done + i}.jpg", size=1, mtime=0.0, root="/synthetic",
                           content_hash=f"{done + i:x}", vectors=vectors[i].astype(np.float16))
                 for i in range(len(vectors))]
         ids = np.array(catalog.write(rows), dtype=np.int64)
+        if query_ids is None:
+            query_ids, query_vectors = ids[:similar_probes], vectors[:similar_probes]
         scores = (vectors.reshape(-1, data.dim) @ probes.T).reshape(len(vectors), data.queries, -1)
-        scores = scores.max(axis=1).T  # (probes, n): max-sim
-        best_ids = np.concatenate([best_ids, np.broadcast_to(ids, scores.shape)], axis=1)
-        best_scores = np.concatenate([best_scores, scores], axis=1)
-        keep = np.argsort(-best_scores, axis=1, kind="stable")[:, :k]
-        best_ids = np.take_along_axis(best_ids, keep, 1)
-        best_scores = np.take_along_axis(best_scores, keep, 1)
+        text.add(ids, scores.max(axis=1).T)  # (probes, n): max-sim
+        flat = vectors.reshape(-1, data.dim)
+        similar.add(ids, np.stack([_mean_max(flat, query, len(vectors)) for query in query_vectors]))
         done += len(vectors)
     catalog.close()
-    return best_ids
+    own = similar.ids != query_ids[:, None]
+    found = [row[keep][:k] for row, keep in zip(similar.ids, own, strict=True)]
+    return Truth(text.ids, query_ids, np.stack(found))
 
 
-def measure(folder: Path, index_type: str, engine, probes: np.ndarray, truth: np.ndarray,
+def _mean_max(flat: np.ndarray, query: np.ndarray, images: int) -> np.ndarray:
+    """(n,) `similar`'s score of n images' (n * Q, D) vectors against one (Q, D) query."""
+    return (flat @ query.T).reshape(images, -1, len(query)).max(axis=1).mean(axis=1)
+
+
+def measure(folder: Path, index_type: str, engine, probes: np.ndarray, truth: Truth,
             query_vectors: np.ndarray, queries: int = 200, k: int = 10) -> dict:
     """Open the collection as `index_type` (rebuilding from the catalog), then time text
     queries end to end (searching `query_vectors`, one per query, drawn like the data), the
@@ -153,7 +184,15 @@ def measure(folder: Path, index_type: str, engine, probes: np.ndarray, truth: np
         random_text.nearest(probe[None], k)  # the first stage and its exact re-scoring
         search_only.append(time.perf_counter() - started)
     found = [[i for i, _ in hits] for hits in random_text.nearest(probes, k)]
-    recall = np.mean([len(set(f) & set(t.tolist())) / k for f, t in zip(found, truth, strict=True)])
+    recall = np.mean([len(set(f) & set(t.tolist())) / k for f, t in zip(found, truth.text, strict=True)])
+    similar_times, similar_found = [], []
+    for image_id in truth.similar_ids.tolist():  # images of the collection, by id: left out of their results
+        started = time.perf_counter()
+        hits = random_text.similar(image_id=image_id, k=k)
+        similar_times.append(time.perf_counter() - started)
+        similar_found.append([hit.id for hit in hits])
+    similar_recall = np.mean([len(set(f) & set(t.tolist())) / k
+                              for f, t in zip(similar_found, truth.similar, strict=True)])
     images = collection.indexed
     disk = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
     result = {
@@ -163,6 +202,9 @@ def measure(folder: Path, index_type: str, engine, probes: np.ndarray, truth: np
         "search_p50_ms": _ms(np.percentile(search_only, 50)),
         "search_p99_ms": _ms(np.percentile(search_only, 99)),
         f"recall_at_{k}": round(float(recall), 4),
+        "similar_p50_ms": _ms(np.percentile(similar_times, 50)),
+        "similar_p99_ms": _ms(np.percentile(similar_times, 99)),
+        f"similar_recall_at_{k}": round(float(similar_recall), 4),
         "bytes_per_image_disk": round(disk / images),
         "bytes_per_image_ram": round(_index_ram(folder) / images),
         "bytes_scanned_exact": images * collection.model.queries * collection.model.dim * 2,

@@ -170,11 +170,11 @@ class Collection:
     def caption_search(self, query: str, limit: int) -> list[int]:
         return self._catalog.caption_search(query, limit)
 
-    def candidates(self, text_vecs: np.ndarray, k: int,
-                   allowed: np.ndarray | None = None) -> list[Candidates]:
-        """The vector index's first stage for each (D,) text vector; none before anything is indexed."""
+    def candidates(self, text_vecs: np.ndarray, k: int, allowed: np.ndarray | None = None,
+                   depth: int | None = None) -> list[Candidates]:
+        """The vector index's first stage for each (D,) vector; none before anything is indexed."""
         vectors = self._vectors
-        return [] if vectors is None else vectors.search(text_vecs, k, allowed)
+        return [] if vectors is None else vectors.search(text_vecs, k, allowed, depth)
 
     def read_vectors(self, ids: np.ndarray, each: Each) -> tuple[np.ndarray, np.ndarray]:
         """(the ids that have stored vectors, ascending; `each` applied to each part of their

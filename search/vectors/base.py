@@ -50,8 +50,11 @@ class VectorIndex(Protocol):
     def __len__(self) -> int:
         """Images held."""
 
-    def search(self, text_vecs: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Candidates]:
-        """For each (D,) text vector, candidates for its top k images among `allowed` (all when None)."""
+    def search(self, text_vecs: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               depth: int | None = None) -> list[Candidates]:
+        """For each (D,) text vector, candidates for its top k images among `allowed` (all when
+        None); `depth`: how many a kind without exact scores proposes (default: sized to k
+        and to the index)."""
 
 
 def row_ids(image_ids: np.ndarray, queries: int) -> np.ndarray:

@@ -60,14 +60,15 @@ def candidates_per_hit(images: int) -> int:
 
 
 def candidates(slices: Slices, queries: int, text_vecs: np.ndarray, k: int, allowed: np.ndarray | None,
-               per_hit: int | None = None) -> list[Candidates]:
+               per_hit: int | None = None, depth: int | None = None) -> list[Candidates]:
     """Per text, the images of its best rows in first-stage order, unscored; with `allowed`,
     only those (every allowed image when fewer than k remain: a narrow filter is scored
-    exactly in full). `per_hit` overrides `candidates_per_hit`."""
+    exactly in full). `per_hit` overrides `candidates_per_hit`; `depth`, the candidates
+    themselves (a caller that asks with many vectors at once and unites their answers)."""
     if allowed is not None and len(allowed) == 0:
         return [NONE for _ in text_vecs]
     images = slices.ntotal // queries
-    wanted = max(MIN_CANDIDATES, (per_hit or candidates_per_hit(images)) * k)
+    wanted = depth or max(MIN_CANDIDATES, (per_hit or candidates_per_hit(images)) * k)
     rows = min(slices.ntotal, ROWS_PER_CANDIDATE * wanted)
     results = []
     for found in slices.search(text_vecs, rows)[1]:

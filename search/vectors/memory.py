@@ -96,14 +96,16 @@ class MemoryIndex:
         if len(image_ids) and self.ntotal:
             self._slices.remove_ids(faiss.IDSelectorBatch(row_ids(image_ids, self.queries)))
 
-    def search(self, text_vecs: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Candidates]:
+    def search(self, text_vecs: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               depth: int | None = None) -> list[Candidates]:
         text_vecs = as_rows(text_vecs)
         if k <= 0 or self.ntotal == 0:
             return [NONE for _ in text_vecs]
         if allowed is not None:
             allowed = np.asarray(allowed, dtype=np.int64)
         if self.kind == "compressed":
-            return compressed.candidates(self._slices, self.queries, text_vecs, k, allowed, self.per_hit)
+            return compressed.candidates(self._slices, self.queries, text_vecs, k, allowed, self.per_hit,
+                                         depth)
         selector, available = None, self.ntotal
         if allowed is not None:
             if len(allowed) == 0:

@@ -78,8 +78,10 @@ class SegmentedIndex:
     def __len__(self) -> int:
         return self.ntotal // self.queries
 
-    def search(self, text_vecs: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Candidates]:
-        return compressed.candidates(self._slices, self.queries, as_rows(text_vecs), k, allowed, self.per_hit)
+    def search(self, text_vecs: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               depth: int | None = None) -> list[Candidates]:
+        return compressed.candidates(self._slices, self.queries, as_rows(text_vecs), k, allowed, self.per_hit,
+                                     depth)
 
 
 def _write(segment: faiss.Index, folder: Path, number: int) -> Path:
