@@ -25,7 +25,7 @@ from .records import ImageRecord
 from .schemas import Hit
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant
-SIMILAR_PER_VECTOR = 4  # similar: first-stage images asked for per query vector, per result wanted
+SIMILAR_DEPTH = 16  # similar: first-stage images asked for per query vector, per result wanted
 RERANK_BATCH = 16
 
 
@@ -144,9 +144,11 @@ class Searcher:
 
     def _similar(self, query: np.ndarray, want: int) -> list[tuple[int, float]]:
         """The first stage asked with each of the query's (Q, D) vectors for its best
-        `SIMILAR_PER_VECTOR` x `want` images; their union scored exactly from stored vectors."""
-        per_vector = SIMILAR_PER_VECTOR * want
-        firsts = self.collection.candidates(np.asarray(query, dtype=np.float32), per_vector, depth=per_vector)
+        `SIMILAR_DEPTH` x `want` images; their union scored exactly from the stored vectors.
+        The union, not the images most vectors propose: with four-bit codes the true
+        neighbours are often proposed by few (BENCHMARKS.md has the figures)."""
+        depth = SIMILAR_DEPTH * want
+        firsts = self.collection.candidates(np.asarray(query, dtype=np.float32), depth, depth=depth)
         if not firsts:
             return []
         ids = np.unique(np.concatenate([first.ids for first in firsts]))
