@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from search.errors import describe
 from search.schemas import IndexSummary
 
 
@@ -52,11 +53,8 @@ class JobManager:
         try:
             job.summary = self._work(job)
             job.status = "done"
-        except OSError as exc:  # a full disk, a folder gone: what and where, in one line
-            job.error = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
-            job.status = "failed"
-        except Exception as exc:  # the job fails, the server goes on
-            job.error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        except Exception as exc:  # the job fails, the server goes on; its error is one line
+            job.error = describe(exc)
             job.status = "failed"
         finally:
             job.finished_at = datetime.now(UTC)

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from search.errors import SearchError
+from search.errors import SearchError, describe
 
 from . import ask, caption, demo, evaluate, image, index, search, serve, similar, stats, train_demo
 from .common import index_options, model_options
@@ -38,8 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SearchError as exc:
         return _fail(str(exc))
     except OSError as exc:  # the disk is full, a folder cannot be written: what and where
-        where = f": {exc.filename}" if exc.filename else ""
-        return _fail(f"{exc.strerror or exc}{where}")
+        return _fail(describe(exc))
     except KeyboardInterrupt:
         return _fail("interrupted", code=130)
     except Exception as exc:  # an internal error: still one line unless asked for the traceback

@@ -276,8 +276,10 @@ class Collection:
         the collection as it was before that writer, never from half of its work. Returns
         whether anything changed."""
         with self._refreshing:
-            generation = self._catalog.generation
-            if self.model is None or (self._vectors is not None and self._vectors.generation == generation):
+            generation = self._catalog.generation  # one query a request in the common case: no change
+            if self._vectors is not None and self._vectors.generation == generation:
+                return False
+            if self.model is None:
                 return False
             if not self._writing and held(self.folder):
                 return False

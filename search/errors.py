@@ -1,6 +1,14 @@
 """Exceptions the library raises. Each message is one line a user can act on."""
 
 
+def describe(exc: BaseException) -> str:
+    """An error as one line a user can read: an OSError's reason and path (a full disk, a
+    folder that cannot be written), else the message's first line, else the error's name."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class SearchError(Exception):
     """Base class: a user-facing problem (bad input, missing model, bad index)."""
 
