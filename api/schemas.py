@@ -47,6 +47,8 @@ class IndexRequest(BaseModel):
     paths: list[Annotated[Text, Field(min_length=1, max_length=4096)]] = Field(
         min_length=1, max_length=100, description="folders on the server to index"
     )
+    keep_features: bool = Field(False, description="keep each image's encoder output, for a fast match "
+                                "head and questions (remembered by the index)")
 
 
 class JobInfo(BaseModel):
@@ -67,6 +69,14 @@ class ServerStats(Stats):
     jobs_running: int
 
 
+class MatchQuery(BaseModel):
+    """GET /api/search/match parameters."""
+
+    q: Text = Field(min_length=1, max_length=1000, description="the query whose hits these are")
+    ids: list[Annotated[int, Field(ge=1, le=2**62)]] = Field(min_length=1, max_length=100,
+                                                             description="indexed image ids (repeat ids=)")
+
+
 class Health(BaseModel):
     status: str
 
@@ -78,7 +88,8 @@ class SearchQuery(BaseModel):
     k: int = Field(default=10, ge=1, le=100)
     offset: int = Field(default=0, ge=0, le=10_000)
     rerank: bool = False
-    rerank_top: int = Field(default=50, ge=1, le=1000, description="hits reranked by the match head")
+    rerank_top: int | None = Field(default=None, ge=1, le=1000, description=(
+        "hits reranked by the match head (default: the page shown on a CPU, 128 on a GPU)"))
     min_match: float | None = Field(default=None, ge=0, le=1)
     hybrid: bool = False
     path_prefix: Text | None = Field(default=None, max_length=4096)

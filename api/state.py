@@ -61,7 +61,8 @@ def run_index_job(state: AppState, job: Job) -> IndexSummary:
         return tick
 
     try:
-        options = IndexOptions(batch_size=settings.batch_size, workers=settings.workers)
+        options = IndexOptions(batch_size=settings.batch_size, workers=settings.workers,
+                               keep_features=job.keep_features)
         return index_paths(collection, state.engine, [Path(p) for p in job.paths], options, progress)
     finally:
         collection.close()

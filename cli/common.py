@@ -7,10 +7,11 @@ import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from search.config import Device, DType, Settings, choices, load_settings
+from search.config import DecoderDType, Device, DType, Settings, choices, load_settings
 from search.errors import InputError
 
-SETTINGS_FLAGS = ("index", "model", "device", "dtype", "batch_size", "workers", "host", "port")
+SETTINGS_FLAGS = ("index", "model", "device", "dtype", "decoder_dtype", "batch_size", "workers", "host",
+                  "port")
 
 
 def index_options() -> argparse.ArgumentParser:
@@ -26,7 +27,10 @@ def model_options() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--model", help="preset name or a folder with retrieval/ and generation/")
     parser.add_argument("--device", choices=choices(Device))
-    parser.add_argument("--dtype", choices=choices(DType))
+    parser.add_argument("--dtype", choices=choices(DType),
+                        help="precision (default auto: float16 on a GPU, bfloat16 on a CPU that has it)")
+    parser.add_argument("--decoder-dtype", choices=choices(DecoderDType),
+                        help="the language model's precision (default auto: int8 weights on a CPU)")
     parser.add_argument("--batch-size", type=int)
     return parser
 

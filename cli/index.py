@@ -27,6 +27,10 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
                             "(needs the [distributed] extra; put it after the paths, or write --ray=ADDRESS)")
     index.add_argument("--shard-size", type=int, metavar="N",
                        help="with --ray: files a Parquet shard holds (default 256)")
+    index.add_argument("--keep-features", action="store_true",
+                       help="keep each image's encoder output (about 365 KB an image at ViT-g), so a "
+                            "rerank or --min-match runs only the Q-Former and `ask` skips the image "
+                            "encoder; remembered by the index, and images indexed before gain it")
     index.add_argument("--no-wait", action="store_true",
                        help="when another writer holds the index, exit 1 saying who, instead of waiting")
     index.set_defaults(run=run)
@@ -43,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
                        ("added", "updated", "moved", "removed", "unchanged", "failed"))
     shards = summary.shards
     where = f"; shards computed {shards.computed}, reused {shards.reused}" if shards else ""
-    emit(args, summary, [f"indexed: {counts}; model calls {summary.model_calls}{where}"])
+    kept = f"; features stored for {summary.features}" if summary.features else ""
+    emit(args, summary, [f"indexed: {counts}; model calls {summary.model_calls}{where}{kept}"])
     if not args.json:
         for error in summary.errors:
             warn(f"{error.path}: failed: {error.error}")
@@ -55,7 +60,8 @@ def _options(args: argparse.Namespace, settings: Settings):
 
     return IndexOptions(captions=not args.no_captions, batch_size=settings.batch_size,
                         workers=settings.workers, exclude=tuple(args.exclude or ()),
-                        index_type=args.index_type, wait=not args.no_wait)
+                        index_type=args.index_type, wait=not args.no_wait,
+                        keep_features=args.keep_features)
 
 
 def _here(args: argparse.Namespace, settings: Settings, collection):
@@ -72,6 +78,9 @@ def _on_ray(args: argparse.Namespace, settings: Settings, collection):
     if args.ray and Path(args.ray).exists():
         raise InputError(f"--ray took {args.ray} for the cluster address: put --ray after the paths, "
                          "or write --ray=ADDRESS")
+    if args.keep_features:
+        raise InputError("--keep-features runs on this machine, not on Ray: index with --ray first, then "
+                         "run `index --keep-features` without it (only the image encoder runs again)")
     if args.shard_size is not None and args.shard_size < 1:
         raise InputError("--shard-size must be at least 1")
     model = collection.model_to_load(settings.model)  # checked here, loaded by each Ray worker

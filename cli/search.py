@@ -19,7 +19,8 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
     search.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     search.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
     search.add_argument("--rerank", action="store_true", help="rerank with the match head; fills 'match'")
-    search.add_argument("--rerank-top", type=int, default=50, metavar="N", help="hits reranked (default 50)")
+    search.add_argument("--rerank-top", type=int, metavar="N",
+                        help="hits reranked (default: the page shown on a CPU, 128 on a GPU)")
     search.add_argument("--min-match", type=float, metavar="P", help="drop hits below this match probability")
     search.add_argument("--hybrid", action="store_true", help="fuse caption full-text and vector ranks")
     search.add_argument("--path-prefix", help="only images under this folder")

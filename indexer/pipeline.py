@@ -15,7 +15,7 @@ from pathlib import Path
 
 from search.collection import Collection
 from search.config import IndexType
-from search.indexing import apply_plan, commit, embed, finish
+from search.indexing import add_features, apply_plan, commit, embed, finish
 from search.records import ImageFile, ModelInfo
 from search.schemas import IndexSummary
 
@@ -33,6 +33,7 @@ class IndexOptions:
     exclude: Sequence[str] = ()
     index_type: IndexType | None = None  # None: keep the index's
     wait: bool = True  # for another writer to finish; False: IndexBusy, nothing changed
+    keep_features: bool = False  # keep each image's encoder output from now on (remembered)
 
 
 def index_paths(
@@ -46,6 +47,8 @@ def index_paths(
         collection.bind_model(ModelInfo(engine.name, engine.query_tokens, engine.dim))
         if options.index_type:
             collection.set_index_type(options.index_type)
+        if options.keep_features:
+            collection.keep_features()
         return _index(collection, engine, roots, options, progress)
 
 
@@ -60,13 +63,34 @@ def _index(collection: Collection, engine, roots: Iterable[Path], options: Index
     for root_plan in plans:
         apply_plan(collection, root_plan, summary)
     window = max(2, options.workers) * batch_size
+    keep = collection.keeps_features
     for batch in _batches(decoded(todo, options.workers, window), batch_size):
-        embed(engine, batch, captions=options.captions)
+        embed(engine, batch, captions=options.captions, features=keep)
         commit(collection, batch, summary)
         tick(len(batch))
     finish(collection, plans, summary)
+    if keep:
+        summary.features += _gain_features(collection, engine, options, batch_size, progress)
     summary.model_calls = engine.model_calls - calls_before
     return summary
+
+
+def _gain_features(collection: Collection, engine, options: IndexOptions, batch_size: int,
+                   progress: Callable[[int], Progress] | None) -> int:
+    """Stored features for the images indexed before they were kept: decoded and run
+    through the image encoder only."""
+    records = collection.images(collection.lacking_features(engine.feature_key("retrieval")))
+    files = {image_id: ImageFile(path=record.path, size=record.size, mtime=record.mtime, root=record.root,
+                                 content_hash=record.content_hash) for image_id, record in records.items()}
+    tick = progress(len(files)) if progress and files else (lambda n: None)
+    window = max(2, options.workers) * batch_size
+    ids, gained = list(files), 0
+    pictures = decoded(list(files.values()), options.workers, window)
+    for start, batch in enumerate(_batches(pictures, batch_size)):
+        batch_ids = ids[start * batch_size : start * batch_size + len(batch)]
+        gained += add_features(engine, collection, dict(zip(batch_ids, batch, strict=True)))
+        tick(len(batch))
+    return gained
 
 
 def _batches(files: Iterator[ImageFile], size: int) -> Iterator[list[ImageFile]]:

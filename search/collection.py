@@ -21,6 +21,7 @@ import numpy as np
 from .catalog import FILENAME, Catalog, database_url
 from .config import IndexType, choices
 from .errors import SearchError
+from .features import KEYS, Features
 from .presets import DEFAULT_PRESET, resolve
 from .records import ImageFile, ImageRecord, ModelInfo
 from .schemas import Stats
@@ -138,11 +139,13 @@ class Collection:
 
     def stats(self) -> Stats:
         counts, model, vectors = self._catalog.stats(), self.model, self._vectors
+        with_features, feature_bytes = self._catalog.feature_totals()
         return Stats(
             images=counts["images"], vectors=vectors.ntotal if vectors else 0, failed=counts["failed"],
             model=model.name if model else None, queries_per_image=model.queries if model else None,
             dim=model.dim if model else None, index=str(self.folder), generation=self._catalog.generation,
             index_type=self.index_type, vector_index=vectors.kind if vectors else None,
+            features=with_features, feature_bytes=feature_bytes,
         )
 
     def image(self, image_id: int) -> ImageRecord | None:
@@ -169,6 +172,28 @@ class Collection:
 
     def caption_search(self, query: str, limit: int) -> list[int]:
         return self._catalog.caption_search(query, limit)
+
+    # -- stored features (`search.features`) --------------------------------------------------
+
+    @property
+    def keeps_features(self) -> bool:
+        """Whether indexing keeps each image's encoder output (`index --keep-features`, then
+        remembered)."""
+        return self._catalog.meta().get("features") == "kept"
+
+    def keep_features(self) -> None:
+        self._catalog.set_meta(features="kept")
+
+    def features(self, ids: Iterable[int], key: str) -> dict[int, dict[str, Features]]:
+        """The stored `key` features of those of `ids` that have them."""
+        return self._catalog.features(ids, [key])
+
+    def lacking_features(self, key: str) -> list[int]:
+        """Readable images with no stored `key` features (indexed before they were kept)."""
+        return self._catalog.lacking_features(key)
+
+    def add_features(self, features: dict[int, dict[str, Features]]) -> None:
+        self._catalog.add_features(features)
 
     def candidates(self, text_vecs: np.ndarray, k: int, allowed: np.ndarray | None = None,
                    depth: int | None = None) -> list[Candidates]:
@@ -227,8 +252,9 @@ class Collection:
         """A new path holding the content of the indexed `twin`: its results, no model call."""
         model = self.model
         vectors = self._catalog.vectors(twin.id, (model.queries, model.dim))
+        features = self._catalog.features([twin.id], KEYS).get(twin.id)
         copied = replace(file, content_hash=twin.content_hash, width=twin.width, height=twin.height,
-                         taken_at=twin.taken_at, caption=twin.caption, vectors=vectors)
+                         taken_at=twin.taken_at, caption=twin.caption, vectors=vectors, features=features)
         return self.commit([copied])[0]
 
     def touch(self, image_id: int, file: ImageFile) -> None:

@@ -20,6 +20,7 @@ from .errors import ConfigError
 Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["auto", "float32", "bfloat16", "float16", "int8"]
 QueryDType = Literal["auto", "float32", "bfloat16"]
+DecoderDType = Literal["auto", "same", "int8"]
 IndexType = Literal["auto", "exact", "compressed"]
 
 
@@ -37,6 +38,7 @@ class Settings(BaseSettings):
     device: Device = "auto"
     dtype: DType = "auto"  # float16 on a GPU; bfloat16 on a CPU with bfloat16 instructions, else float32
     query_dtype: QueryDType = "auto"  # auto: bfloat16 text queries on CPU
+    decoder_dtype: DecoderDType = "auto"  # the language model's; auto: int8 weights on a CPU, else `dtype`
     batch_size: int | None = Field(default=None, ge=1, le=1024)  # images a batch; None: sized to memory
     workers: int = Field(default=2, ge=0, le=64)  # image-decoding processes while indexing
     threads: int | None = Field(default=None, ge=1, le=1024)  # torch and FAISS threads; None: every core

@@ -25,6 +25,8 @@ from .images import load_image
 from .records import ImageFile, ImageRecord
 from .schemas import FileError, IndexSummary
 
+FEATURE_SIDES = {True: ("retrieval", "generation"), False: ("retrieval",)}  # by whether captions run
+
 if TYPE_CHECKING:  # decoding workers import this module: it stays light (no FAISS, no SQLAlchemy)
     from .collection import Collection
 
@@ -136,17 +138,30 @@ def decode(file: ImageFile, data: bytes | None = None) -> ImageFile:
     return file
 
 
-def embed(engine, files: list[ImageFile], *, captions: bool) -> None:
+def embed(engine, files: list[ImageFile], *, captions: bool, features: bool = False) -> None:
     """Vectors (float16, as the catalog stores them) and captions for the decoded files, in
-    one batch; each picture is dropped once used."""
+    one batch, and with `features` the encoder output both used; each picture is dropped
+    once used."""
     readable = [file for file in files if file.image is not None]
     if not readable:
         return
     batch = engine.encode([file.image for file in readable])
     vectors = engine.embed_images(batch).astype(np.float16)  # (B, Q, D)
     texts = engine.caption(batch) if captions else [None] * len(readable)
-    for file, vector, text in zip(readable, vectors, texts, strict=True):
-        file.vectors, file.caption, file.image = vector, text, None
+    kept = engine.features(batch, FEATURE_SIDES[captions]) if features else [None] * len(readable)
+    for file, vector, text, stored in zip(readable, vectors, texts, kept, strict=True):
+        file.vectors, file.caption, file.features, file.image = vector, text, stored, None
+
+
+def add_features(engine, collection: Collection, files: dict[int, ImageFile]) -> int:
+    """Stored features for decoded images indexed before they were kept (`files` by id), with
+    no other model work; returns how many gained them (a file no longer readable does not)."""
+    readable = {image_id: file for image_id, file in files.items() if file.image is not None}
+    if not readable:
+        return 0
+    kept = engine.features([file.image for file in readable.values()], FEATURE_SIDES[True])
+    collection.add_features(dict(zip(readable, kept, strict=True)))
+    return len(readable)
 
 
 def apply_plan(collection: Collection, root_plan: Plan, summary: IndexSummary) -> None:
@@ -176,6 +191,7 @@ def commit(collection: Collection, files: list[ImageFile], summary: IndexSummary
             summary.updated += 1
         else:
             summary.added += 1
+        summary.features += bool(file.vectors is not None and file.features)
 
 
 def finish(collection: Collection, plans: list[Plan], summary: IndexSummary) -> None:

@@ -27,6 +27,7 @@ from .schemas import Hit
 RRF_K = 60  # the usual reciprocal-rank-fusion constant
 SIMILAR_DEPTH = 16  # similar: first-stage images asked for per query vector, per result wanted
 RERANK_BATCH = 16
+ACCELERATOR_RERANK_TOP = 128  # hits the match head reranks on a GPU by default, as the BLIP-2 paper
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class SearchOptions:
     k: int = 10
     offset: int = 0
     rerank: bool = False
-    rerank_top: int = 50
+    rerank_top: int | None = None  # None: the page shown on a CPU, 128 on an accelerator
     min_match: float | None = None  # drop hits below this match probability; implies rerank
     hybrid: bool = False
     path_prefix: str | None = None
@@ -62,11 +63,11 @@ class Searcher:
         query = query.strip()
         if not query:
             raise InputError("the query is empty")
-        if options.k < 1 or options.offset < 0:
-            raise InputError("k must be at least 1 and offset at least 0")
+        if options.k < 1 or options.offset < 0 or (options.rerank_top or 1) < 1:
+            raise InputError("k and rerank_top must be at least 1, and offset at least 0")
         rerank = options.rerank or options.min_match is not None
         depth = options.offset + options.k
-        depth = max(depth, options.rerank_top) if rerank else depth
+        depth = max(depth, self.rerank_top(options)) if rerank else depth
         if self.collection.model is None:
             return []  # nothing indexed yet
         allowed = self._allowed(options)
@@ -83,6 +84,37 @@ class Searcher:
             if options.min_match is not None:
                 hits = [hit for hit in hits if hit.match >= options.min_match]
         return hits[options.offset : options.offset + options.k]
+
+    def rerank_top(self, options: SearchOptions) -> int:
+        """Hits the match head scores: `options.rerank_top`, else what the hardware affords.
+        On a CPU that is the page shown (at real size the head takes about 50 ms a hit with
+        stored features, 1.2 s without: BENCHMARKS.md), on an accelerator the paper's 128."""
+        if options.rerank_top is not None:
+            return options.rerank_top
+        on_cpu = self.engine.device.type == "cpu"
+        return options.offset + options.k if on_cpu else ACCELERATOR_RERANK_TOP
+
+    def match(self, query: str, ids: Sequence[int]) -> dict[int, float]:
+        """The match head's P(match) of each of `ids` with `query`: from the image's stored
+        features when it has them (the Q-Former alone), else from its file (the image encoder
+        too). An image that is neither indexed nor readable is left out."""
+        query = query.strip()
+        if not query:
+            raise InputError("the query is empty")
+        ids = list(dict.fromkeys(int(i) for i in ids))
+        stored = self.collection.features(ids, self.engine.feature_key("retrieval"))
+        matches: dict[int, float] = {}
+        kept = [i for i in ids if i in stored]
+        for start in range(0, len(kept), RERANK_BATCH):
+            chunk = kept[start : start + RERANK_BATCH]
+            batch = self.engine.from_features([stored[i] for i in chunk], "retrieval")
+            matches.update(zip(chunk, self.engine.itm(batch, query).tolist(), strict=True))
+        readable = self._pictures([i for i in ids if i not in stored])
+        for start in range(0, len(readable), RERANK_BATCH):
+            chunk = readable[start : start + RERANK_BATCH]
+            scores = self.engine.itm([image for _, image in chunk], query).tolist()
+            matches.update(zip([i for i, _ in chunk], scores, strict=True))
+        return {i: float(matches[i]) for i in ids if i in matches}
 
     def nearest(self, text_vecs: np.ndarray, k: int,
                 allowed: np.ndarray | None = None) -> list[list[tuple[int, float]]]:
@@ -123,11 +155,15 @@ class Searcher:
         return self.similar(image=open_image(path), k=k)
 
     def ask(self, image_id: int, question: str, history: Sequence[Turn] = ()) -> str:
+        """The decoder's answer; the image encoder is skipped when the image has stored features."""
         record = self.record(image_id)
-        try:
-            image = open_image(record.path)
-        except ImageError as exc:
-            raise NotFound(f"image {image_id} ({record.path}) cannot be read: {exc}") from None
+        stored = self.collection.features([image_id], self.engine.feature_key("generation"))
+        image = self.engine.from_features([stored[image_id]], "generation") if stored else None
+        if image is None:
+            try:
+                image = open_image(record.path)
+            except ImageError as exc:
+                raise NotFound(f"image {image_id} ({record.path}) cannot be read: {exc}") from None
         with self.timer("generation"):
             return self.engine.ask(image, question, history)
 
@@ -188,16 +224,20 @@ class Searcher:
 
     def _rerank(self, hits: list[Hit], query: str) -> list[Hit]:
         """ITM match probability for each hit; hits whose file is gone are dropped."""
-        readable = []
-        for hit in hits:
+        matches = self.match(query, [hit.id for hit in hits])
+        reranked = [hit.model_copy(update={"match": matches[hit.id]}) for hit in hits if hit.id in matches]
+        return sorted(reranked, key=lambda hit: (-hit.match, -hit.score, hit.id))
+
+    def _pictures(self, ids: list[int]) -> list[tuple[int, Image.Image]]:
+        """(id, picture) of those of `ids` that are indexed and whose file reads."""
+        records = self.collection.images(ids)
+        pictures = []
+        for image_id in ids:
+            record = records.get(image_id)
+            if record is None or record.status != "ok":
+                continue
             try:
-                readable.append((hit, open_image(hit.path)))
+                pictures.append((image_id, open_image(record.path)))
             except ImageError:
                 continue
-        for start in range(0, len(readable), RERANK_BATCH):
-            chunk = readable[start : start + RERANK_BATCH]
-            matches = self.engine.itm([image for _, image in chunk], query)
-            for (hit, _), match in zip(chunk, matches, strict=True):
-                hit.match = float(match)
-        reranked = [hit for hit, _ in readable]
-        return sorted(reranked, key=lambda hit: (-hit.match, -hit.score, hit.id))
+        return pictures

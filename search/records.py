@@ -70,6 +70,7 @@ class ImageFile:
     # the model
     vectors: np.ndarray | None = None  # (Q, D) float16, as the catalog stores them
     caption: str | None = None
+    features: dict | None = None  # side -> `features.Features`, with `index --keep-features`
 
     @property
     def status(self) -> str:

@@ -26,6 +26,18 @@ class SearchResults(BaseModel):
     results: list[Hit]
 
 
+class Match(BaseModel):
+    id: int
+    match: float
+
+
+class Matches(BaseModel):
+    """The match head's probabilities for hits of a query, as a page fills them in."""
+
+    query: str
+    matches: list[Match]
+
+
 class ImageInfo(BaseModel):
     id: int
     path: str
@@ -69,6 +81,7 @@ class IndexSummary(BaseModel):
     unchanged: int = 0
     failed: int = 0
     model_calls: int = 0
+    features: int = 0  # images whose encoder output this run stored (`--keep-features`)
     errors: list[FileError] = []
     shards: ShardCounts | None = None  # `index --ray` only; absent from the JSON otherwise
 
@@ -91,6 +104,8 @@ class Stats(BaseModel):
     generation: int
     index_type: str
     vector_index: str | None
+    features: int = 0  # images with stored encoder output (`index --keep-features`)
+    feature_bytes: int = 0
 
 
 class Caption(BaseModel):

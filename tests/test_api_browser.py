@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -105,3 +106,41 @@ def test_errors_are_shown(page):
     page.wait_for_function("document.querySelector('#message.error') && "
                            "document.querySelector('#message').textContent.includes('422')")
     assert page.locator("#message.error").inner_text().startswith("Search failed: 422")
+
+
+def test_rerank_shows_first_stage_results_then_fills_in_matches(page):
+    """With rerank on, the cards come at once with their match pending; the match head's
+    scores arrive a few at a time (here the first request is held back until the cards have
+    been seen), and the cards end in match order."""
+    held, passed = [], []
+
+    def hold_first(route):
+        if not held:
+            held.append(route)  # answered below, once the page has been looked at
+            return
+        passed.append(route.request.url)
+        route.continue_()
+
+    page.route("**/api/search/match*", hold_first)
+    try:
+        page.check("#rerank")
+        page.fill("#query", "a blue square")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#results .hit .match.pending")
+        page.wait_for_function("document.querySelector('#message').textContent.includes('results for')")
+        assert page.locator("#results .hit").count() == 10
+        assert page.locator("#results .hit .match.pending").count() == 10  # none scored yet
+        assert page.locator("#results .hit .score").first.inner_text().startswith("score")
+        assert len(held) == 1 and "ids=" in held[0].request.url
+        held[0].continue_()
+        page.wait_for_function("document.querySelector('#message').textContent.includes('in match order')")
+    finally:
+        page.unroute("**/api/search/match*")
+        page.uncheck("#rerank")
+    assert page.locator("#results .hit .match.pending").count() == 0
+    texts = page.locator("#results .hit .match").all_inner_texts()
+    assert all(re.fullmatch(r"match (<1|\d{1,3})%", text) for text in texts), texts
+    matches = [float(v) for v in page.locator("#results .hit").evaluate_all(
+        "cards => cards.map(card => card.dataset.match)")]
+    assert matches == sorted(matches, reverse=True)
+    assert len(passed) == 2  # after the held one: 10 hits, 4 a request

@@ -33,6 +33,15 @@ def test_the_quick_benchmark_runs_and_writes_its_report(tmp_path):
         assert row["recall_at_10"] == 1.0  # exact below the compressed threshold
         assert 0 < row["search_p50_ms"] <= row["search_p99_ms"]
         assert row["bytes_per_image_disk"] > 32 * 256 * 2  # every vector stored in float16, at least
+    served = next(row for row in rows if (row["vectors"], row["mode"]) == ("clustered", "auto"))
+    assert served["api_searches_per_s"] > 0 and served["api_non_200"] == 0, served
+    assert served["api_status"] == {"200": 200} and served["api_p50_ms"] <= served["api_p99_ms"]
+    assert all(0 < row["similar_p50_ms"] and row["similar_recall_at_10"] == 1.0 for row in rows)
+    kept = report["features"]
+    assert kept["features_gained"] == kept["images"] == 4 and kept["match_max_abs_diff_features"] <= 0.01
+    assert kept["disk_bytes_per_image_features"] == 257 * 1408 + 2 * (257 + 1408)
+    assert kept["rerank20_ms_realsize_cpu_features"] > 0 and kept["ask_p50_ms_realsize_cpu"] > 0
+    assert report["machine"]["host_kind"] in ("amx", "no-amx")
     large = report["large"]
     assert (large["images"], large["vectors"], large["segments"]) == (4_000, 128_000, 4)
     assert 0 < large["search_p50_ms"] <= large["search_p99_ms"] and large["bytes_per_image_ram"] > 0

@@ -70,3 +70,26 @@ def test_bfloat16_keeps_the_trained_demo_models_captions():
     print(f"bfloat16 on the demo model: min cosine {cosine.min():.4f}, identical captions {same:.3f}")
     assert cosine.min() >= 0.99
     assert same >= 0.9
+
+
+def test_the_cpu_default_decoder_keeps_the_trained_demo_models_captions_and_answers(record_property):
+    """The CPU default per stage: bfloat16 (where the CPU has it) for the image encoder and
+    the Q-Formers, int8 weights for the language model. On trained weights, against float32
+    throughout: identical captions on >= 90 % of images, identical answers on >= 95 % of
+    questions, and the vectors untouched by the decoder's precision."""
+    from search.demo.shapes import generate
+    from search.models import loading
+
+    samples = generate(seed=20261124, count=48)
+    batch = [sample.image for sample in samples]
+    exact = Blip2Engine.load("demo", device="cpu", dtype="float32", query_dtype="float32")
+    fast = Blip2Engine.load("demo", device="cpu", dtype=loading.default_dtype("cpu"), decoder_dtype="auto")
+    decoder = list(fast.models[1].language_model.modules())
+    quantized = [m for m in decoder if type(m).__module__.startswith("torch.ao.nn.quantized.dynamic")]
+    assert quantized and not any(isinstance(m, torch.nn.Linear) for m in decoder)
+    captions = np.mean([a == b for a, b in zip(exact.caption(batch), fast.caption(batch), strict=True)])
+    questions = ["how many shapes are there?", "what color is the background?", "what shape is it?"]
+    answers = np.mean([exact.ask(image, q) == fast.ask(image, q) for image in batch[:16] for q in questions])
+    record_property("default_decoder_agreement", {"captions": captions, "answers": answers})
+    print(f"CPU default decoder on the demo model: identical captions {captions:.3f}, answers {answers:.3f}")
+    assert captions >= 0.9 and answers >= 0.95

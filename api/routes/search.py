@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Query, UploadFile
 
 from search.images import open_image
 from search.queries import Searcher, SearchOptions
-from search.schemas import Hit, SearchResults
+from search.schemas import Hit, Match, Matches, SearchResults
 
 from ..deps import State, read_access
-from ..schemas import SearchQuery, errors
+from ..schemas import MatchQuery, SearchQuery, errors
 
 router = APIRouter(prefix="/api/search", tags=["search"], dependencies=[Depends(read_access)],
                    responses=errors(401, 413, 422, 503))
@@ -27,6 +27,14 @@ async def search(state: State, params: Annotated[SearchQuery, Query()]) -> Searc
     )
     hits = await state.runner.run(state.searcher.search, params.q, options)
     return SearchResults(query=params.q, results=hits)
+
+
+@router.get("/match", response_model=Matches)
+async def match(state: State, params: Annotated[MatchQuery, Query()]) -> Matches:
+    """The match head's P(match) for hits already shown: a page asks for its first-stage
+    results, then for their matches a few at a time, and fills them in as they arrive."""
+    found = await state.runner.run(state.searcher.match, params.q, params.ids)
+    return Matches(query=params.q, matches=[Match(id=i, match=p) for i, p in found.items()])
 
 
 @router.post("/image", response_model=SearchResults)

@@ -33,15 +33,56 @@ function hitCard(hit) {
   caption.textContent = hit.caption || hit.path.split("/").pop();
   const score = document.createElement("span");
   score.className = "score";
-  score.textContent = `score ${hit.score.toFixed(3)}` + (hit.match == null ? "" : ` · match ${(hit.match * 100).toFixed(0)}%`);
-  meta.append(caption, score);
+  score.textContent = `score ${hit.score.toFixed(3)}`;
+  const match = document.createElement("span");
+  match.className = "match";
+  if (hit.match != null) setMatch(match, hit.match);
+  meta.append(caption, score, match);
   card.append(img, meta);
   card.addEventListener("click", () => openDetail(hit));
   return card;
 }
 
+function setMatch(element, probability) {
+  element.textContent = probability < 0.005 ? "match <1%" : `match ${(probability * 100).toFixed(0)}%`;
+  element.classList.remove("pending");
+}
+
 function show(grid, hits) {
   grid.replaceChildren(...hits.map(hitCard));
+}
+
+const MATCH_CHUNK = 4;  // hits scored a request: the first scores show within a second on a CPU
+
+// The first stage answers at once; the match head (seconds on a CPU) then fills in each
+// card's match a few hits at a time, and the cards are put in match order when all are in.
+async function fillMatches(q, hits, ticket) {
+  const cards = new Map([...$("results").children].map((card) => [Number(card.dataset.id), card]));
+  for (const card of cards.values()) {
+    const match = card.querySelector(".match");
+    match.textContent = "match …";
+    match.classList.add("pending");
+  }
+  const found = new Map();
+  for (let start = 0; start < hits.length; start += MATCH_CHUNK) {
+    const params = new URLSearchParams({ q });
+    for (const hit of hits.slice(start, start + MATCH_CHUNK)) params.append("ids", hit.id);
+    const body = await api(`/api/search/match?${params}`);
+    if (ticket !== state.latest) return;
+    for (const { id, match } of body.matches) {
+      found.set(id, match);
+      const card = cards.get(id);
+      card.dataset.match = match;
+      setMatch(card.querySelector(".match"), match);
+    }
+    say(`${hits.length} results for “${q}”: match scores ${found.size} of ${hits.length}…`);
+  }
+  for (const [id, card] of cards) {
+    if (!found.has(id)) card.querySelector(".match").textContent = "match: file unreadable";
+  }
+  const ordered = [...hits].sort((a, b) => (found.get(b.id) ?? -1) - (found.get(a.id) ?? -1) || b.score - a.score);
+  $("results").replaceChildren(...ordered.map((hit) => cards.get(hit.id)));
+  say(`${hits.length} results for “${q}”, in match order`);
 }
 
 async function search(event) {
@@ -51,11 +92,12 @@ async function search(event) {
   say("Searching…");
   const ticket = ++state.latest;  // a slower earlier search must not overwrite this one
   try {
-    const params = new URLSearchParams({ q, k: "24", rerank: $("rerank").checked });
+    const params = new URLSearchParams({ q, k: "24" });
     const body = await api(`/api/search?${params}`);
     if (ticket !== state.latest) return;
     show($("results"), body.results);
     say(body.results.length ? `${body.results.length} results for “${q}”` : `Nothing found for “${q}”.`);
+    if ($("rerank").checked && body.results.length) await fillMatches(q, body.results, ticket);
   } catch (error) {
     if (ticket === state.latest) say(`Search failed: ${error.message}`, true);
   }

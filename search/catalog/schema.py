@@ -49,6 +49,18 @@ class VectorRow(Base):
     image: Mapped[ImageRow] = relationship(back_populates="vectors")
 
 
+class FeatureRow(Base):
+    """One side of the image's stored encoder output (`search.features`), (tokens, width)."""
+
+    __tablename__ = "features"
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(16), primary_key=True)  # shared, retrieval or generation
+    tokens: Mapped[int]
+    width: Mapped[int]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class MetaRow(Base):
     """Key/value facts about the index: model, vector size, query tokens, generation."""
 

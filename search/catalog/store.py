@@ -7,7 +7,6 @@ the vector index snapshot can tell whether it is behind.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,7 +21,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ..errors import CatalogError
+from ..features import Features
 from ..records import ImageFile, ImageRecord
+from . import featurestore, fulltext
 from .blobs import READERS, chunks, decode, decode_many, encode, read_many
 from .locks import writer_lock
 from .rows import bump_generation, date_condition, record, row_values
@@ -30,11 +31,6 @@ from .schema import ImageRow, MetaRow, VectorRow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 FILENAME = "catalog.db"
-CAPTION_SEARCH = {  # `:match` is the words joined by OR, in each backend's syntax
-    "sqlite": "SELECT rowid FROM images_fts WHERE images_fts MATCH :match ORDER BY rank, rowid LIMIT :limit",
-    "postgresql": "SELECT id FROM images, to_tsquery('simple', :match) AS q WHERE caption_terms @@ q "
-                  "ORDER BY ts_rank(caption_terms, q) DESC, id LIMIT :limit",
-}
 PARALLEL_READ = 256  # vectors asked for at once from which reads run on several connections
 MIGRATION_KEY = 0x42_4C_49_50_33  # the advisory lock under which a PostgreSQL catalog is migrated
 
@@ -214,20 +210,19 @@ class Catalog:
             ids = session.scalars(select(ImageRow.id).where(and_(*conditions)).order_by(ImageRow.id)).all()
         return np.array(ids, dtype=np.int64)
 
+    def features(self, ids: Iterable[int], keys: Iterable[str]) -> dict[int, dict[str, Features]]:
+        """Stored features of `ids` (`search.features`), by image then side."""
+        return featurestore.read(self._engine, ids, keys)
+
+    def lacking_features(self, key: str) -> list[int]:
+        return featurestore.lacking(self._engine, key)
+
+    def feature_totals(self) -> tuple[int, int]:
+        """(images with stored features, their bytes)."""
+        return featurestore.totals(self._engine)
+
     def caption_search(self, query: str, limit: int) -> list[int]:
-        """Ids whose caption holds any word of `query`, best first: BM25 on SQLite (FTS5),
-        `ts_rank` on PostgreSQL (migration 0002), ties by id. User text cannot break the
-        query: only its words (`\\w+`) reach it, each quoted for FTS5, and `\\w` holds no
-        tsquery operator."""
-        terms = re.findall(r"\w+", query.lower())
-        dialect = self._engine.dialect.name
-        if not terms or dialect not in CAPTION_SEARCH:
-            return []
-        match = (" OR ".join(f'"{term}"' for term in terms) if dialect == "sqlite"
-                 else " | ".join(terms))
-        with self._engine.connect() as connection:
-            rows = connection.execute(text(CAPTION_SEARCH[dialect]), {"match": match, "limit": limit})
-            return [row[0] for row in rows]
+        return fulltext.caption_search(self._engine, query, limit)
 
     def stats(self) -> dict[str, int]:
         with Session(self._engine) as session:
@@ -257,10 +252,13 @@ class Catalog:
                 session.execute(update(ImageRow), replaced)
                 for chunk in chunks([row["id"] for row in replaced]):
                     session.execute(delete(VectorRow).where(VectorRow.image_id.in_(chunk)))
+                featurestore.forget(session, [row["id"] for row in replaced])
             vectors = [{"image_id": ids[path], "data": encode(image.vectors)}
                        for path, image in latest.items() if image.vectors is not None]
             if vectors:
                 session.execute(insert(VectorRow), vectors)
+            featurestore.write(session, [row for path, image in latest.items() if image.vectors is not None
+                                         for row in featurestore.values(ids[path], image.features or {})])
             bump_generation(session)
         return [ids[image.path] for image in images]
 
@@ -283,11 +281,19 @@ class Catalog:
             row = session.get(ImageRow, image_id)
             row.size, row.mtime = size, mtime
 
+    def add_features(self, features: dict[int, dict[str, Features]]) -> None:
+        """Features for images already written (an index gaining them), by image then side."""
+        with self._transaction() as session:
+            featurestore.forget(session, list(features))
+            featurestore.write(session, [row for image_id, sides in features.items()
+                                         for row in featurestore.values(image_id, sides)])
+
     def remove(self, ids: Iterable[int]) -> None:
         ids = list(ids)
         if not ids:
             return
         with self._transaction() as session:
+            featurestore.forget(session, ids)
             session.execute(delete(VectorRow).where(VectorRow.image_id.in_(ids)))
             session.execute(delete(ImageRow).where(ImageRow.id.in_(ids)))
             bump_generation(session)

@@ -25,12 +25,21 @@ from PIL import Image
 
 from ..config import Settings
 from ..errors import InputError
+from ..features import Features, stack
 from ..images import to_rgb
 from ..presets import resolve
 from ..prompts import Turn, vqa_prompt
-from . import generation, retrieval
-from .loading import LoadedPair, default_dtype, free_memory, load_pair, quantize_cpu_int8, resolve_device
-from .vision import ImageBatch, encoder_fingerprint, encoder_hidden, tie_encoders
+from . import generation, layout, retrieval
+from .loading import (
+    LoadedPair,
+    default_dtype,
+    free_memory,
+    load_pair,
+    quantize_cpu_int8,
+    quantize_decoder_int8,
+    resolve_device,
+)
+from .vision import SIDES, ImageBatch, encoder_fingerprint, encoder_hidden, tie_encoders
 
 Images = Sequence[Image.Image] | ImageBatch
 
@@ -74,6 +83,9 @@ class Blip2Engine:
         self.encoder_mode = "shared" if share_encoder and shareable else "separate"
         if self.encoder_mode == "shared":
             tie_encoders(self._ret.vision_model, self._gen.vision_model)
+        for model in (self._ret, self._gen):
+            layout.contiguous_slices(model.qformer)
+        layout.contiguous_head(self._gen.language_model)
         if quantize_int8:
             quantize_cpu_int8(self._ret)
             quantize_cpu_int8(self._gen)
@@ -90,7 +102,7 @@ class Blip2Engine:
     @classmethod
     def load(
         cls, model: str, *, device: str = "auto", dtype: str = "float32", share_encoder: bool = True,
-        query_dtype: str = "auto",
+        query_dtype: str = "auto", decoder_dtype: str = "same",
     ) -> Blip2Engine:
         """Load a preset name or a folder holding `retrieval/` and `generation/` checkpoints.
 
@@ -99,12 +111,16 @@ class Blip2Engine:
         model even when they could share one.
         `query_dtype`: the precision of text queries; `auto` is bfloat16 for a float32 model on
         the CPU, else the model's own.
+        `decoder_dtype`: the language model's (captions, answers); `int8` or `auto` on a CPU:
+        int8 weights (`loading.quantize_decoder_int8`); `same`: `dtype`.
         """
         source = resolve(model)
         if dtype == "auto":
             dtype = default_dtype(resolve_device(device))
         pair = load_pair(source, device=device, dtype=dtype)
         int8_cpu = dtype == "int8" and pair.device.type == "cpu"
+        if pair.device.type == "cpu" and decoder_dtype in ("auto", "int8") and not int8_cpu:
+            quantize_decoder_int8(pair.generation.language_model)
         fast_queries = query_dtype == "bfloat16" or (
             query_dtype == "auto" and dtype == "float32" and pair.device.type == "cpu")
         return cls(pair, name=source.name, quantize_int8=int8_cpu, share_encoder=share_encoder,
@@ -114,7 +130,8 @@ class Blip2Engine:
     def from_settings(cls, settings: Settings, model: str) -> Blip2Engine:
         """`load` with the settings' device and precisions (the entry point has set up the
         process's threads: `runtime.configure`)."""
-        return cls.load(model, device=settings.device, dtype=settings.dtype, query_dtype=settings.query_dtype)
+        return cls.load(model, device=settings.device, dtype=settings.dtype, query_dtype=settings.query_dtype,
+                        decoder_dtype=settings.decoder_dtype)
 
     def batch_size(self, most: int = 32, share: float = 0.6, free: int | None = None) -> int:
         """Images an indexing batch should hold: as many as `share` of the `free` memory
@@ -200,8 +217,11 @@ class Blip2Engine:
         batch = self.encode(images)
         return self._generate_ids(batch, [""] * len(batch), decoding or self.caption_decoding)
 
-    def ask(self, image: Image.Image, question: str, history: Sequence[Turn] = ()) -> str:
-        """Answer one question about one image; `history` holds the earlier turns of a chat."""
+    def ask(self, image: Image.Image | ImageBatch, question: str, history: Sequence[Turn] = ()) -> str:
+        """Answer one question about one image (or a batch of one, from stored features);
+        `history` holds the earlier turns of a chat."""
+        if isinstance(image, ImageBatch):
+            return self._generate(image, [vqa_prompt(question, tuple(history))], generation.ANSWER)[0]
         return self.ask_batch([Question(image, question, tuple(history))])[0]
 
     def ask_batch(self, questions: Sequence[Question]) -> list[str]:
@@ -222,6 +242,39 @@ class Blip2Engine:
         embeds = self._image_embeds(batch, "generation")
         self.model_calls += 1
         return generation.generate_ids(self._gen, self._gen_processor.tokenizer, embeds, prompts, decoding)
+
+    # -- stored features (`search.features`) ---------------------------------------------------
+
+    def feature_key(self, side: str) -> str:
+        """The key under which `side`'s encoder output is stored: "shared" when one pass
+        feeds both stages."""
+        return "shared" if self.encoder_mode == "shared" else side
+
+    @_model_work
+    def features(self, images: Images, sides: Sequence[str] = SIDES) -> list[dict[str, Features]]:
+        """Each image's encoder output for `sides`, compact, by key; encodes if needed."""
+        batch = self.encode(images)
+        out: list[dict[str, Features]] = [{} for _ in range(len(batch))]
+        for side in sides:
+            key = self.feature_key(side)
+            if any(key in item for item in out):
+                continue
+            if key not in batch.hidden:
+                self._image_embeds(batch, side)
+            for item, hidden in zip(out, _numpy(batch.hidden[key]), strict=True):
+                item[key] = Features.quantize(hidden)
+        return out
+
+    def from_features(self, stored: Sequence[dict[str, Features]], side: str) -> ImageBatch | None:
+        """A batch whose encoder output for `side` comes from stored features, or None when
+        one of them lacks it."""
+        key = self.feature_key(side)
+        if not stored or any(key not in item for item in stored):
+            return None
+        model = self._ret if side == "retrieval" else self._gen
+        dtype = model.vision_model.post_layernorm.weight.dtype
+        hidden = torch.from_numpy(stack([item[key] for item in stored])).to(self.device, dtype)
+        return ImageBatch(pixels={}, hidden={key: hidden})
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -48,12 +48,13 @@ def encoder_hidden(vision: Blip2VisionModel, pixel_values: torch.Tensor) -> torc
 class ImageBatch:
     """Preprocessed images plus encoder outputs computed so far, reusable across calls.
 
-    `pixels` maps each side to its pixel tensor (the same tensor when the two image processors
-    agree). `hidden` caches encoder outputs by key: "shared", or a side when run separately.
+    `pixels` maps each side to its pixel tensor (the same tensor when the two image
+    processors agree); it is empty for a batch made from stored features. `hidden` caches
+    encoder outputs by key: "shared", or a side when run separately.
     """
 
     pixels: dict[str, torch.Tensor]
     hidden: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return next(iter(self.pixels.values())).shape[0]
+        return next(iter(self.pixels.values() or self.hidden.values())).shape[0]
