@@ -11,16 +11,22 @@ import torch
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
+    """The host, and which matmul instructions it has: figures from hosts of one kind (AMX or
+    not) compare, across kinds they do not."""
+    cpu, flags = platform.processor() or platform.machine(), set()
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
+            if line.startswith("model name") and cpu == (platform.processor() or platform.machine()):
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
                 break
     except OSError:
         pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    return {"cpu": cpu, "amx": "amx_bf16" in flags, "avx512_bf16": "avx512_bf16" in flags,
+            "host_kind": "amx" if "amx_bf16" in flags else "no-amx",
+            "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "memory_gib": round(memory, 1), "torch": torch.__version__, "python": platform.python_version(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 

@@ -214,7 +214,9 @@ def measure(folder: Path, index_type: str, engine, probes: np.ndarray, truth: Tr
 
 
 def run(sizes: list[int], engine, *, queries: int, dim: int, kinds=("clustered", "uniform"),
-        probes: int = 100, scratch: Path | None = None, log=print) -> list[dict]:
+        probes: int = 100, scratch: Path | None = None, log=print, served=None) -> list[dict]:
+    """`served(folder, row)`, when given, is called on each collection after its measurement at
+    the default index kind, and may add to its row (the API throughput)."""
     rows = []
     for count in sizes:
         for kind in kinds:
@@ -231,6 +233,8 @@ def run(sizes: list[int], engine, *, queries: int, dim: int, kinds=("clustered",
                     row = {"images": count, "vectors": kind, "mode": mode,
                            **measure(folder, mode, engine, vectors, truth, query_vectors,
                                      queries=QUERY_COUNT)}
+                    if served is not None and mode == "auto":
+                        row |= served(folder, row)
                     log(str(row))
                     rows.append(row)
             finally:

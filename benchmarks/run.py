@@ -1,6 +1,7 @@
 """The benchmark suite: `python -m benchmarks.run [--quick] [--out FILE] [--only NAME ...]`.
 
-`make bench` runs it in full and writes benchmarks/results/latest.json; `make bench-quick`
+`make bench` runs it in full and writes benchmarks/results/latest.json, and a copy named for
+the host's kind (host-amx.json or host-no-amx.json: one full run kept per kind); `make bench-quick`
 runs one small iteration of every part (the same widths, fewer layers, fewer images), says
 so in its output, and is what CI runs as a smoke test.
 """
@@ -20,9 +21,9 @@ import torch
 
 from search import runtime
 
-from . import hardware, indexing, large, query, realsize
+from . import features, hardware, indexing, large, query, realsize, serving
 
-PARTS = ("hardware", "indexing", "query", "large")
+PARTS = ("hardware", "indexing", "features", "query", "large")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     if "indexing" in parts:
         report["indexing"] = _indexing(args.quick, report.get("hardware"), args.default_dtype)
         report |= {key: report["indexing"][key] for key in INDEXING_KEYS}
+    if "features" in parts:
+        report["features"] = _features(args.quick)
+        report |= {key: report["features"][key] for key in FEATURE_KEYS}
     if "query" in parts:
         report["query"] = _query(args.quick, args.scratch, args.sizes)
         report |= _query_summary(report["query"], report.get("hardware"))
@@ -57,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + "\n")
+        if not args.quick and not args.only:  # one full run kept per host kind (AMX or not)
+            (args.out.parent / f"host-{report['machine']['host_kind']}.json").write_text(text + "\n")
     print(text)
     return 0
 
@@ -139,11 +145,33 @@ def _large(quick: bool, scratch: Path | None) -> dict:
     return large.run(_text_engine(quick), scratch=scratch, log=_log, **sizes)
 
 
+FEATURE_KEYS = ("rerank20_ms_realsize_cpu_features", "rerank20_ms_realsize_cpu_recompute",
+                "rerank_speedup_features", "match_max_abs_diff_features", "ask_p50_ms_realsize_cpu",
+                "disk_bytes_per_image_features")
+
+
+def _features(quick: bool) -> dict:
+    """Full: 20 images at the real depths, three questions; quick: 4 images, 2 layers a stack.
+    In a fresh process: it builds a real-size model."""
+    depth = realsize.Depth(vision=2, qformer=2, language=2) if quick else realsize.Depth()
+    return _in_fresh_process(features.run, depth, images=4 if quick else 20, asks=1 if quick else 3)
+
+
 def _query(quick: bool, scratch: Path | None, sizes: list[int] | None) -> list[dict]:
     engine = _text_engine(quick)
     sizes = sizes or ([2_000] if quick else [10_000, 100_000, 1_000_000])
-    return query.run(sizes, engine, queries=32, dim=256, probes=20 if quick else 100,
-                     scratch=scratch, log=_log)
+    served_size = 2_000 if quick else 100_000
+    with tempfile.TemporaryDirectory(dir=scratch) as model_dir:
+        model = serving.save_text_model(Path(model_dir), qformer=2 if quick else 12)
+
+        def served(folder: Path, row: dict) -> dict:
+            if (row["images"], row["vectors"]) != (served_size, "clustered"):
+                return {}
+            result = serving.throughput(folder, model, requests=200 if quick else 2000, log=_log)
+            return {f"api_{key}": value for key, value in result.items()}
+
+        return query.run(sizes, engine, queries=32, dim=256, probes=20 if quick else 100,
+                         scratch=scratch, log=_log, served=served)
 
 
 def _query_summary(rows: list[dict], machine_hw: dict | None) -> dict:
@@ -159,6 +187,11 @@ def _query_summary(rows: list[dict], machine_hw: dict | None) -> dict:
             out[f"query_p50_ms_{label}"] = row["query_p50_ms"]
             out[f"query_p99_ms_{label}"] = row["query_p99_ms"]
             out[f"recall_at_10_{label}"] = row["recall_at_10"]
+            out[f"similar_p50_ms_{label}"] = row["similar_p50_ms"]
+            out[f"similar_recall_at_10_{label}"] = row["similar_recall_at_10"]
+        if row and "api_searches_per_s" in row:
+            for key in ("searches_per_s", "p50_ms", "p99_ms", "non_200"):
+                out[f"api_{key}_{label}"] = row[f"api_{key}"]
     exact = pick(100_000, mode="exact")
     if exact and machine_hw:
         bound_ms = exact["bytes_scanned_exact"] / (machine_hw["read_bandwidth_gbs"] * 1e9) * 1000

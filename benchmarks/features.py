@@ -1,0 +1,80 @@
+"""The match head and questions at real size, with stored features and without.
+
+One collection of shapes images is indexed at real BLIP-2 size (random weights, captions off)
+without stored features; `Searcher.match` of 20 hits then recomputes each image's encoder
+pass, as a rerank did before. The same collection is indexed again with `--keep-features`
+(the encoder alone runs, for the images that lack them), and the same 20 are matched from
+the stored features: the Q-Former alone. The probabilities of the two are compared, and one
+question is asked a few times with the stored features.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from indexer.pipeline import IndexOptions, index_paths
+from search.collection import Collection
+from search.demo.shapes import write_collection
+from search.models.engine import Blip2Engine
+from search.models.loading import default_dtype
+from search.queries import Searcher
+
+from . import realsize
+
+QUERY = "a red circle on a white background"
+QUESTION = "what colour is the circle?"
+
+
+def run(depth: realsize.Depth, *, images: int = 20, asks: int = 3, dtype: str | None = None,
+        log: Callable[[str], None] = lambda line: None) -> dict:
+    dtype = dtype or default_dtype(torch.device("cpu"))
+    pair = realsize.build(depth, dtype=getattr(torch, dtype))
+    engine = Blip2Engine(pair, name="blip2-real-size-random")
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) / "images"
+        write_collection(folder, seed=99, count=images)
+        collection = Collection.open(Path(scratch) / "index", create=True)
+        try:
+            return _measure(engine, collection, folder, images, asks, dtype, log)
+        finally:
+            collection.close()
+
+
+def _measure(engine: Blip2Engine, collection: Collection, folder: Path, images: int, asks: int, dtype: str,
+             log: Callable[[str], None]) -> dict:
+    options = IndexOptions(captions=False, workers=0, batch_size=8)
+    index_paths(collection, engine, [folder], options)
+    searcher = Searcher(collection, engine)
+    ids = sorted(collection.images(range(1, images + 1)))
+    recompute_s, recomputed = _timed(lambda: searcher.match(QUERY, ids))
+    log(f"features: rerank of {len(ids)} recomputing the encoder: {recompute_s:.1f} s")
+    summary = index_paths(collection, engine, [folder], IndexOptions(captions=False, workers=0, batch_size=8,
+                                                                    keep_features=True))
+    stats = collection.stats()
+    features_s, stored = _timed(lambda: searcher.match(QUERY, ids))
+    log(f"features: rerank of {len(ids)} from stored features: {features_s:.2f} s")
+    diff = max(abs(recomputed[i] - stored[i]) for i in ids)
+    ask_s = [_timed(lambda: searcher.ask(ids[0], QUESTION))[0] for _ in range(asks)]
+    log(f"features: ask p50 {statistics.median(ask_s):.2f} s")
+    return {
+        "dtype": dtype, "images": len(ids), "features_gained": summary.features,
+        "rerank20_ms_realsize_cpu_recompute": round(recompute_s * 1000),
+        "rerank20_ms_realsize_cpu_features": round(features_s * 1000),
+        "rerank_speedup_features": round(recompute_s / features_s, 1),
+        "match_max_abs_diff_features": round(diff, 5),
+        "match_range": [round(min(recomputed.values()), 4), round(max(recomputed.values()), 4)],
+        "ask_p50_ms_realsize_cpu": round(statistics.median(ask_s) * 1000),
+        "disk_bytes_per_image_features": stats.feature_bytes // max(stats.features, 1),
+    }
+
+
+def _timed(call):
+    started = time.perf_counter()
+    result = call()
+    return time.perf_counter() - started, result
