@@ -5,7 +5,8 @@ without stored features; `Searcher.match` of 20 hits then recomputes each image'
 pass, as a rerank did before. The same collection is indexed again with `--keep-features`
 (the encoder alone runs, for the images that lack them), and the same 20 are matched from
 the stored features: the Q-Former alone. The probabilities of the two are compared, and one
-question is asked a few times with the stored features.
+question is asked a few times with the stored features. The precisions are the product's
+CPU defaults: `auto` for the encoder and Q-Formers, int8 weights for the language model.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from indexer.pipeline import IndexOptions, index_paths
 from search.collection import Collection
 from search.demo.shapes import write_collection
 from search.models.engine import Blip2Engine
-from search.models.loading import default_dtype
+from search.models.loading import default_dtype, quantize_decoder_int8
 from search.queries import Searcher
 
 from . import realsize
@@ -35,6 +36,7 @@ def run(depth: realsize.Depth, *, images: int = 20, asks: int = 3, dtype: str | 
         log: Callable[[str], None] = lambda line: None) -> dict:
     dtype = dtype or default_dtype(torch.device("cpu"))
     pair = realsize.build(depth, dtype=getattr(torch, dtype))
+    quantize_decoder_int8(pair.generation.language_model)  # the CPU default per stage, as `load` does
     engine = Blip2Engine(pair, name="blip2-real-size-random")
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "images"

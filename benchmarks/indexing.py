@@ -188,13 +188,13 @@ def stage_figures(out: Outputs, count: int, depth: realsize.Depth, peak: float |
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "int8": torch.float32}  # int8: from float32
 
 
-def _engine(depth: realsize.Depth, name: str, default_dtype: str) -> tuple[Blip2Engine, LoadedPair]:
+def _pair(depth: realsize.Depth, name: str, default_dtype: str) -> LoadedPair:
     """`name` a precision for every stage, or "default": the product's CPU default per stage
     (`default_dtype` for the encoder and Q-Formers, int8 weights for the language model)."""
     pair = realsize.build(depth, dtype=DTYPES[default_dtype if name == "default" else name])
     if name == "default":
         quantize_decoder_int8(pair.generation.language_model)
-    return Blip2Engine(pair, name=f"real-size-{name}", quantize_int8=name == "int8"), pair
+    return pair
 
 
 def run(depth: realsize.Depth, *, plain_images: int, product_images: int, stage_batch: int,
@@ -212,11 +212,12 @@ def run(depth: realsize.Depth, *, plain_images: int, product_images: int, stage_
         batch = [Image.open(p).convert("RGB") for p in paths[:stage_batch]]
         results: dict[str, Outputs] = {}
         for name in ("float32", "bfloat16", "int8", "default"):
-            engine, pair = _engine(depth, name, default_dtype)
-            engine.caption_decoding = decoding
-            if name in ("float32", default_dtype):
+            pair = _pair(depth, name, default_dtype)
+            if name in ("float32", default_dtype):  # before the engine adds its hooks to the models
                 report[f"plain_{name}"] = plain_loop(pair, paths[:plain_images], decoding).to_json()
                 log(f"plain loop, {name}: {report[f'plain_{name}']}")
+            engine = Blip2Engine(pair, name=f"real-size-{name}", quantize_int8=name == "int8")
+            engine.caption_decoding = decoding
             if name in ("float32", default_dtype, "default"):
                 side = product(engine, pair, folder)
                 report[f"product_{name}"] = side.to_json()
