@@ -13,12 +13,12 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from .catalog import FILENAME, Catalog, database_url
+from .catalog_view import CatalogView
 from .config import IndexType, choices
 from .errors import SearchError
 from .features import KEYS, Features
@@ -39,11 +39,11 @@ class CollectionError(SearchError):
     """The index folder is missing, or was built with another model."""
 
 
-class Collection:
+class Collection(CatalogView):
     def __init__(self, folder: Path, catalog: Catalog, policy: IndexPolicy = DEFAULT_POLICY) -> None:
+        super().__init__(catalog)
         self.folder = folder
         self.policy = policy
-        self._catalog = catalog
         self._vectors: MemoryIndex | None = None
         self.snapshot_state = "none"  # how the vector index was obtained: loaded / rebuilt / new
         self.thumbnails = Thumbnails(folder)
@@ -148,53 +148,6 @@ class Collection:
             features=with_features, feature_bytes=feature_bytes,
         )
 
-    def image(self, image_id: int) -> ImageRecord | None:
-        return self._catalog.get(image_id)
-
-    def images(self, ids: Iterable[int]) -> dict[int, ImageRecord]:
-        return self._catalog.get_many(ids)
-
-    def image_at(self, path: str) -> ImageRecord | None:
-        return self._catalog.record_for_path(path)
-
-    def images_under(self, root: str) -> dict[str, ImageRecord]:
-        """Rows whose path lies under the folder `root`, by path."""
-        return self._catalog.records_under(root)
-
-    def images_with_hash(self, content_hash: str) -> list[ImageRecord]:
-        """Readable images with this content."""
-        return self._catalog.records_with_hash(content_hash)
-
-    def filter_ids(self, *, path_prefix: str | None = None, after: datetime | None = None,
-                   before: datetime | None = None) -> np.ndarray:
-        """Ids of readable images under `path_prefix` whose date (EXIF, else mtime) is in range."""
-        return self._catalog.filter_ids(path_prefix=path_prefix, after=after, before=before)
-
-    def caption_search(self, query: str, limit: int) -> list[int]:
-        return self._catalog.caption_search(query, limit)
-
-    # -- stored features (`search.features`) --------------------------------------------------
-
-    @property
-    def keeps_features(self) -> bool:
-        """Whether indexing keeps each image's encoder output (`index --keep-features`, then
-        remembered)."""
-        return self._catalog.meta().get("features") == "kept"
-
-    def keep_features(self) -> None:
-        self._catalog.set_meta(features="kept")
-
-    def features(self, ids: Iterable[int], key: str) -> dict[int, dict[str, Features]]:
-        """The stored `key` features of those of `ids` that have them."""
-        return self._catalog.features(ids, [key])
-
-    def lacking_features(self, key: str) -> list[int]:
-        """Readable images with no stored `key` features (indexed before they were kept)."""
-        return self._catalog.lacking_features(key)
-
-    def add_features(self, features: dict[int, dict[str, Features]]) -> None:
-        self._catalog.add_features(features)
-
     def candidates(self, text_vecs: np.ndarray, k: int, allowed: np.ndarray | None = None,
                    depth: int | None = None) -> list[Candidates]:
         """The vector index's first stage for each (D,) vector; none before anything is indexed."""
@@ -270,6 +223,12 @@ class Collection:
         self._catalog.remove(ids)
         if self._vectors is not None:
             self._vectors.remove(np.array(ids, dtype=np.int64))
+
+    def keep_features(self) -> None:
+        self._catalog.set_meta(features="kept")
+
+    def add_features(self, features: dict[int, dict[str, Features]]) -> None:
+        self._catalog.add_features(features)
 
     def save(self) -> None:
         """Write the vector snapshot, tagged with the catalog generation it covers. An index of

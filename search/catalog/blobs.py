@@ -7,6 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from .schema import VectorRow
 
 T = TypeVar("T")
 READERS = 16  # connections reading one request's vectors at once
@@ -46,3 +50,19 @@ def read_many(ids: list[int], read: Callable[[list[int]], T], pool: ThreadPoolEx
         return [read(part) for part in chunks(ids)]
     split = np.array_split(np.array(ids, dtype=np.int64), min(READERS, len(ids)))
     return list(pool.map(read, [piece.tolist() for piece in split if len(piece)]))
+
+
+def iterate(engine: Engine, shape: tuple[int, int], chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(ids (n,), vectors (n, *shape) float16) of every stored image in id order, `chunk` at a time."""
+    last = -1
+    while True:
+        with Session(engine) as session:
+            rows = session.execute(
+                select(VectorRow.image_id, VectorRow.data)
+                .where(VectorRow.image_id > last).order_by(VectorRow.image_id).limit(chunk)
+            ).all()
+        if not rows:
+            return
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        yield ids, decode_many([r[1] for r in rows], shape)
+        last = int(ids[-1])

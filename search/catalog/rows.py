@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 from datetime import datetime
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, func, or_
 from sqlalchemy.orm import Session
 
 from ..records import ImageFile, ImageRecord
@@ -28,6 +28,18 @@ def date_condition(bound: datetime, op: str):
     taken = ImageRow.taken_at >= bound if op == ">=" else ImageRow.taken_at < bound
     modified = ImageRow.mtime >= stamp if op == ">=" else ImageRow.mtime < stamp
     return or_(and_(ImageRow.taken_at.is_not(None), taken), and_(ImageRow.taken_at.is_(None), modified))
+
+
+def filter_conditions(path_prefix: str | None, after: datetime | None, before: datetime | None) -> list:
+    """Readable images under `path_prefix` whose date (EXIF, else mtime) is in range."""
+    conditions = [ImageRow.status == "ok"]
+    if path_prefix:
+        conditions.append(func.substr(ImageRow.path, 1, len(path_prefix)) == path_prefix)
+    if after:
+        conditions.append(date_condition(after, ">="))
+    if before:
+        conditions.append(date_condition(before, "<"))
+    return conditions
 
 
 def bump_generation(session: Session) -> None:

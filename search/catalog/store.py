@@ -24,9 +24,9 @@ from ..errors import CatalogError
 from ..features import Features
 from ..records import ImageFile, ImageRecord
 from . import featurestore, fulltext
-from .blobs import READERS, chunks, decode, decode_many, encode, read_many
+from .blobs import READERS, chunks, decode, decode_many, encode, iterate, read_many
 from .locks import writer_lock
-from .rows import bump_generation, date_condition, record, row_values
+from .rows import bump_generation, filter_conditions, record, row_values
 from .schema import ImageRow, MetaRow, VectorRow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -182,30 +182,13 @@ class Catalog:
         self, shape: tuple[int, int], chunk: int = 2048
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (ids (n,), vectors (n, Q, D) float16) in id order, `chunk` images at a time."""
-        last = -1
-        while True:
-            with Session(self._engine) as session:
-                rows = session.execute(
-                    select(VectorRow.image_id, VectorRow.data)
-                    .where(VectorRow.image_id > last).order_by(VectorRow.image_id).limit(chunk)
-                ).all()
-            if not rows:
-                return
-            ids = np.array([r[0] for r in rows], dtype=np.int64)
-            yield ids, decode_many([r[1] for r in rows], shape)
-            last = int(ids[-1])
+        return iterate(self._engine, shape, chunk)
 
     def filter_ids(
         self, *, path_prefix: str | None = None, after: datetime | None = None, before: datetime | None = None
     ) -> np.ndarray:
         """Ids of readable images under `path_prefix` whose date (EXIF, else mtime) is in range."""
-        conditions = [ImageRow.status == "ok"]
-        if path_prefix:
-            conditions.append(func.substr(ImageRow.path, 1, len(path_prefix)) == path_prefix)
-        if after:
-            conditions.append(date_condition(after, ">="))
-        if before:
-            conditions.append(date_condition(before, "<"))
+        conditions = filter_conditions(path_prefix, after, before)
         with Session(self._engine) as session:
             ids = session.scalars(select(ImageRow.id).where(and_(*conditions)).order_by(ImageRow.id)).all()
         return np.array(ids, dtype=np.int64)

@@ -12,12 +12,10 @@ Every method takes a list of PIL images (any mode) or an `ImageBatch` from `enco
 
 from __future__ import annotations
 
-import copy
 import functools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -35,9 +33,11 @@ from .loading import (
     default_dtype,
     free_memory,
     load_pair,
+    processor_settings,
     quantize_cpu_int8,
     quantize_decoder_int8,
     resolve_device,
+    text_side,
 )
 from .vision import SIDES, ImageBatch, encoder_fingerprint, encoder_hidden, tie_encoders
 
@@ -54,7 +54,6 @@ def _model_work(method):
             return method(self, *args, **kwargs)
 
     return locked
-IGNORED_PROCESSOR_KEYS = {"image_processor_type", "processor_class", "_processor_class"}
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ class Blip2Engine:
         self._ret, self._gen = pair.retrieval, pair.generation
         self._ret_processor, self._gen_processor = pair.retrieval_processor, pair.generation_processor
         self._gen_processor.tokenizer.truncation_side = "left"  # see generation.prompt_tokens
-        self._same_pixels = _processor_dict(self._ret_processor) == _processor_dict(self._gen_processor)
+        self._same_pixels = processor_settings(self._ret_processor) == processor_settings(self._gen_processor)
         ret_vision, gen_vision = self._ret.vision_model, self._gen.vision_model
         same_weights = encoder_fingerprint(ret_vision) == encoder_fingerprint(gen_vision)
         # "shared": one encoder pass per image feeds both models; "separate": one pass each.
@@ -95,7 +94,7 @@ class Blip2Engine:
         # A text query reads every weight of the Q-Former's text side for a few tokens, so its
         # time is bound by memory: a bfloat16 copy of that side halves it (and more, where the
         # CPU has bfloat16 matmuls). Its vectors agree with float32 to a cosine of 0.9999.
-        self._text = self._ret if query_dtype is None else _text_side(self._ret, query_dtype)
+        self._text = self._ret if query_dtype is None else text_side(self._ret, query_dtype)
         qformer = self._ret.config.qformer_config
         self._max_text_tokens = qformer.max_position_embeddings
 
@@ -300,18 +299,6 @@ class Blip2Engine:
             max_length=self._max_text_tokens, return_tensors="pt",
         )
         return tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device)
-
-
-def _text_side(model, dtype: torch.dtype) -> SimpleNamespace:
-    """A copy, in `dtype`, of what `retrieval.text_vectors` reads: embeddings, Q-Former,
-    text projection."""
-    return SimpleNamespace(**{name: copy.deepcopy(getattr(model, name)).to(dtype)
-                              for name in ("embeddings", "qformer", "text_projection")})
-
-
-def _processor_dict(processor) -> dict:
-    settings = processor.image_processor.to_dict()
-    return {k: v for k, v in settings.items() if k not in IGNORED_PROCESSOR_KEYS}
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:

@@ -7,10 +7,12 @@ a tiny test checkpoint, so the tests exercise exactly what a user runs.
 from __future__ import annotations
 
 import contextlib
+import copy
 import socket
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from urllib.parse import urlparse
 
 import torch
@@ -219,3 +221,20 @@ def _quiet_hf() -> Iterator[None]:
     finally:
         hf_logging.set_verbosity(verbosity)
         hf_logging.enable_progress_bar()
+
+
+IGNORED_PROCESSOR_KEYS = {"image_processor_type", "processor_class", "_processor_class"}
+
+
+def text_side(model, dtype: torch.dtype) -> SimpleNamespace:
+    """A copy, in `dtype`, of what `retrieval.text_vectors` reads: embeddings, Q-Former,
+    text projection."""
+    return SimpleNamespace(**{name: copy.deepcopy(getattr(model, name)).to(dtype)
+                              for name in ("embeddings", "qformer", "text_projection")})
+
+
+def processor_settings(processor) -> dict:
+    """An image processor's settings, without the keys that name its class (two processors
+    that preprocess alike compare equal)."""
+    settings = processor.image_processor.to_dict()
+    return {k: v for k, v in settings.items() if k not in IGNORED_PROCESSOR_KEYS}
