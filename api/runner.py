@@ -2,17 +2,24 @@
 
 One worker thread runs model calls in order; at most `queue_size` requests wait for it.
 One more gets `Saturated` (a 503 with Retry-After) at once, instead of hanging.
+
+`gather` is for calls that batch (text searches): the requests that arrive while the
+worker is busy wait together, and the worker serves them with one call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+MAX_BATCH = 16
 
 
 class Saturated(Exception):
@@ -24,20 +31,63 @@ class ModelRunner:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._limit = queue_size
         self._waiting = 0  # touched only on the event loop, so no lock
+        self._lock = threading.Lock()  # guards _gathered, shared with the worker
+        self._gathered: dict[Callable, list[tuple[object, asyncio.Future]]] = {}
 
     @property
     def waiting(self) -> int:
         return self._waiting
 
     async def run(self, fn: Callable[..., T], /, *args, **kwargs) -> T:
-        if self._waiting >= self._limit:
-            raise Saturated
-        self._waiting += 1
+        self._admit()
         try:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
         finally:
             self._waiting -= 1
 
+    async def gather(self, fn: Callable[[Sequence], Sequence[R | Exception]], item) -> R:
+        """`fn(items)` returns one outcome an item, a result or the exception to raise for
+        it; the item waits with the others for `fn` and is served in the same call."""
+        self._admit()
+        try:
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+            with self._lock:
+                waiting = self._gathered.setdefault(fn, [])
+                waiting.append((item, future))
+                first = len(waiting) == 1
+            if first:  # the first to wait queues the call that serves them all
+                loop.run_in_executor(self._executor, self._serve, fn, loop)
+            outcome = await future
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
+        finally:
+            self._waiting -= 1
+
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _admit(self) -> None:
+        if self._waiting >= self._limit:
+            raise Saturated
+        self._waiting += 1
+
+    def _serve(self, fn: Callable, loop: asyncio.AbstractEventLoop) -> None:
+        """On the worker: take every item waiting for `fn` and answer each future."""
+        with self._lock:
+            waiting = self._gathered.pop(fn, [])
+        for start in range(0, len(waiting), MAX_BATCH):
+            batch = waiting[start : start + MAX_BATCH]
+            try:
+                outcomes = list(fn([item for item, _ in batch]))
+            except Exception as exc:  # each request of the batch gets it
+                outcomes = [exc] * len(batch)
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                loop.call_soon_threadsafe(_settle, future, outcome)
+
+
+def _settle(future: asyncio.Future, outcome) -> None:
+    if not future.done():  # the request may have gone (its client hung up)
+        future.set_result(outcome)

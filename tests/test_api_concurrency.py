@@ -4,8 +4,10 @@ is the ranking before the job or after it, never a mix."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import httpx
+import pytest
 
 from api.app import create_app
 
@@ -95,3 +97,47 @@ def test_the_server_sees_what_another_process_committed_without_a_restart(tmp_pa
         assert similar.status_code == 200 and len(similar.json()["results"]) == 3
         stats = client.get("/api/stats").json()
         assert stats["vectors"] == 19 * stats["queries_per_image"]
+
+
+def test_searches_that_wait_together_are_served_in_one_batch(served_index):
+    """Thirteen queries arrive while the model worker is busy: it serves them with one call,
+    and each gets the hits it gets alone, or its own error."""
+    queries = [f"a {colour} {shape}" for colour in ("red", "green", "blue") for shape in ("circle", "square")]
+    queries += [f"{q} on grey" for q in queries]
+    app = create_app(served_index["settings"].model_copy(update={"queue_size": 32}))
+
+    async def scenario():
+        async with app.router.lifespan_context(app):
+            state = app.state.blip2
+            calls = []
+            search_many = state.searcher.search_many
+
+            def counted(requests):
+                calls.append(len(requests))
+                return search_many(requests)
+
+            state.searcher.search_many = counted
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as client:
+                gate = threading.Event()
+                busy = asyncio.ensure_future(state.runner.run(gate.wait, 60))
+                waiting = [asyncio.ensure_future(client.get("/api/search", params={"q": q, "k": 5}))
+                           for q in [*queries, "   "]]
+                for _ in range(600):
+                    if state.runner.waiting == 1 + len(waiting):
+                        break
+                    await asyncio.sleep(0.05)
+                gate.set()
+                await busy
+                together = await asyncio.gather(*waiting)
+                alone = [(await client.get("/api/search", params={"q": q, "k": 5})).json() for q in queries]
+            return together, alone, calls
+
+    together, alone, calls = asyncio.run(scenario())
+    assert calls[0] == len(queries) + 1  # all that waited, in one call
+    assert [response.status_code for response in together] == [200] * len(queries) + [422]
+    assert "empty" in together[-1].json()["detail"]  # the bad one's own error, the others unharmed
+    for response, single in zip(together, alone, strict=False):
+        got, want = response.json()["results"], single["results"]
+        assert got and [hit["id"] for hit in got] == [hit["id"] for hit in want]
+        assert [hit["score"] for hit in got] == pytest.approx([hit["score"] for hit in want], abs=1e-5)

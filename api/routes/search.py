@@ -25,7 +25,7 @@ async def search(state: State, params: Annotated[SearchQuery, Query()]) -> Searc
         min_match=params.min_match, hybrid=params.hybrid, path_prefix=params.path_prefix,
         after=params.after, before=params.before,
     )
-    hits = await state.runner.run(state.searcher.search, params.q, options)
+    hits = await state.runner.gather(state.searcher.search_many, (params.q, options))
     return SearchResults(query=params.q, results=hits)
 
 
