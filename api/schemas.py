@@ -4,7 +4,7 @@ answers, index summaries, stats) are `search.schemas`, defined once for both."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
@@ -84,9 +84,17 @@ class Health(BaseModel):
 class SearchQuery(BaseModel):
     """GET /api/search parameters."""
 
-    q: Text = Field(min_length=1, max_length=1000, description="what to look for, in plain language")
+    q: Text = Field(min_length=1, max_length=1000, description=(
+        "what to look for, in the query language: terms joined by a spaced + or -, each may "
+        "be weighted (2:golden retriever) or an indexed image (#42), and filters path:, "
+        "after:, before:, caption:, text: anywhere"))
     k: int = Field(default=10, ge=1, le=100)
     offset: int = Field(default=0, ge=0, le=10_000)
+    sort: Literal["relevance", "newest", "oldest"] = Field(default="relevance", description=(
+        "newest/oldest: the candidates whose match probability reaches min_match (0.5 by "
+        "default), by date (EXIF, else modified)"))
+    candidates: int | None = Field(default=None, ge=1, le=1000, description=(
+        "first-stage hits a date order considers (default 200)"))
     rerank: bool = False
     rerank_top: int | None = Field(default=None, ge=1, le=1000, description=(
         "hits reranked by the match head (default: the page shown on a CPU, 128 on a GPU)"))
@@ -95,3 +103,11 @@ class SearchQuery(BaseModel):
     path_prefix: Text | None = Field(default=None, max_length=4096)
     after: datetime | None = None
     before: datetime | None = None
+
+
+class BrowseQuery(BaseModel):
+    """GET /api/images parameters."""
+
+    offset: int = Field(default=0, ge=0, le=10_000_000)
+    limit: int = Field(default=50, ge=1, le=500)
+    sort: Literal["newest", "oldest", "path"] = "newest"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from search.errors import SearchError, describe
 
-from . import ask, caption, demo, evaluate, image, index, search, serve, similar, stats, train_demo
+from . import ask, browse, caption, demo, evaluate, image, index, search, serve, similar, stats, train_demo
 from .common import index_options, model_options
 
 
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     common, model = index_options(), model_options()
     for command in (caption, index, search, similar, ask, serve, evaluate):
         command.register(sub, [common, model])
-    for command in (image, stats, demo, train_demo):
+    for command in (image, browse, stats, demo, train_demo):
         command.register(sub, [common])
     return parser
 

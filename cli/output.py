@@ -33,7 +33,8 @@ def hit_lines(hits) -> list[str]:
     for rank, hit in enumerate(hits, start=1):
         match = f"  match {hit.match:.3f}" if hit.match is not None else ""
         caption = f"  {hit.caption}" if hit.caption else ""
-        lines.append(f"{rank:>3}. {hit.score:.4f}{match}  [{hit.id}] {hit.path}{caption}")
+        score = f"{hit.score:.4f}" if hit.score is not None else (hit.taken_at or "")[:10]
+        lines.append(f"{rank:>3}. {score}{match}  [{hit.id}] {hit.path}{caption}")
     return lines or ["no results"]
 
 

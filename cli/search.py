@@ -10,14 +10,19 @@ from pathlib import Path
 from search.errors import InputError
 
 from .common import searcher
-from .output import emit, hit_lines
+from .output import emit, hit_lines, warn
 
 
 def register(sub, parents: list[argparse.ArgumentParser]) -> None:
     search = sub.add_parser("search", parents=parents, help="search the index with text")
-    search.add_argument("query")
+    search.add_argument("query", help="terms joined by a spaced + or -, each may be weighted (2:dog) or an "
+                        "indexed image (#42); filters path:, after:, before:, caption:, text: anywhere")
     search.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     search.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
+    search.add_argument("--sort", choices=("relevance", "newest", "oldest"), default="relevance",
+                        help="newest/oldest: the candidates the match head calls a match, by date")
+    search.add_argument("--candidates", type=int, metavar="N",
+                        help="first-stage hits a date order considers (default 200)")
     search.add_argument("--rerank", action="store_true", help="rerank with the match head; fills 'match'")
     search.add_argument("--rerank-top", type=int, metavar="N",
                         help="hits reranked (default: the page shown on a CPU, 128 on a GPU)")
@@ -30,20 +35,22 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from search import querylang
     from search.queries import SearchOptions
-    from search.schemas import SearchResults
 
     options = SearchOptions(
         k=args.k, offset=args.offset, rerank=args.rerank, rerank_top=args.rerank_top,
         min_match=args.min_match, hybrid=args.hybrid,
         path_prefix=str(Path(args.path_prefix).expanduser().resolve()) if args.path_prefix else None,
         after=_date(args.after, "--after"), before=_date(args.before, "--before"),
+        sort=args.sort, candidates=args.candidates,
     )
-    if not args.query.strip():
-        raise InputError("the query is empty")
+    querylang.parse(args.query)  # a malformed query fails before the model loads
     with searcher(args) as found:
-        hits = found.search(args.query, options)
-    emit(args, SearchResults(query=args.query, results=hits), hit_lines(hits))
+        results = found.find(args.query, options)
+    for note in results.notes if not args.json else ():
+        warn(note)
+    emit(args, results, hit_lines(results.results))
     return 0
 
 

@@ -5,13 +5,12 @@ one, and adds what keeps the catalog, the vector index and the thumbnails in ste
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 
 import numpy as np
 
 from .catalog import Catalog
 from .features import Features
-from .records import ImageRecord
+from .records import ImageRecord, Selection
 
 
 class CatalogView:
@@ -35,10 +34,30 @@ class CatalogView:
         """Readable images with this content."""
         return self._catalog.records_with_hash(content_hash)
 
-    def filter_ids(self, *, path_prefix: str | None = None, after: datetime | None = None,
-                   before: datetime | None = None) -> np.ndarray:
-        """Ids of readable images under `path_prefix` whose date (EXIF, else mtime) is in range."""
-        return self._catalog.filter_ids(path_prefix=path_prefix, after=after, before=before)
+    def filter_ids(self, selection: Selection) -> np.ndarray:
+        """Ids of the readable images `selection` lets through, ascending."""
+        return self.dated_ids(selection)[0]
+
+    def dated_ids(self, selection: Selection) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, dates): the readable images `selection` lets through, ascending, and each
+        one's date (EXIF, else modified) in seconds since the epoch."""
+        if selection.text:  # no text is read from images yet
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        return self._catalog.dated_ids(path_prefix=selection.path_prefix, path_part=selection.path_part,
+                                       after=selection.after, before=selection.before,
+                                       caption=selection.caption)
+
+    def browse(self, offset: int, limit: int, sort: str = "newest") -> tuple[int, list[ImageRecord]]:
+        """(how many images are indexed, a page of them): newest or oldest first (EXIF date,
+        else modified), or by path."""
+        if sort == "path":
+            total, ids = self._catalog.ids_by_path(offset, limit)
+        else:
+            every, dates = self.dated_ids(Selection())
+            order = np.lexsort((every, dates if sort == "oldest" else -dates))
+            total, ids = len(every), every[order[offset : offset + limit]].tolist()
+        records = self.images(ids)
+        return total, [records[i] for i in ids if i in records]
 
     def caption_search(self, query: str, limit: int) -> list[int]:
         return self._catalog.caption_search(query, limit)

@@ -1,33 +1,41 @@
-"""Queries over a collection: text search, similar images, and questions about a hit.
+"""Queries over a collection: searches in the query language (`querylang`), and the match
+head's probabilities and the decoder's answers about hits.
 
-Text search takes the vector index's first stage and ranks exactly (`scoring`: BLIP-2's ITC,
-the max over query tokens, re-scored from the stored vectors where the first stage holds
-codes), optionally reranks the top N with the match head (ITM) as the BLIP-2 paper does,
-and can fuse the caption full-text rank by reciprocal rank fusion.
+A search takes the vector index's first stage for each `+` term and ranks the union exactly
+(`scoring`: a text term's score is BLIP-2's ITC, the max over the image's query vectors; an
+image term's is `similar`'s; the query's is the weighted sum, `-` terms subtracted). It can
+fuse the caption full-text rank by reciprocal rank fusion, rerank with the match head (ITM)
+as the BLIP-2 paper does, or keep the hits the head calls a match and order them by date.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
-from . import scoring
-from .collection import Collection
+from . import querylang, scoring
 from .errors import ImageError, InputError, NotFound, SearchError
 from .images import open_image
 from .prompts import Turn
-from .records import ImageRecord
-from .schemas import Hit
+from .querylang import Query
+from .records import Selection
+from .schemas import Hit, SearchResults
+from .similar import SimilarImages
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant
-SIMILAR_DEPTH = 16  # similar: first-stage images asked for per query vector, per result wanted
 RERANK_BATCH = 16
 ACCELERATOR_RERANK_TOP = 128  # hits the match head reranks on a GPU by default, as the BLIP-2 paper
+DATE_CANDIDATES = 200  # first-stage hits a date order considers by default
+DATE_MIN_MATCH = 0.5  # the match probability a hit needs to be listed in a date order, by default
+POOL = 4  # a query of several terms: first-stage images asked for a term, per hit wanted
+NO_TEXT_YET = "text: matches nothing: this index holds no text read from its images"
+
+Sort = Literal["relevance", "newest", "oldest"]
 
 
 @dataclass(frozen=True)
@@ -41,68 +49,46 @@ class SearchOptions:
     path_prefix: str | None = None
     after: datetime | None = None
     before: datetime | None = None
+    sort: Sort = "relevance"  # newest/oldest: the candidates that match, by date
+    candidates: int | None = None  # a date order's first-stage hits (default DATE_CANDIDATES)
 
 
-Timer = Callable[[str], AbstractContextManager]
-
-
-def _untimed(stage: str) -> AbstractContextManager:
-    return nullcontext()
-
-
-class Searcher:
-    """`timer(stage)` wraps each stage (text_encode, image_encode, vector_search, rerank,
-    generation) so a server can record where time goes; by default nothing is recorded."""
-
-    def __init__(self, collection: Collection, engine, timer: Timer = _untimed) -> None:
-        self.collection = collection
-        self.engine = engine
-        self.timer = timer
-
+class Searcher(SimilarImages):
     def search(self, query: str, options: SearchOptions = SearchOptions()) -> list[Hit]:
+        return self.find(query, options).results
+
+    def find(self, query: str, options: SearchOptions = SearchOptions()) -> SearchResults:
+        """The hits of `query` with the notes that go with them (SearchResults)."""
         outcome = self.search_many([(query, options)])[0]
         if isinstance(outcome, SearchError):
             raise outcome
         return outcome
 
-    def search_many(self, requests: Sequence[tuple[str, SearchOptions]]) -> list[list[Hit] | SearchError]:
+    def search_many(self, requests: Sequence[tuple[str, SearchOptions]]) -> list[SearchResults | SearchError]:
         """Several searches with their texts encoded as one batch (a server gathers the
         requests that wait: one text-encoder pass for eight queries costs about twice one).
-        Each request gets its hits, or the error that is its own."""
-        outcomes: list[list[Hit] | SearchError] = [[] for _ in requests]
-        valid: list[tuple[int, str]] = []
+        Each request gets its results, or the error that is its own."""
+        outcomes: list[SearchResults | SearchError] = [SearchResults(query=q, results=[])
+                                                        for q, _ in requests]
+        valid: list[tuple[int, Query]] = []
         for i, (query, options) in enumerate(requests):
             try:
-                valid.append((i, _checked(query, options)))
+                _check(options)
+                valid.append((i, querylang.parse(query)))
             except SearchError as exc:
                 outcomes[i] = exc
-        if not valid or self.collection.model is None:
+        if self.collection.model is None:
             return outcomes  # nothing indexed yet: no hits
-        with self.timer("text_encode"):
-            text_vecs = self.engine.embed_texts([query for _, query in valid])
-        for (i, query), text_vec in zip(valid, text_vecs, strict=True):
+        texts = list(dict.fromkeys(term.text for _, query in valid for term in query.terms if term.text))
+        if texts:
+            with self.timer("text_encode"):
+                encoded = dict(zip(texts, self.engine.embed_texts(texts), strict=True))
+        for i, query in valid:
             try:
-                outcomes[i] = self._search(query, text_vec, requests[i][1])
+                outcomes[i] = self._search(query, encoded if texts else {}, *requests[i])
             except SearchError as exc:
                 outcomes[i] = exc
         return outcomes
-
-    def _search(self, query: str, text_vec: np.ndarray, options: SearchOptions) -> list[Hit]:
-        rerank = options.rerank or options.min_match is not None
-        depth = options.offset + options.k
-        depth = max(depth, self.rerank_top(options)) if rerank else depth
-        allowed = self._allowed(options)
-        with self.timer("vector_search"):
-            ranked = self.nearest(text_vec[None], depth, allowed)[0]
-            if options.hybrid:
-                ranked = self._fuse(ranked, query, depth, allowed)
-            hits = self._hits(ranked)
-        if rerank:
-            with self.timer("rerank"):
-                hits = self._rerank(hits, query)
-            if options.min_match is not None:
-                hits = [hit for hit in hits if hit.match >= options.min_match]
-        return hits[options.offset : options.offset + options.k]
 
     def rerank_top(self, options: SearchOptions) -> int:
         """Hits the match head scores: `options.rerank_top`, else what the hardware affords.
@@ -141,36 +127,6 @@ class Searcher:
         return [scoring.ranked(first, text, k, self.collection.read_vectors)
                 for first, text in zip(firsts, np.atleast_2d(text_vecs), strict=False)]
 
-    def similar(self, *, image: Image.Image | None = None, image_id: int | None = None,
-                k: int = 10, offset: int = 0, exhaustive: bool = False) -> list[Hit]:
-        """Images ranked by the mean over the query image's Q vectors of the max cosine
-        against the candidate's Q vectors; an indexed query image is left out. The vector
-        index proposes candidates for each of the query's vectors and their union is scored
-        exactly (`exhaustive`: every image is, the reference the benchmark compares with)."""
-        if (image is None) == (image_id is None):
-            raise InputError("give an image or an image id")
-        if image_id is not None:
-            self.record(image_id)
-            query = self.collection.vectors_of(image_id)
-        else:
-            with self.timer("image_encode"):
-                query = self.engine.embed_images([image])[0]
-        if query is None:
-            raise NotFound(f"image {image_id} has no stored vectors")
-        want = offset + k + (image_id is not None)
-        with self.timer("vector_search"):
-            scored = (self._scan_similar if exhaustive else self._similar)(query, want)
-        ranked = [item for item in scored if item[0] != image_id][:want]
-        return self._hits(ranked)[offset : offset + k]
-
-    def similar_to_file(self, path: str, k: int = 10) -> list[Hit]:
-        """Similar to the image at `path`: by its id when it is indexed (and left out of its
-        own results), else by its pixels."""
-        record = self.collection.image_at(path)
-        if record is not None and record.status == "ok":
-            return self.similar(image_id=record.id, k=k)
-        return self.similar(image=open_image(path), k=k)
-
     def ask(self, image_id: int, question: str, history: Sequence[Turn] = ()) -> str:
         """The decoder's answer; the image encoder is skipped when the image has stored features."""
         record = self.record(image_id)
@@ -184,43 +140,77 @@ class Searcher:
         with self.timer("generation"):
             return self.engine.ask(image, question, history)
 
-    def record(self, image_id: int) -> ImageRecord:
-        """The indexed image `image_id`, or NotFound saying why not."""
-        record = self.collection.image(image_id)
-        if record is None:
-            raise NotFound(f"no indexed image with id {image_id}")
-        if record.status != "ok":
-            raise NotFound(f"image {image_id} ({record.path}) could not be indexed: {record.error}")
-        return record
-
     # -- internals ----------------------------------------------------------------------------
 
-    def _similar(self, query: np.ndarray, want: int) -> list[tuple[int, float]]:
-        """The first stage asked with each of the query's (Q, D) vectors for its best
-        `SIMILAR_DEPTH` x `want` images; their union scored exactly from the stored vectors.
-        The union, not the images most vectors propose: with four-bit codes the true
-        neighbours are often proposed by few (BENCHMARKS.md has the figures)."""
-        depth = SIMILAR_DEPTH * want
-        firsts = self.collection.candidates(np.asarray(query, dtype=np.float32), depth, depth=depth)
-        if not firsts:
-            return []
-        ids = np.unique(np.concatenate([first.ids for first in firsts]))
-        found, scores = self.collection.read_vectors(ids, scoring.image_similarity(query))
-        return scoring.top(found, scores, want)
+    def _search(self, query: Query, encoded: dict[str, np.ndarray], text: str,
+                options: SearchOptions) -> SearchResults:
+        selection = self._selection(query, options)
+        allowed = self.collection.filter_ids(selection) if selection else None
+        notes = [NO_TEXT_YET] if selection.text else []
+        if not query.terms:  # filters alone: a listing, newest first
+            return SearchResults(query=text, results=self._listing(selection, options), notes=notes)
+        dated = options.sort != "relevance"
+        matched = options.rerank or options.min_match is not None or dated
+        depth = options.offset + options.k
+        if dated:
+            depth = options.candidates or DATE_CANDIDATES
+        elif matched:
+            depth = max(depth, self.rerank_top(options))
+        with self.timer("vector_search"):
+            ranked = self._ranked(query, encoded, depth, allowed)
+            if options.hybrid and query.texts(1):
+                ranked = self._fuse(ranked, " ".join(query.texts(1)), depth, allowed)
+            hits = self._hits(ranked)
+        if matched:
+            with self.timer("rerank"):
+                hits = self._rerank(hits, query)
+            floor = options.min_match if options.min_match is not None else DATE_MIN_MATCH if dated else None
+            if floor is not None:
+                hits = [hit for hit in hits if hit.match >= floor]
+        if dated:
+            hits.sort(key=lambda hit: (hit.taken_at, hit.id), reverse=options.sort == "newest")
+        page = hits[options.offset : options.offset + options.k]
+        return SearchResults(query=text, results=page, notes=notes)
 
-    def _scan_similar(self, query: np.ndarray, want: int) -> list[tuple[int, float]]:
-        """Every stored image scored: the exact reference."""
-        score = scoring.image_similarity(query)
-        scored: list[tuple[int, float]] = []
-        for ids, vectors in self.collection.iter_vectors():
-            scored += scoring.top(ids, score(vectors), want)
-        return sorted(scored, key=lambda item: (-item[1], item[0]))[:want]
+    def _ranked(self, query: Query, encoded: dict[str, np.ndarray], depth: int,
+                allowed: np.ndarray | None) -> list[tuple[int, float]]:
+        """The exact top `depth` (id, score) by the query's score."""
+        if query.simple is not None:  # one text: the first stage ranks it
+            return self.nearest(encoded[query.simple][None], depth, allowed)[0]
+        scores, proposed, own = [], [], set()
+        for term in query.terms:
+            if term.text is not None:
+                vector = encoded[term.text]
+                scores.append((term.weight, scoring.max_sim(vector)))
+                if term.weight > 0:
+                    proposed += [first.ids for first in self.collection.candidates(vector[None], POOL * depth,
+                                                                                   allowed)]
+                continue
+            self.record(term.image_id)
+            vectors = self.collection.vectors_of(term.image_id)
+            if vectors is None:
+                raise NotFound(f"image {term.image_id} has no stored vectors")
+            scores.append((term.weight, scoring.image_similarity(vectors)))
+            if term.weight > 0:
+                own.add(term.image_id)
+                proposed.append(self.candidates_like(vectors, POOL * depth, allowed))
+        pool = np.setdiff1d(np.unique(np.concatenate(proposed)), np.array(sorted(own), dtype=np.int64))
+        found, score = self.collection.read_vectors(pool, lambda v: sum(w * each(v) for w, each in scores))
+        return scoring.top(found, score, depth)
 
-    def _allowed(self, options: SearchOptions) -> np.ndarray | None:
-        if not (options.path_prefix or options.after or options.before):
-            return None
-        return self.collection.filter_ids(path_prefix=options.path_prefix, after=options.after,
-                                          before=options.before)
+    def _selection(self, query: Query, options: SearchOptions) -> Selection:
+        """The query's filters and the options' together (both hold)."""
+        given = query.filters
+        return Selection(path_prefix=options.path_prefix, path_part=given.path,
+                         after=max(filter(None, (options.after, given.after)), default=None),
+                         before=min(filter(None, (options.before, given.before)), default=None),
+                         caption=given.caption, text=given.text)
+
+    def _listing(self, selection: Selection, options: SearchOptions) -> list[Hit]:
+        ids, dates = self.collection.dated_ids(selection)
+        order = np.lexsort((ids, dates if options.sort == "oldest" else -dates))
+        page = order[options.offset : options.offset + options.k]
+        return self._hits((int(ids[i]), None) for i in page)
 
     def _fuse(self, ranked, query: str, depth: int, allowed) -> list[tuple[int, float]]:
         """Reciprocal rank fusion of the vector ranking and the caption full-text ranking."""
@@ -234,14 +224,18 @@ class Searcher:
                 fused[image] = fused.get(image, 0.0) + 1.0 / (RRF_K + rank)
         return sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:depth]
 
-    def _hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:
-        records = self.collection.images(image for image, _ in ranked)
-        return [Hit(id=image, path=records[image].path, score=score, caption=records[image].caption)
-                for image, score in ranked if image in records]
-
-    def _rerank(self, hits: list[Hit], query: str) -> list[Hit]:
-        """ITM match probability for each hit; hits whose file is gone are dropped."""
-        matches = self.match(query, [hit.id for hit in hits])
+    def _rerank(self, hits: list[Hit], query: Query) -> list[Hit]:
+        """Each hit's match probability, best first; hits whose file is gone are dropped. With
+        several terms it is the smallest of the + text terms' probabilities, times one minus
+        the largest of the - text terms'."""
+        ids = [hit.id for hit in hits]
+        wanted, unwanted = query.texts(1), query.texts(-1)
+        if not wanted:
+            raise InputError("a match probability (rerank, min_match or a date order) needs a + text term")
+        wanted = [self.match(text, ids) for text in wanted]
+        unwanted = [self.match(text, ids) for text in unwanted]
+        matches = {i: min(m[i] for m in wanted) * (1 - max((m[i] for m in unwanted), default=0.0))
+                   for i in ids if all(i in m for m in wanted + unwanted)}
         reranked = [hit.model_copy(update={"match": matches[hit.id]}) for hit in hits if hit.id in matches]
         return sorted(reranked, key=lambda hit: (-hit.match, -hit.score, hit.id))
 
@@ -260,11 +254,9 @@ class Searcher:
         return pictures
 
 
-def _checked(query: str, options: SearchOptions) -> str:
-    """The query, stripped, or InputError when it or the options cannot be searched."""
-    query = query.strip()
-    if not query:
-        raise InputError("the query is empty")
-    if options.k < 1 or options.offset < 0 or (options.rerank_top or 1) < 1:
-        raise InputError("k and rerank_top must be at least 1, and offset at least 0")
-    return query
+
+def _check(options: SearchOptions) -> None:
+    if options.k < 1 or options.offset < 0 or (options.rerank_top or 1) < 1 or (options.candidates or 1) < 1:
+        raise InputError("k, rerank_top and candidates must be at least 1, and offset at least 0")
+    if options.sort not in ("relevance", "newest", "oldest"):
+        raise InputError(f"sort is relevance, newest or oldest, not {options.sort!r}")

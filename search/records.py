@@ -76,3 +76,17 @@ class ImageFile:
     def status(self) -> str:
         return "ok" if self.vectors is not None else "failed"
 
+
+@dataclass(frozen=True)
+class Selection:
+    """The images a search or a listing may return: every condition holds."""
+
+    path_prefix: str | None = None  # an absolute folder
+    path_part: str | None = None  # a folder or file name in the path starts with it
+    after: datetime | None = None  # dated (EXIF, else modified) on or after
+    before: datetime | None = None
+    caption: tuple[str, ...] = ()  # phrases whose words the caption holds
+    text: tuple[str, ...] = ()  # phrases written in the image (none are read yet: matches nothing)
+
+    def __bool__(self) -> bool:
+        return any((self.path_prefix, self.path_part, self.after, self.before, self.caption, self.text))

@@ -16,14 +16,16 @@ from .records import ImageRecord
 class Hit(BaseModel):
     id: int
     path: str
-    score: float
+    score: float | None  # the query's first-stage score; null in a listing (filters alone)
     caption: str | None
     match: float | None = None
+    taken_at: str | None = None  # EXIF date, else the file's modification time
 
 
 class SearchResults(BaseModel):
     query: str | int
     results: list[Hit]
+    notes: list[str] = []  # what the caller should know about these results
 
 
 class Match(BaseModel):
@@ -42,6 +44,7 @@ class ImageInfo(BaseModel):
     id: int
     path: str
     caption: str | None
+    text: str | None = None  # text read in the image (none is read yet)
     width: int | None
     height: int | None
     taken_at: str | None
@@ -54,6 +57,13 @@ class ImageInfo(BaseModel):
         return cls(id=record.id, path=record.path, caption=record.caption, width=record.width,
                    height=record.height, taken_at=_iso(record.taken_at), indexed_at=_iso(record.indexed_at),
                    status=record.status, error=record.error)
+
+
+class ImagePage(BaseModel):
+    """A page of every indexed image (browse)."""
+
+    total: int
+    images: list[ImageInfo]
 
 
 class Answer(BaseModel):

@@ -13,7 +13,7 @@ from api.app import create_app
 
 from .test_indexer_hostile import _bomb_png
 
-HIT_KEYS = {"id", "path", "score", "caption", "match"}
+HIT_KEYS = {"id", "path", "score", "caption", "match", "taken_at"}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_search_by_image(client):
 
 def test_image_metadata_similar_thumbnail_file(client):
     info = client.get("/api/images/2").json()
-    assert set(info) == {"id", "path", "caption", "width", "height", "taken_at", "indexed_at", "status",
+    assert set(info) == {"id", "path", "caption", "text", "width", "height", "taken_at", "indexed_at", "status",
                          "error"}
     assert info["status"] == "ok" and info["width"] == 32
     similar = client.get("/api/images/2/similar", params={"k": 3}).json()

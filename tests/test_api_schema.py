@@ -26,7 +26,7 @@ def api_schema(served_index):
 
 
 def _operations():
-    return ["GET /api/search", "GET /api/search/match", "POST /api/search/image",
+    return ["GET /api/search", "GET /api/search/match", "POST /api/search/image", "GET /api/images",
             "GET /api/images/{image_id}", "GET /api/images/{image_id}/similar",
             "GET /api/images/{image_id}/thumbnail",
             "GET /api/images/{image_id}/file", "POST /api/images/{image_id}/ask", "POST /api/index",

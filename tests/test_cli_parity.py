@@ -15,6 +15,8 @@ from cli.main import main
 from .conftest import write_corpus
 
 QUERY = "a red circle"
+TERMS = "2:a circle + #3 - a square path:photos"  # weighted, an image, a negative term, a filter
+FILTERS = "after:2000 path:photos"  # filters alone: a listing, newest first
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +51,21 @@ def _api(response) -> dict:
     ([QUERY, "-k", "10", "--min-match", "0.2"], {"q": QUERY, "k": 10, "min_match": 0.2}),
     (["circle", "-k", "4", "--hybrid"], {"q": "circle", "k": 4, "hybrid": True}),
     ([QUERY, "--after", "2000-01-01T00:00:00"], {"q": QUERY, "after": "2000-01-01T00:00:00"}),
+    (["a circle - a red circle", "-k", "5"], {"q": "a circle - a red circle", "k": 5}),
+    ([TERMS, "-k", "4"], {"q": TERMS, "k": 4}),
+    ([QUERY, "--sort", "newest", "--min-match", "0", "--candidates", "8"],
+     {"q": QUERY, "sort": "newest", "min_match": 0, "candidates": 8}),
+    ([QUERY, "--sort", "oldest", "-k", "3", "--min-match", "0.01"],  # the tiny model's head is untrained
+     {"q": QUERY, "sort": "oldest", "k": 3, "min_match": 0.01}),
+    ([FILTERS, "-k", "6", "--offset", "1"], {"q": FILTERS, "k": 6, "offset": 1}),
+    (['text:"open" circle'], {"q": 'text:"open" circle'}),
 ])
 def test_search(client, cli, capsys, argv, params):
-    assert cli(capsys, "search", *argv) == _api(client.get("/api/search", params=params))
+    got = cli(capsys, "search", *argv)
+    assert got == _api(client.get("/api/search", params=params))
+    assert got["results"] or "text:" in params["q"]  # text: matches nothing until text is read
+    assert got["notes"] == (["text: matches nothing: this index holds no text read from its images"]
+                            if "text:" in params["q"] else [])
 
 
 def test_search_by_path_prefix(client, cli, capsys, served_index):
@@ -101,3 +115,10 @@ def test_index_summaries(client, cli, capsys, served_index, tmp_path):
     assert job["status"] == "done", job
     assert here == job["summary"]
     assert (here["added"], here["failed"], here["errors"][0]["path"]) == (4, 1, str(new / "broken.jpg"))
+
+
+@pytest.mark.parametrize("sort", ["newest", "oldest", "path"])
+def test_browse(client, cli, capsys, sort):
+    got = cli(capsys, "browse", "--sort", sort, "--offset", "2", "--limit", "5")
+    assert got == _api(client.get("/api/images", params={"sort": sort, "offset": 2, "limit": 5}))
+    assert got["total"] == 10 and len(got["images"]) == 5

@@ -138,10 +138,10 @@ def test_filters_by_prefix_and_date(catalog):
         _image("/r/2024/c.png", mtime=datetime(2024, 1, 1).timestamp()),
         _image("/r/2024/d.png", vectors=None),
     ])
-    assert catalog.filter_ids(path_prefix="/r/2024/").tolist() == ids[1:3]
-    assert catalog.filter_ids(after=datetime(2023, 1, 1)).tolist() == ids[1:3]
-    assert catalog.filter_ids(before=datetime(2024, 3, 1)).tolist() == [ids[0], ids[2]]
-    assert catalog.filter_ids(after=datetime(2024, 3, 1), path_prefix="/r/2024").tolist() == [ids[1]]
+    assert catalog.dated_ids(path_prefix="/r/2024/")[0].tolist() == ids[1:3]
+    assert catalog.dated_ids(after=datetime(2023, 1, 1))[0].tolist() == ids[1:3]
+    assert catalog.dated_ids(before=datetime(2024, 3, 1))[0].tolist() == [ids[0], ids[2]]
+    assert catalog.dated_ids(after=datetime(2024, 3, 1), path_prefix="/r/2024")[0].tolist() == [ids[1]]
 
 
 def test_writers_of_one_database_take_turns(catalog_url, catalog):

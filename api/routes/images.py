@@ -9,10 +9,10 @@ from fastapi.responses import FileResponse
 
 from search.prompts import Turn
 from search.records import ImageRecord
-from search.schemas import Answer, ImageInfo, SearchResults
+from search.schemas import Answer, ImageInfo, ImagePage, SearchResults
 
 from ..deps import State, read_access
-from ..schemas import AskRequest, errors
+from ..schemas import AskRequest, BrowseQuery, errors
 
 router = APIRouter(prefix="/api/images", tags=["images"], dependencies=[Depends(read_access)],
                    responses=errors(401, 404, 422))
@@ -24,6 +24,14 @@ def _record(state: State, image_id: int) -> ImageRecord:
     if record is None:
         raise HTTPException(404, f"no image with id {image_id}")
     return record
+
+
+@router.get("", response_model=ImagePage)
+def browse(state: State, params: Annotated[BrowseQuery, Query()]) -> ImagePage:
+    """Every indexed image, a page at a time: newest or oldest first (EXIF date, else
+    modified), or by path."""
+    total, records = state.collection.browse(params.offset, params.limit, params.sort)
+    return ImagePage(total=total, images=[ImageInfo.of(record) for record in records])
 
 
 @router.get("/{image_id}", response_model=ImageInfo)

@@ -23,10 +23,9 @@ async def search(state: State, params: Annotated[SearchQuery, Query()]) -> Searc
     options = SearchOptions(
         k=params.k, offset=params.offset, rerank=params.rerank, rerank_top=params.rerank_top,
         min_match=params.min_match, hybrid=params.hybrid, path_prefix=params.path_prefix,
-        after=params.after, before=params.before,
+        after=params.after, before=params.before, sort=params.sort, candidates=params.candidates,
     )
-    hits = await state.runner.gather(state.searcher.search_many, (params.q, options))
-    return SearchResults(query=params.q, results=hits)
+    return await state.runner.gather(state.searcher.search_many, (params.q, options))
 
 
 @router.get("/match", response_model=Matches)

@@ -27,3 +27,22 @@ def caption_search(engine: Engine, query: str, limit: int) -> list[int]:
     with engine.connect() as connection:
         rows = connection.execute(text(CAPTION_SEARCH[dialect]), {"match": match, "limit": limit})
         return [row[0] for row in rows]
+
+
+CAPTION_HOLDS = {  # `:match` is every word as a prefix, in each backend's syntax
+    "sqlite": "SELECT rowid FROM images_fts WHERE images_fts MATCH :match",
+    "postgresql": "SELECT id FROM images WHERE caption_terms @@ to_tsquery('simple', :match)",
+}
+
+
+def caption_holds(engine: Engine, phrase: str) -> list[int]:
+    """Ids whose caption holds every word of `phrase`, each also as the start of a longer
+    word (`car` finds `cars`), in any case."""
+    terms = re.findall(r"\w+", phrase.lower())
+    dialect = engine.dialect.name
+    if not terms or dialect not in CAPTION_HOLDS:
+        return []
+    match = (" AND ".join(f'"{term}"*' for term in terms) if dialect == "sqlite"
+             else " & ".join(f"{term}:*" for term in terms))
+    with engine.connect() as connection:
+        return [row[0] for row in connection.execute(text(CAPTION_HOLDS[dialect]), {"match": match})]

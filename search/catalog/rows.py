@@ -30,11 +30,15 @@ def date_condition(bound: datetime, op: str):
     return or_(and_(ImageRow.taken_at.is_not(None), taken), and_(ImageRow.taken_at.is_(None), modified))
 
 
-def filter_conditions(path_prefix: str | None, after: datetime | None, before: datetime | None) -> list:
-    """Readable images under `path_prefix` whose date (EXIF, else mtime) is in range."""
+def filter_conditions(path_prefix: str | None, after: datetime | None, before: datetime | None,
+                      path_part: str | None = None) -> list:
+    """Readable images under `path_prefix`, with `path_part` in their path after a slash (a
+    folder or file name that starts with it), whose date (EXIF, else mtime) is in range."""
     conditions = [ImageRow.status == "ok"]
     if path_prefix:
         conditions.append(func.substr(ImageRow.path, 1, len(path_prefix)) == path_prefix)
+    if path_part:
+        conditions.append(ImageRow.path.contains("/" + path_part.lstrip("/"), autoescape=True))
     if after:
         conditions.append(date_condition(after, ">="))
     if before:

@@ -184,14 +184,29 @@ class Catalog:
         """Yield (ids (n,), vectors (n, Q, D) float16) in id order, `chunk` images at a time."""
         return iterate(self._engine, shape, chunk)
 
-    def filter_ids(
-        self, *, path_prefix: str | None = None, after: datetime | None = None, before: datetime | None = None
-    ) -> np.ndarray:
-        """Ids of readable images under `path_prefix` whose date (EXIF, else mtime) is in range."""
-        conditions = filter_conditions(path_prefix, after, before)
+    def dated_ids(self, *, path_prefix: str | None = None, after: datetime | None = None,
+                  before: datetime | None = None, path_part: str | None = None,
+                  caption: Iterable[str] = ()) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, dates) of readable images under `path_prefix`, holding `path_part` (a
+        folder or file name that starts with it), dated (EXIF, else mtime) in range, whose
+        caption holds the words of each of `caption`; ascending ids, and each one's date as
+        seconds since the epoch (EXIF dates are local time)."""
+        conditions = filter_conditions(path_prefix, after, before, path_part)
+        chosen = select(ImageRow.id, ImageRow.taken_at, ImageRow.mtime).where(and_(*conditions))
+        for phrase in caption:
+            chosen = chosen.where(ImageRow.id.in_(fulltext.caption_holds(self._engine, phrase)))
         with Session(self._engine) as session:
-            ids = session.scalars(select(ImageRow.id).where(and_(*conditions)).order_by(ImageRow.id)).all()
-        return np.array(ids, dtype=np.int64)
+            rows = session.execute(chosen.order_by(ImageRow.id)).all()
+        ids = np.array([row[0] for row in rows], dtype=np.int64)
+        return ids, np.array([_seconds(taken, mtime) for _, taken, mtime in rows], dtype=np.float64)
+
+    def ids_by_path(self, offset: int, limit: int) -> tuple[int, list[int]]:
+        """(readable images, the ids of a page of them in path order)."""
+        readable = ImageRow.status == "ok"
+        with Session(self._engine) as session:
+            total = session.scalar(select(func.count()).where(readable))
+            page = select(ImageRow.id).where(readable).order_by(ImageRow.path).offset(offset).limit(limit)
+            return total, list(session.scalars(page))
 
     def features(self, ids: Iterable[int], keys: Iterable[str]) -> dict[int, dict[str, Features]]:
         """Stored features of `ids` (`search.features`), by image then side."""
@@ -287,3 +302,12 @@ def _reason(exc: DBAPIError) -> str:
     if exc.orig is None:
         return type(exc).__name__
     return (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+
+
+def _seconds(taken: datetime | None, mtime: float) -> float:
+    if taken is None:
+        return mtime
+    try:
+        return taken.timestamp()  # naive: local time, as EXIF dates are
+    except (ValueError, OverflowError, OSError):
+        return (taken - datetime(1970, 1, 1)).total_seconds()

@@ -1,0 +1,178 @@
+"""The query language through the HTTP API on the demo model, on a held-out shapes set with
+EXIF dates (a seed never used in training): date order over the match head's cutoff,
+negative terms, filters, listings and malformed queries."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+from datetime import datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from api.app import create_app
+from cli.main import main
+from search.config import load_settings
+from search.demo.shapes import COLORS, SHAPES, generate
+from search.querylang import QueryError, parse
+
+SEED = 20261202  # training draws seeds 0..47; the demo command uses 4242
+COUNT = 240
+FIRST_DAY = datetime(2021, 1, 1, 9, 0, 0)
+
+
+@pytest.fixture(scope="module")
+def dated(tmp_path_factory):
+    """COUNT images, each with its own EXIF date (days in a shuffled order), indexed with the
+    demo model by the CLI; what each image holds and when it was taken."""
+    root = tmp_path_factory.mktemp("dated")
+    days = list(range(COUNT))
+    random.Random(SEED).shuffle(days)
+    truth = {}
+    for i, sample in enumerate(generate(SEED, COUNT)):
+        path = root / "photos" / f"{i:04d}.{'jpg' if sample.format == 'JPEG' else 'png'}"
+        path.parent.mkdir(exist_ok=True)
+        taken = FIRST_DAY + timedelta(days=days[i])
+        exif = Image.Exif()
+        exif[0x0132] = taken.strftime("%Y:%m:%d %H:%M:%S")  # DateTime
+        options = {"quality": sample.quality} if sample.format == "JPEG" else {}
+        sample.image.save(path, format=sample.format, exif=exif, **options)
+        truth[str(path)] = {"shapes": {(s.color, s.kind) for s in sample.shapes}, "taken": taken}
+    index = root / "index"
+    assert main(["index", str(root / "photos"), "--index", str(index), "--model", "demo", "--workers", "0",
+                 "--json"]) == 0
+    return {"index": index, "truth": truth}
+
+
+@pytest.fixture(scope="module")
+def client(dated):
+    settings = load_settings(index=dated["index"], model="demo", workers=0, device="cpu")
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def _search(client, **params) -> dict:
+    response = client.get("/api/search", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _query(color: str, shape: str) -> str:
+    return f"{'an' if color[0] in 'aeiou' else 'a'} {color} {shape}"
+
+
+def _pairs(truth, least: int) -> list[tuple[str, str]]:
+    return [(c, s) for c, s in itertools.product(COLORS, SHAPES)
+            if sum((c, s) in t["shapes"] for t in truth.values()) >= least]
+
+
+def test_date_order_keeps_the_matches_newest_first(client, dated):
+    """`a red circle` with sort=newest, min_match=0.5: dates never increase, >= 90 % of the
+    hits hold the coloured shape, >= 80 % of the images that hold it come back."""
+    truth = dated["truth"]
+    pairs = _pairs(truth, 3)
+    assert len(pairs) >= 20
+    returned = right = holders = found = 0
+    for color, shape in pairs:
+        body = _search(client, q=_query(color, shape), sort="newest", min_match=0.5, k=100)
+        hits = body["results"]
+        dates = [datetime.fromisoformat(hit["taken_at"]) for hit in hits]
+        assert dates == sorted(dates, reverse=True)
+        assert all(truth[hit["path"]]["taken"] == when for hit, when in zip(hits, dates, strict=True))
+        assert all(hit["match"] >= 0.5 for hit in hits)
+        holding = {path for path, t in truth.items() if (color, shape) in t["shapes"]}
+        returned += len(hits)
+        right += sum(hit["path"] in holding for hit in hits)
+        holders += len(holding)
+        found += len(holding & {hit["path"] for hit in hits})
+    print(f"date order: precision {right}/{returned}, recall {found}/{holders}")
+    assert right / returned >= 0.90 and found / holders >= 0.80, (right, returned, found, holders)
+
+
+def test_oldest_first_is_the_same_hits_reversed(client):
+    newest = _search(client, q="a blue square", sort="newest", k=100)["results"]
+    oldest = _search(client, q="a blue square", sort="oldest", k=100)["results"]
+    assert newest and [h["id"] for h in oldest] == [h["id"] for h in reversed(newest)]
+
+
+def test_negative_terms_exclude_the_coloured_shape(client, dated):
+    """`a circle - a red circle`: the top 5 all hold a circle and none a red one, in >= 90 %
+    of at least 10 colour/shape pairs."""
+    truth = dated["truth"]
+    def others(color, shape):  # images with the shape in another colour
+        return sum(shape in {k for _, k in t["shapes"]} and (color, shape) not in t["shapes"]
+                   for t in truth.values())
+
+    pairs = [(c, s) for c, s in _pairs(truth, 2) if others(c, s) >= 5]
+    assert len(pairs) >= 10
+    good = 0
+    for color, shape in pairs:
+        hits = _search(client, q=f"a {shape} - {_query(color, shape)}", k=5)["results"]
+        held = [truth[hit["path"]]["shapes"] for hit in hits]
+        good += len(hits) == 5 and all(shape in {k for _, k in h} and (color, shape) not in h for h in held)
+    print(f"negative terms: {good}/{len(pairs)}")
+    assert good / len(pairs) >= 0.90, (good, len(pairs))
+
+
+def test_filters_alone_list_the_images_newest_first(client, dated):
+    body = _search(client, q="after:2021-03-01 before:2021-04-01", k=100)
+    dates = [datetime.fromisoformat(hit["taken_at"]) for hit in body["results"]]
+    assert len(dates) == 31 and dates == sorted(dates, reverse=True)
+    assert all(datetime(2021, 3, 1) <= d < datetime(2021, 4, 1) for d in dates)
+    assert all(hit["score"] is None for hit in body["results"])
+
+
+def test_caption_and_path_filters_hold_for_every_hit(client, dated):
+    hits = _search(client, q='a shape caption:"red" path:photos', k=50)["results"]
+    assert hits and all(re.search(r"\bred\b", hit["caption"]) for hit in hits)
+    assert _search(client, q="a shape path:elsewhere")["results"] == []
+
+
+def test_text_filter_matches_nothing_yet_and_says_so(client):
+    body = _search(client, q='text:"sale" a red circle')
+    assert body["results"] == [] and "holds no text" in body["notes"][0]
+
+
+def test_browse_pages_through_every_image(client, dated):
+    seen = []
+    for offset in range(0, COUNT, 100):
+        response = client.get("/api/images", params={"offset": offset, "limit": 100, "sort": "newest"})
+        assert response.status_code == 200
+        body = response.json()
+        assert body["total"] == COUNT
+        seen += body["images"]
+    assert len({image["id"] for image in seen}) == COUNT
+    taken = [datetime.fromisoformat(image["taken_at"]) for image in seen]
+    assert taken == sorted(taken, reverse=True) and all(image["text"] is None for image in seen)
+    by_path = client.get("/api/images", params={"sort": "path", "limit": 500}).json()["images"]
+    assert [image["path"] for image in by_path] == sorted(dated["truth"])
+
+
+MALFORMED = [("2: + -", "nothing before '-'"), ('"a red circle', "never closed"),
+             ("colour:red circle", "unknown field 'colour:'"), ("after:yesterday circle", "takes a date"),
+             ("circle - ", "nothing after '-'"), ("- circle", "nothing before '-'"),
+             ("0:circle", "above 0"), ("3:", "no term"), ("circle - path:x", "no term")]
+
+
+@pytest.mark.parametrize(("query", "reason"), MALFORMED)
+def test_malformed_queries_are_a_422_and_exit_1_with_the_place(client, dated, capsys, query, reason):
+    response = client.get("/api/search", params={"q": query})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert reason in detail and re.search(r"at character \d+", detail), detail
+    assert main(["search", query, "--index", str(dated["index"])]) == 1
+    err = capsys.readouterr().err.strip()
+    assert reason in err and len(err.splitlines()) == 1, err
+
+
+def test_the_parser_reads_weights_images_and_filters():
+    query = parse('2:golden retriever + #42 - fruit after:2024-05 path:holidays caption:"on a beach"')
+    assert [(t.weight, t.text, t.image_id) for t in query.terms] == [
+        (2.0, "golden retriever", None), (1.0, None, 42), (-1.0, "fruit", None)]
+    assert query.filters.after == datetime(2024, 5, 1) and query.filters.path == "holidays"
+    assert query.filters.caption == ("on a beach",)
+    with pytest.raises(QueryError, match="character 8"):
+        parse("circle foo:bar")
