@@ -144,3 +144,50 @@ def test_rerank_shows_first_stage_results_then_fills_in_matches(page):
         "cards => cards.map(card => card.dataset.match)")]
     assert matches == sorted(matches, reverse=True)
     assert len(passed) == 2  # after the held one: 10 hits, 4 a request
+
+
+SHOWN_IDS = "cards => cards.map(c => c.dataset.id)"
+
+
+def test_date_order_slider_negative_terms_and_all_images(page, server, tmp_path):
+    """Sort by date, move the min-match slider, type a negative term, page through all images."""
+    import json
+
+    def api(query: str) -> dict:
+        return json.loads(urllib.request.urlopen(f"{server}/api/search?{query}", timeout=60).read())
+
+    page.fill("#query", "a red circle")
+    page.select_option("#sort", "newest")
+    assert page.locator("#min-match").is_enabled()
+    page.wait_for_function("document.querySelector('#message').textContent.includes('newest first')")
+    page.locator("#min-match").evaluate(
+        "slider => { slider.value = 0; slider.dispatchEvent(new Event('input'));"
+        " slider.dispatchEvent(new Event('change')); }")
+    assert page.locator("#min-match-value").inner_text() == "0%"
+    page.wait_for_function("document.querySelector('#message').textContent.includes('match at least 0%')")
+    page.wait_for_function("document.querySelectorAll('#results .hit').length === 10")
+    shown = [int(i) for i in page.locator("#results .hit").evaluate_all(SHOWN_IDS)]
+    want = api("q=a+red+circle&k=24&sort=newest&min_match=0")["results"]
+    assert shown == [hit["id"] for hit in want]
+    dates = [text.split("·")[-1].strip() for text in page.locator("#results .hit .score").all_inner_texts()]
+    assert dates == sorted(dates, reverse=True) and all(re.fullmatch(r"\d{4}-\d\d-\d\d", d) for d in dates)
+    page.screenshot(path=str(tmp_path / "date-order.png"))
+
+    page.select_option("#sort", "relevance")
+    assert not page.locator("#min-match").is_enabled()
+    page.fill("#query", "a circle - a red circle")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "document.querySelector('#message').textContent.includes('results for “a circle - a red circle”')")
+    shown = [int(i) for i in page.locator("#results .hit").evaluate_all(SHOWN_IDS)]
+    assert shown == [hit["id"] for hit in api("q=a+circle+-+a+red+circle&k=24")["results"]]
+
+    page.fill("#query", "circle colour:red")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#message').classList.contains('error')")
+    assert "unknown field 'colour:'" in page.locator("#message").inner_text()
+
+    page.click("#browse")
+    page.wait_for_function("document.querySelector('#page-info').textContent === '1–10 of 10'")
+    assert page.locator("#results .hit").count() == 10 and page.locator("#next").is_disabled()
+    page.screenshot(path=str(tmp_path / "all-images.png"))

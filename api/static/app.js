@@ -1,6 +1,7 @@
 // blip2-search web page: plain JS, no build step. Talks to the JSON API only.
 const $ = (id) => document.getElementById(id);
-const state = { current: null, history: [], latest: 0 };
+const state = { current: null, history: [], latest: 0, browseOffset: 0 };
+const PAGE = 24;
 
 function say(text, isError = false) {
   $("message").textContent = text;
@@ -33,7 +34,8 @@ function hitCard(hit) {
   caption.textContent = hit.caption || hit.path.split("/").pop();
   const score = document.createElement("span");
   score.className = "score";
-  score.textContent = `score ${hit.score.toFixed(3)}`;
+  const taken = hit.taken_at ? hit.taken_at.slice(0, 10) : "";
+  score.textContent = hit.score == null ? taken : `score ${hit.score.toFixed(3)}${taken ? ` · ${taken}` : ""}`;
   const match = document.createElement("span");
   match.className = "match";
   if (hit.match != null) setMatch(match, hit.match);
@@ -92,15 +94,57 @@ async function search(event) {
   say("Searching…");
   const ticket = ++state.latest;  // a slower earlier search must not overwrite this one
   try {
-    const params = new URLSearchParams({ q, k: "24" });
+    const sort = $("sort").value;
+    const params = new URLSearchParams({ q, k: String(PAGE), sort });
+    if (sort !== "relevance") params.set("min_match", String($("min-match").value / 100));
     const body = await api(`/api/search?${params}`);
     if (ticket !== state.latest) return;
+    $("pager").hidden = true;
     show($("results"), body.results);
-    say(body.results.length ? `${body.results.length} results for “${q}”` : `Nothing found for “${q}”.`);
-    if ($("rerank").checked && body.results.length) await fillMatches(q, body.results, ticket);
+    const order = sort === "relevance" ? "" : `, ${sort} first, match at least ${$("min-match").value}%`;
+    const notes = body.notes.length ? ` (${body.notes.join("; ")})` : "";
+    say((body.results.length ? `${body.results.length} results for “${q}”${order}` : `Nothing found for “${q}”${order}.`) + notes);
+    if ($("rerank").checked && sort === "relevance" && body.results.length) await fillMatches(q, body.results, ticket);
   } catch (error) {
     if (ticket === state.latest) say(`Search failed: ${error.message}`, true);
   }
+}
+
+// Every indexed image, newest first, a page at a time.
+async function browse(offset) {
+  const ticket = ++state.latest;
+  say("Loading images…");
+  try {
+    const order = $("sort").value === "oldest" ? "oldest" : "newest";
+    const body = await api(`/api/images?${new URLSearchParams({ offset, limit: PAGE, sort: order })}`);
+    if (ticket !== state.latest) return;
+    state.browseOffset = offset;
+    show($("results"), body.images.map((image) => ({ ...image, score: null })));
+    const last = offset + body.images.length;
+    $("page-info").textContent = body.total ? `${offset + 1}–${last} of ${body.total}` : "no images";
+    $("previous").disabled = offset === 0;
+    $("next").disabled = last >= body.total;
+    $("pager").hidden = false;
+    say(`All ${body.total} images, ${order} first`);
+  } catch (error) {
+    if (ticket === state.latest) say(`Could not list the images: ${error.message}`, true);
+  }
+}
+
+function setUpControls() {
+  const slider = $("min-match");
+  const showValue = () => { $("min-match-value").textContent = `${slider.value}%`; };
+  slider.addEventListener("input", showValue);
+  slider.addEventListener("change", () => { if ($("query").value.trim()) search(new Event("submit")); });
+  $("sort").addEventListener("change", () => {
+    slider.disabled = $("sort").value === "relevance";
+    if (!$("pager").hidden) browse(0);
+    else if ($("query").value.trim()) search(new Event("submit"));
+  });
+  $("browse").addEventListener("click", () => browse(0));
+  $("previous").addEventListener("click", () => browse(Math.max(0, state.browseOffset - PAGE)));
+  $("next").addEventListener("click", () => browse(state.browseOffset + PAGE));
+  showValue();
 }
 
 async function searchByImage(file) {
@@ -112,6 +156,7 @@ async function searchByImage(file) {
   try {
     const body = await api("/api/search/image?k=24", { method: "POST", body: form });
     if (ticket !== state.latest) return;
+    $("pager").hidden = true;
     show($("results"), body.results);
     say(`${body.results.length} images similar to ${file.name}`);
   } catch (error) {
@@ -191,4 +236,5 @@ function setUpDrop() {
 $("search-form").addEventListener("submit", search);
 $("ask-form").addEventListener("submit", ask);
 setUpDrop();
+setUpControls();
 checkIndex();
