@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from .schema import VectorRow
 
 T = TypeVar("T")
-READERS = 16  # connections reading one request's vectors at once
+READERS = 16  # connections reading one request's vectors at once, at most
+IDS_A_READER = 64  # and one for each this many ids: fewer when the file is in the page cache
 
 
 def chunks(items: list, size: int = 1000) -> Iterator[list]:
@@ -45,10 +46,17 @@ def read_many(ids: list[int], read: Callable[[list[int]], T], pool: ThreadPoolEx
     them one at a time, several keep the disk busy (BENCHMARKS.md has the figures). SQLite
     releases the GIL while it reads, and numpy while it converts, so each part is decoded
     on its thread too.
+
+    Each connection has its cost, though: when the file is in the page cache (a 100,000-image
+    catalog is), a text search's 320 candidates read on 16 connections took twice as long
+    as on 4, and the server answered 26 searches a second instead of 36 (BENCHMARKS.md). So
+    a request gets a connection for each `IDS_A_READER` ids, up to `READERS`: 5 for 320, all
+    16 for the 1,000 and more that a million-image search reads from disk.
     """
     if pool is None:
         return [read(part) for part in chunks(ids)]
-    split = np.array_split(np.array(ids, dtype=np.int64), min(READERS, len(ids)))
+    readers = min(READERS, -(-len(ids) // IDS_A_READER))
+    split = np.array_split(np.array(ids, dtype=np.int64), readers)
     return list(pool.map(read, [piece.tolist() for piece in split if len(piece)]))
 
 
