@@ -94,7 +94,11 @@ class SearchQuery(BaseModel):
         "newest/oldest: the candidates whose match probability reaches min_match (0.5 by "
         "default), by date (EXIF, else modified)"))
     candidates: int | None = Field(default=None, ge=1, le=1000, description=(
-        "first-stage hits a date order considers (default 200)"))
+        "first-stage hits a date order or a where condition considers (default 200)"))
+    where: list[Annotated[Text, Field(min_length=3, max_length=1000)]] = Field(
+        default=[], max_length=8, description=(
+            "QUESTION=ANSWER, repeatable: keep the hits whose answer to QUESTION (the decoder's, "
+            "normalised) is ANSWER; candidates are asked in rank order until k pass"))
     rerank: bool = False
     rerank_top: int | None = Field(default=None, ge=1, le=1000, description=(
         "hits reranked by the match head (default: the page shown on a CPU, 128 on a GPU)"))

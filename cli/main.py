@@ -14,7 +14,21 @@ from collections.abc import Callable, Sequence
 
 from search.errors import SearchError, describe
 
-from . import ask, browse, caption, demo, evaluate, image, index, search, serve, similar, stats, train_demo
+from . import (
+    ask,
+    browse,
+    caption,
+    demo,
+    evaluate,
+    explain,
+    image,
+    index,
+    search,
+    serve,
+    similar,
+    stats,
+    train_demo,
+)
 from .common import index_options, model_options
 
 
@@ -22,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="blip2-search", description="Image search on BLIP-2.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common, model = index_options(), model_options()
-    for command in (caption, index, search, similar, ask, serve, evaluate):
+    for command in (caption, index, search, similar, ask, explain, serve, evaluate):
         command.register(sub, [common, model])
     for command in (image, browse, stats, demo, train_demo):
         command.register(sub, [common])

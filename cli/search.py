@@ -22,7 +22,10 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
     search.add_argument("--sort", choices=("relevance", "newest", "oldest"), default="relevance",
                         help="newest/oldest: the candidates the match head calls a match, by date")
     search.add_argument("--candidates", type=int, metavar="N",
-                        help="first-stage hits a date order considers (default 200)")
+                        help="first-stage hits a date order or --where considers (default 200)")
+    search.add_argument("--where", action="append", default=[], metavar="QUESTION=ANSWER",
+                        help='keep hits whose answer to QUESTION is ANSWER, e.g. "is it raining?=yes" '
+                        "(repeatable)")
     search.add_argument("--rerank", action="store_true", help="rerank with the match head; fills 'match'")
     search.add_argument("--rerank-top", type=int, metavar="N",
                         help="hits reranked (default: the page shown on a CPU, 128 on a GPU)")
@@ -37,18 +40,24 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from search import querylang
     from search.queries import SearchOptions
+    from search.where import Where
 
     options = SearchOptions(
         k=args.k, offset=args.offset, rerank=args.rerank, rerank_top=args.rerank_top,
         min_match=args.min_match, hybrid=args.hybrid,
         path_prefix=str(Path(args.path_prefix).expanduser().resolve()) if args.path_prefix else None,
         after=_date(args.after, "--after"), before=_date(args.before, "--before"),
-        sort=args.sort, candidates=args.candidates,
+        sort=args.sort, candidates=args.candidates, where=tuple(args.where),
     )
-    querylang.parse(args.query)  # a malformed query fails before the model loads
+    querylang.parse(args.query)  # a malformed query or condition fails before the model loads
+    for condition in args.where:
+        Where.parse(condition)
     with searcher(args) as found:
         results = found.find(args.query, options)
-    for note in results.notes if not args.json else ():
+    report = results.where
+    notes = results.notes + ([f"where: {report.passed} of {report.asked} asked passed "
+                              f"({report.stopped}; {report.budget} candidates)"] if report else [])
+    for note in notes if not args.json else ():
         warn(note)
     emit(args, results, hit_lines(results.results))
     return 0

@@ -121,3 +121,12 @@ def _to_uint8(pixels: np.ndarray, mode: str) -> np.ndarray:
     else:
         scaled = (pixels - low) * 255.0 / (high - low or 1.0)
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def heat_overlay(image: Image.Image, grid) -> Image.Image:
+    """`image` (RGB) with a (rows, cols) grid of 0..1 laid over it in red, stronger where
+    the value is higher: how an explanation is drawn."""
+    values = np.clip(np.asarray(grid, dtype=np.float32), 0, 1)
+    heat = Image.fromarray((values * 255).astype(np.uint8), "L").resize(image.size, Image.Resampling.BILINEAR)
+    red = Image.new("RGB", image.size, (230, 30, 30))
+    return Image.composite(red, image.convert("RGB"), heat.point(lambda v: int(v * 0.6)))

@@ -16,16 +16,13 @@ from datetime import datetime
 from typing import Literal
 
 import numpy as np
-from PIL import Image
 
-from . import querylang, scoring
-from .errors import ImageError, InputError, NotFound, SearchError
-from .images import open_image
-from .prompts import Turn
+from . import querylang, scoring, where
+from .errors import InputError, NotFound, SearchError
+from .hits import HitQuestions
 from .querylang import Query
 from .records import Selection
 from .schemas import Hit, SearchResults
-from .similar import SimilarImages
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant
 RERANK_BATCH = 16
@@ -50,10 +47,11 @@ class SearchOptions:
     after: datetime | None = None
     before: datetime | None = None
     sort: Sort = "relevance"  # newest/oldest: the candidates that match, by date
-    candidates: int | None = None  # a date order's first-stage hits (default DATE_CANDIDATES)
+    candidates: int | None = None  # first-stage hits a date order or where considers (default 200)
+    where: tuple[str, ...] = ()  # QUESTION=ANSWER: hits whose answer to QUESTION is ANSWER
 
 
-class Searcher(SimilarImages):
+class Searcher(HitQuestions):
     def search(self, query: str, options: SearchOptions = SearchOptions()) -> list[Hit]:
         return self.find(query, options).results
 
@@ -127,19 +125,6 @@ class Searcher(SimilarImages):
         return [scoring.ranked(first, text, k, self.collection.read_vectors)
                 for first, text in zip(firsts, np.atleast_2d(text_vecs), strict=False)]
 
-    def ask(self, image_id: int, question: str, history: Sequence[Turn] = ()) -> str:
-        """The decoder's answer; the image encoder is skipped when the image has stored features."""
-        record = self.record(image_id)
-        stored = self.collection.features([image_id], self.engine.feature_key("generation"))
-        image = self.engine.from_features([stored[image_id]], "generation") if stored else None
-        if image is None:
-            try:
-                image = open_image(record.path)
-            except ImageError as exc:
-                raise NotFound(f"image {image_id} ({record.path}) cannot be read: {exc}") from None
-        with self.timer("generation"):
-            return self.engine.ask(image, question, history)
-
     # -- internals ----------------------------------------------------------------------------
 
     def _search(self, query: Query, encoded: dict[str, np.ndarray], text: str,
@@ -152,7 +137,7 @@ class Searcher(SimilarImages):
         dated = options.sort != "relevance"
         matched = options.rerank or options.min_match is not None or dated
         depth = options.offset + options.k
-        if dated:
+        if dated or options.where:
             depth = options.candidates or DATE_CANDIDATES
         elif matched:
             depth = max(depth, self.rerank_top(options))
@@ -167,10 +152,16 @@ class Searcher(SimilarImages):
             floor = options.min_match if options.min_match is not None else DATE_MIN_MATCH if dated else None
             if floor is not None:
                 hits = [hit for hit in hits if hit.match >= floor]
+        report = None
+        if options.where:
+            wanted = len(hits) if dated else options.offset + options.k
+            with self.timer("generation"):
+                hits, report = where.keep_answering(hits, [where.Where.parse(c) for c in options.where],
+                                                    wanted, self.answers)
         if dated:
             hits.sort(key=lambda hit: (hit.taken_at, hit.id), reverse=options.sort == "newest")
         page = hits[options.offset : options.offset + options.k]
-        return SearchResults(query=text, results=page, notes=notes)
+        return SearchResults(query=text, results=page, notes=notes, where=report)
 
     def _ranked(self, query: Query, encoded: dict[str, np.ndarray], depth: int,
                 allowed: np.ndarray | None) -> list[tuple[int, float]]:
@@ -195,8 +186,9 @@ class Searcher(SimilarImages):
                 own.add(term.image_id)
                 proposed.append(self.candidates_like(vectors, POOL * depth, allowed))
         pool = np.setdiff1d(np.unique(np.concatenate(proposed)), np.array(sorted(own), dtype=np.int64))
-        found, score = self.collection.read_vectors(pool, lambda v: sum(w * each(v) for w, each in scores))
-        return scoring.top(found, score, depth)
+        weights = np.array([w for w, _ in scores], dtype=np.float32)
+        found, by_term = self.collection.read_vectors(pool, lambda v: np.stack([f(v) for _, f in scores], 1))
+        return scoring.top(found, scoring.combine(weights, by_term), depth)
 
     def _selection(self, query: Query, options: SearchOptions) -> Selection:
         """The query's filters and the options' together (both hold)."""
@@ -239,23 +231,10 @@ class Searcher(SimilarImages):
         reranked = [hit.model_copy(update={"match": matches[hit.id]}) for hit in hits if hit.id in matches]
         return sorted(reranked, key=lambda hit: (-hit.match, -hit.score, hit.id))
 
-    def _pictures(self, ids: list[int]) -> list[tuple[int, Image.Image]]:
-        """(id, picture) of those of `ids` that are indexed and whose file reads."""
-        records = self.collection.images(ids)
-        pictures = []
-        for image_id in ids:
-            record = records.get(image_id)
-            if record is None or record.status != "ok":
-                continue
-            try:
-                pictures.append((image_id, open_image(record.path)))
-            except ImageError:
-                continue
-        return pictures
-
-
 
 def _check(options: SearchOptions) -> None:
+    for condition in options.where:
+        where.Where.parse(condition)
     if options.k < 1 or options.offset < 0 or (options.rerank_top or 1) < 1 or (options.candidates or 1) < 1:
         raise InputError("k, rerank_top and candidates must be at least 1, and offset at least 0")
     if options.sort not in ("relevance", "newest", "oldest"):

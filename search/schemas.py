@@ -22,10 +22,21 @@ class Hit(BaseModel):
     taken_at: str | None = None  # EXIF date, else the file's modification time
 
 
+class WhereReport(BaseModel):
+    """How a question as a filter went: candidates are asked in rank order until enough hits
+    pass (`stopped`: "enough hits") or the candidate budget runs out ("budget")."""
+
+    asked: int
+    passed: int
+    budget: int
+    stopped: str
+
+
 class SearchResults(BaseModel):
     query: str | int
     results: list[Hit]
     notes: list[str] = []  # what the caller should know about these results
+    where: WhereReport | None = None  # with where conditions: how far they went
 
 
 class Match(BaseModel):
@@ -57,6 +68,17 @@ class ImageInfo(BaseModel):
         return cls(id=record.id, path=record.path, caption=record.caption, width=record.width,
                    height=record.height, taken_at=_iso(record.taken_at), indexed_at=_iso(record.indexed_at),
                    status=record.status, error=record.error)
+
+
+class Explanation(BaseModel):
+    """Why an image matched a text: its query vector that scored best (`token`, its cosine
+    `score`), and where the match head finds the text, rows x cols over the image, 0 to 1."""
+
+    id: int
+    query: str
+    token: int
+    score: float
+    grid: list[list[float]]
 
 
 class ImagePage(BaseModel):

@@ -33,6 +33,20 @@ def image_similarity(query: np.ndarray) -> Each:
                                      query).max(axis=1).mean(axis=1)
 
 
+def combine(weights: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """(m,): a query's score from its terms' (m, terms) scores. A + term adds weight x score;
+    a - term subtracts weight x how much more the image scores on it than the median candidate
+    does, never less than nothing: an image unlike the unwanted text gains no bonus for it,
+    which a plain difference would give (on the demo model, `a circle - a red circle` over
+    200 candidates put squares and stars first)."""
+    wanted = weights > 0
+    total = scores[:, wanted] @ weights[wanted]
+    if len(scores) and not wanted.all():
+        unwanted = scores[:, ~wanted]
+        total += np.maximum(unwanted - np.median(unwanted, axis=0), 0) @ weights[~wanted]
+    return total
+
+
 def top(ids: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
     """The k best (id, score), by score descending then id ascending."""
     order = np.lexsort((ids, -scores))[:k]

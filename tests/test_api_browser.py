@@ -182,6 +182,17 @@ def test_date_order_slider_negative_terms_and_all_images(page, server, tmp_path)
     shown = [int(i) for i in page.locator("#results .hit").evaluate_all(SHOWN_IDS)]
     assert shown == [hit["id"] for hit in api("q=a+circle+-+a+red+circle&k=24")["results"]]
 
+    page.locator("#results .hit").first.click()  # the detail view overlays why it matched
+    page.wait_for_selector("#overlay[data-peak]", state="attached")
+    assert "query vector" in page.locator("#why").inner_text()
+    assert "a circle" in page.locator("#why").inner_text()
+    painted = page.locator("#overlay").evaluate(
+        "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return [c.width, n]; }")
+    assert painted[0] > 1 and painted[1] > 0  # a grid of cells, some of them red
+    page.screenshot(path=str(tmp_path / "why.png"))
+    page.keyboard.press("Escape")
+
     page.fill("#query", "circle colour:red")
     page.keyboard.press("Enter")
     page.wait_for_function("document.querySelector('#message').classList.contains('error')")

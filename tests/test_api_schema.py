@@ -28,6 +28,7 @@ def api_schema(served_index):
 def _operations():
     return ["GET /api/search", "GET /api/search/match", "POST /api/search/image", "GET /api/images",
             "GET /api/images/{image_id}", "GET /api/images/{image_id}/similar",
+            "GET /api/images/{image_id}/explain",
             "GET /api/images/{image_id}/thumbnail",
             "GET /api/images/{image_id}/file", "POST /api/images/{image_id}/ask", "POST /api/index",
             "GET /api/jobs/{job_id}", "GET /healthz", "GET /metrics", "GET /api/stats"]

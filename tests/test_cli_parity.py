@@ -59,11 +59,13 @@ def _api(response) -> dict:
      {"q": QUERY, "sort": "oldest", "k": 3, "min_match": 0.01}),
     ([FILTERS, "-k", "6", "--offset", "1"], {"q": FILTERS, "k": 6, "offset": 1}),
     (['text:"open" circle'], {"q": 'text:"open" circle'}),
+    ([QUERY, "-k", "2", "--where", "what color is it?=red", "--where", "is it big?=no", "--candidates", "6"],
+     {"q": QUERY, "k": 2, "where": ["what color is it?=red", "is it big?=no"], "candidates": 6}),
 ])
 def test_search(client, cli, capsys, argv, params):
     got = cli(capsys, "search", *argv)
     assert got == _api(client.get("/api/search", params=params))
-    assert got["results"] or "text:" in params["q"]  # text: matches nothing until text is read
+    assert got["results"] or "text:" in params["q"] or got["where"]["asked"] == 6  # text: matches nothing yet
     assert got["notes"] == (["text: matches nothing: this index holds no text read from its images"]
                             if "text:" in params["q"] else [])
 

@@ -5,10 +5,12 @@ negative terms, filters, listings and malformed queries."""
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import re
 from datetime import datetime, timedelta
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -16,7 +18,7 @@ from PIL import Image
 from api.app import create_app
 from cli.main import main
 from search.config import load_settings
-from search.demo.shapes import COLORS, SHAPES, generate
+from search.demo.shapes import COLORS, SHAPES, coverage, generate
 from search.querylang import QueryError, parse
 
 SEED = 20261202  # training draws seeds 0..47; the demo command uses 4242
@@ -40,7 +42,8 @@ def dated(tmp_path_factory):
         exif[0x0132] = taken.strftime("%Y:%m:%d %H:%M:%S")  # DateTime
         options = {"quality": sample.quality} if sample.format == "JPEG" else {}
         sample.image.save(path, format=sample.format, exif=exif, **options)
-        truth[str(path)] = {"shapes": {(s.color, s.kind) for s in sample.shapes}, "taken": taken}
+        truth[str(path)] = {"shapes": {(s.color, s.kind) for s in sample.shapes}, "taken": taken,
+                            "drawn": sample.shapes, "side": sample.image.size[0]}
     index = root / "index"
     assert main(["index", str(root / "photos"), "--index", str(index), "--model", "demo", "--workers", "0",
                  "--json"]) == 0
@@ -176,3 +179,69 @@ def test_the_parser_reads_weights_images_and_filters():
     assert query.filters.caption == ("on a beach",)
     with pytest.raises(QueryError, match="character 8"):
         parse("circle foo:bar")
+
+
+def test_a_question_as_a_filter_keeps_the_hits_that_answer_it(client, dated):
+    """`a red circle` where "how many shapes are there?=two": >= 90 % of the hits hold two
+    shapes; the response says how many candidates were asked and why it stopped."""
+    truth = dated["truth"]
+    returned = right = 0
+    for color, shape in _pairs(truth, 3)[:12]:
+        body = _search(client, q=_query(color, shape), where="how many shapes are there?=two", k=5)
+        report = body["where"]
+        assert report["passed"] >= len(body["results"]) and report["asked"] <= report["budget"]
+        assert report["stopped"] == ("enough hits" if report["passed"] >= 5 else "budget")
+        assert len(body["results"]) == min(5, report["passed"])
+        returned += len(body["results"])
+        right += sum(len(truth[hit["path"]]["shapes"]) == 2 for hit in body["results"])
+    print(f"where: {right}/{returned} hold two shapes")
+    assert returned >= 30 and right / returned >= 0.90, (right, returned)
+    one = _search(client, q="a circle", where=["how many shapes are there?=1", "is there a circle?=yes"], k=4)
+    assert len(one["results"]) == 4
+    assert all(len(truth[hit["path"]]["shapes"]) == 1 for hit in one["results"])  # "1" is "one"
+
+
+@pytest.mark.parametrize("condition", ["no equals sign", "=yes", "is it red?="])
+def test_a_malformed_where_is_a_422_and_exit_1(client, dated, capsys, condition):
+    response = client.get("/api/search", params={"q": "a circle", "where": condition})
+    assert response.status_code == 422 and "QUESTION=ANSWER" in response.json()["detail"]
+    assert main(["search", "a circle", "--where", condition, "--index", str(dated["index"])]) == 1
+    assert "QUESTION=ANSWER" in capsys.readouterr().err
+
+
+def test_explanations_point_inside_the_named_shape(client, dated):
+    """On two-shape images returned for `a {colour} {shape}`, the grid's highest cell lies
+    inside the named shape (at least half the cell is that shape) in >= 75 % of cases."""
+    truth = dated["truth"]
+    inside = total = 0
+    for color, shape in _pairs(truth, 3):
+        for hit in _search(client, q=_query(color, shape), k=5)["results"]:
+            held = truth[hit["path"]]
+            if len(held["drawn"]) != 2 or (color, shape) not in held["shapes"]:
+                continue
+            response = client.get(f"/api/images/{hit['id']}/explain", params={"q": _query(color, shape)})
+            assert response.status_code == 200, response.text
+            body = response.json()
+            grid = np.array(body["grid"])
+            assert body["id"] == hit["id"] and 0 <= body["token"] < 32 and -1 <= body["score"] <= 1
+            assert grid.ndim == 2 and grid.min() >= 0 and grid.max() == 1
+            share = coverage(held["drawn"], held["side"], grid.shape[0])[..., 1 + SHAPES.index(shape)]
+            inside += share[np.unravel_index(grid.argmax(), grid.shape)] >= 0.5
+            total += 1
+    print(f"explanations inside the named shape: {inside}/{total}")
+    assert total >= 30 and inside / total >= 0.75, (inside, total)
+
+
+def test_explain_from_the_cli_writes_an_overlay(dated, tmp_path, capsys):
+    out = tmp_path / "why.png"
+    index = str(dated["index"])
+    assert main(["explain", "3", "a red circle", "--index", index, "--out", str(out), "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert set(body) == {"id", "query", "token", "score", "grid"} and body["query"] == "a red circle"
+    with Image.open(out) as overlay:
+        assert overlay.format == "PNG" and overlay.size[0] >= 64
+    assert main(["explain", "99999", "a red circle", "--index", str(dated["index"])]) == 1
+    assert "no indexed image with id 99999" in capsys.readouterr().err
+    assert main(["explain", "3", "circle", "--out", str(tmp_path / "no" / "x.png"), "--index",
+                 str(dated["index"])]) == 1
+    assert "does not exist" in capsys.readouterr().err

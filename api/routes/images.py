@@ -9,10 +9,10 @@ from fastapi.responses import FileResponse
 
 from search.prompts import Turn
 from search.records import ImageRecord
-from search.schemas import Answer, ImageInfo, ImagePage, SearchResults
+from search.schemas import Answer, Explanation, ImageInfo, ImagePage, SearchResults
 
 from ..deps import State, read_access
-from ..schemas import AskRequest, BrowseQuery, errors
+from ..schemas import AskRequest, BrowseQuery, Text, errors
 
 router = APIRouter(prefix="/api/images", tags=["images"], dependencies=[Depends(read_access)],
                    responses=errors(401, 404, 422))
@@ -43,6 +43,14 @@ def image(state: State, image_id: ImageId) -> ImageInfo:
 async def similar(state: State, image_id: ImageId, k: Annotated[int, Query(ge=1, le=100)] = 10):
     hits = await state.runner.run(state.searcher.similar, image_id=image_id, k=k)
     return SearchResults(query=image_id, results=hits)
+
+
+@router.get("/{image_id}/explain", response_model=Explanation, responses=errors(503))
+async def explain(state: State, image_id: ImageId,
+                  q: Annotated[Text, Query(min_length=1, max_length=1000, description="the text to find")]):
+    """Which of the image's query vectors scored best against `q`, and where in the image the
+    match head finds it: a grid of rows x cols over the image, 0 to 1."""
+    return await state.runner.run(state.searcher.explain, image_id, q)
 
 
 @router.get("/{image_id}/thumbnail", response_class=FileResponse)

@@ -24,6 +24,7 @@ async def search(state: State, params: Annotated[SearchQuery, Query()]) -> Searc
         k=params.k, offset=params.offset, rerank=params.rerank, rerank_top=params.rerank_top,
         min_match=params.min_match, hybrid=params.hybrid, path_prefix=params.path_prefix,
         after=params.after, before=params.before, sort=params.sort, candidates=params.candidates,
+        where=tuple(params.where),
     )
     return await state.runner.gather(state.searcher.search_many, (params.q, options))
 

@@ -1,6 +1,6 @@
 // blip2-search web page: plain JS, no build step. Talks to the JSON API only.
 const $ = (id) => document.getElementById(id);
-const state = { current: null, history: [], latest: 0, browseOffset: 0 };
+const state = { current: null, history: [], latest: 0, browseOffset: 0, query: "" };
 const PAGE = 24;
 
 function say(text, isError = false) {
@@ -97,12 +97,17 @@ async function search(event) {
     const sort = $("sort").value;
     const params = new URLSearchParams({ q, k: String(PAGE), sort });
     if (sort !== "relevance") params.set("min_match", String($("min-match").value / 100));
+    const where = $("where").value.trim();
+    if (where) params.append("where", where);
     const body = await api(`/api/search?${params}`);
     if (ticket !== state.latest) return;
     $("pager").hidden = true;
+    state.query = q;
     show($("results"), body.results);
     const order = sort === "relevance" ? "" : `, ${sort} first, match at least ${$("min-match").value}%`;
-    const notes = body.notes.length ? ` (${body.notes.join("; ")})` : "";
+    const asked = body.where ? [`only if “${where}”: ${body.where.passed} of ${body.where.asked} asked passed`
+                                + (body.where.stopped === "budget" ? `, all ${body.where.budget} candidates asked` : "")] : [];
+    const notes = [...body.notes, ...asked].length ? ` (${[...body.notes, ...asked].join("; ")})` : "";
     say((body.results.length ? `${body.results.length} results for “${q}”${order}` : `Nothing found for “${q}”${order}.`) + notes);
     if ($("rerank").checked && sort === "relevance" && body.results.length) await fillMatches(q, body.results, ticket);
   } catch (error) {
@@ -119,6 +124,7 @@ async function browse(offset) {
     const body = await api(`/api/images?${new URLSearchParams({ offset, limit: PAGE, sort: order })}`);
     if (ticket !== state.latest) return;
     state.browseOffset = offset;
+    state.query = "";
     show($("results"), body.images.map((image) => ({ ...image, score: null })));
     const last = offset + body.images.length;
     $("page-info").textContent = body.total ? `${offset + 1}–${last} of ${body.total}` : "no images";
@@ -141,6 +147,7 @@ function setUpControls() {
     if (!$("pager").hidden) browse(0);
     else if ($("query").value.trim()) search(new Event("submit"));
   });
+  $("where").addEventListener("keydown", (e) => { if (e.key === "Enter") search(e); });
   $("browse").addEventListener("click", () => browse(0));
   $("previous").addEventListener("click", () => browse(Math.max(0, state.browseOffset - PAGE)));
   $("next").addEventListener("click", () => browse(state.browseOffset + PAGE));
@@ -157,6 +164,7 @@ async function searchByImage(file) {
     const body = await api("/api/search/image?k=24", { method: "POST", body: form });
     if (ticket !== state.latest) return;
     $("pager").hidden = true;
+    state.query = "";
     show($("results"), body.results);
     say(`${body.results.length} images similar to ${file.name}`);
   } catch (error) {
@@ -175,11 +183,43 @@ async function openDetail(hit) {
   $("similar").replaceChildren();
   $("detail").showModal();
   $("question").focus();
+  showWhy(hit, state.query);
   try {
     const body = await api(`/api/images/${hit.id}/similar?k=8`);
     show($("similar"), body.results);
   } catch (error) {
     $("similar").textContent = `Could not load similar images: ${error.message}`;
+  }
+}
+
+// Why this hit: the explanation's grid drawn over the picture, one canvas pixel a cell,
+// stretched (and smoothed) by the browser to the picture's size.
+async function showWhy(hit, q) {
+  const canvas = $("overlay");
+  canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+  delete canvas.dataset.peak;
+  $("why").textContent = "";
+  if (!q) return;
+  $("why").textContent = "Finding where it matches…";
+  try {
+    const body = await api(`/api/images/${hit.id}/explain?${new URLSearchParams({ q })}`);
+    if (state.current !== hit) return;
+    const rows = body.grid.length;
+    const cols = body.grid[0].length;
+    canvas.width = cols;
+    canvas.height = rows;
+    const context = canvas.getContext("2d");
+    let peak = [0, 0, -1];
+    body.grid.forEach((row, r) => row.forEach((value, c) => {
+      context.fillStyle = `rgba(230, 30, 30, ${(value * 0.6).toFixed(3)})`;
+      context.fillRect(c, r, 1, 1);
+      if (value > peak[2]) peak = [r, c, value];
+    }));
+    canvas.dataset.peak = `${peak[0]},${peak[1]}`;
+    $("why").textContent = `Why: query vector ${body.token} scored best (${body.score.toFixed(3)}); ` +
+      `red marks where the match head finds “${body.query}”.`;
+  } catch (error) {
+    if (state.current === hit) $("why").textContent = `No explanation: ${error.message}`;
   }
 }
 

@@ -27,7 +27,7 @@ from ..features import Features, stack
 from ..images import to_rgb
 from ..presets import resolve
 from ..prompts import Turn, vqa_prompt
-from . import generation, layout, retrieval
+from . import explain, generation, layout, retrieval
 from .loading import (
     LoadedPair,
     default_dtype,
@@ -203,6 +203,16 @@ class Blip2Engine:
             return _numpy(retrieval.match_logits(self._ret, embeds, ids, mask)[:, 1])
         return _numpy(retrieval.match_probability(self._ret, embeds, ids, mask))
 
+    def explain(self, image: Images, text: str) -> np.ndarray:
+        """(rows, cols) in [0, 1] over the image's patches: where the match head finds `text`
+        (a Grad-CAM over the Q-Former's cross-attention: `explain.gradcam`)."""
+        with self._lock:
+            with torch.inference_mode():
+                embeds = self._image_embeds(self.encode(image), "retrieval")[:1]
+                ids, mask = self._text_tokens([text])
+            self.model_calls += 1
+            return explain.gradcam(self._ret, embeds, ids.clone(), mask.clone())
+
     # -- text generation ----------------------------------------------------------------------
 
     def caption(self, images: Images, prompt: str | None = None) -> list[str]:
@@ -222,6 +232,11 @@ class Blip2Engine:
         if isinstance(image, ImageBatch):
             return self._generate(image, [vqa_prompt(question, tuple(history))], generation.ANSWER)[0]
         return self.ask_batch([Question(image, question, tuple(history))])[0]
+
+    def ask_each(self, images: Images, question: str) -> list[str]:
+        """One question asked of each image, in one batched beam search."""
+        batch = self.encode(images)
+        return self._generate(batch, [vqa_prompt(question, ())] * len(batch), generation.ANSWER)
 
     def ask_batch(self, questions: Sequence[Question]) -> list[str]:
         """Answer (image, question, history) items in one batched beam search."""
