@@ -21,9 +21,9 @@ import torch
 
 from search import runtime
 
-from . import features, hardware, indexing, large, query, realsize, serving
+from . import dates, features, hardware, indexing, large, query, realsize, serving
 
-PARTS = ("hardware", "indexing", "features", "query", "large")
+PARTS = ("hardware", "indexing", "features", "dates", "query", "large")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     if "features" in parts:
         report["features"] = _features(args.quick)
         report |= {key: report["features"][key] for key in FEATURE_KEYS}
+    if "dates" in parts:
+        report["dates"] = _dates(args.quick)
+        report |= {key: report["dates"][key] for key in DATE_KEYS}
     if "query" in parts:
         report["query"] = _query(args.quick, args.scratch, args.sizes)
         report |= _query_summary(report["query"], report.get("hardware"))
@@ -145,8 +148,15 @@ def _large(quick: bool, scratch: Path | None) -> dict:
     return large.run(_text_engine(quick), scratch=scratch, log=_log, **sizes)
 
 
+def _dates(quick: bool) -> dict:
+    """Full: 10,000 demo images, 8 queries; quick: 300 images, 2 queries. In a fresh process."""
+    return _in_fresh_process(dates.run, 300 if quick else 10_000, queries=2 if quick else 8)
+
+
+DATE_KEYS = ("date_order_p50_ms_demo_features", "date_order_p50_ms_demo_files")
 FEATURE_KEYS = ("rerank20_ms_realsize_cpu_features", "rerank20_ms_realsize_cpu_recompute",
                 "rerank_speedup_features", "match_max_abs_diff_features", "ask_p50_ms_realsize_cpu",
+                "date_order20_ms_realsize_cpu_features", "date_order20_ms_realsize_cpu_recompute",
                 "disk_bytes_per_image_features")
 
 

@@ -34,9 +34,9 @@ class CatalogView:
         """Readable images with this content."""
         return self._catalog.records_with_hash(content_hash)
 
-    def filter_ids(self, selection: Selection) -> np.ndarray:
-        """Ids of the readable images `selection` lets through, ascending."""
-        return self.dated_ids(selection)[0]
+    def filter_ids(self, selection: Selection | None = None) -> np.ndarray:
+        """Ids of the readable images `selection` lets through (every one by default), ascending."""
+        return self.dated_ids(selection or Selection())[0]
 
     def dated_ids(self, selection: Selection) -> tuple[np.ndarray, np.ndarray]:
         """(ids, dates): the readable images `selection` lets through, ascending, and each

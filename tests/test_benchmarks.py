@@ -41,6 +41,11 @@ def test_the_quick_benchmark_runs_and_writes_its_report(tmp_path):
     assert kept["features_gained"] == kept["images"] == 4 and kept["match_max_abs_diff_features"] <= 0.01
     assert kept["disk_bytes_per_image_features"] == 257 * 1408 + 2 * (257 + 1408)
     assert kept["rerank20_ms_realsize_cpu_features"] > 0 and kept["ask_p50_ms_realsize_cpu"] > 0
+    assert all(kept[f"date_order20_ms_realsize_cpu_{way}"] > 0 for way in ("features", "recompute"))
+    dated = report["dates"]
+    assert dated["images"] == 300 and dated["candidates"] == 200
+    assert dated["date_order_p50_ms_demo_features"] > 0 and dated["date_order_p50_ms_demo_files"] > 0
+    assert sum(dated["date_order_hits_features"]) > 0  # the demo model finds its shapes
     assert report["machine"]["host_kind"] in ("amx", "no-amx")
     large = report["large"]
     assert (large["images"], large["vectors"], large["segments"]) == (4_000, 128_000, 4)

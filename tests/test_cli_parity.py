@@ -124,3 +124,9 @@ def test_browse(client, cli, capsys, sort):
     got = cli(capsys, "browse", "--sort", sort, "--offset", "2", "--limit", "5")
     assert got == _api(client.get("/api/images", params={"sort": sort, "offset": 2, "limit": 5}))
     assert got["total"] == 10 and len(got["images"]) == 5
+
+
+def test_explain(client, cli, capsys):
+    got = cli(capsys, "explain", "3", "a red circle")
+    assert got == _api(client.get("/api/images/3/explain", params={"q": "a red circle"}))
+    assert got["id"] == 3 and len(got["grid"]) == len(got["grid"][0]) > 1
