@@ -33,7 +33,7 @@ demo: setup
 demo-model: setup
 	$(VENV)/bin/blip2-search train-demo search/demo/model
 
-# The benchmark suite at real BLIP-2 size (BENCHMARKS.md): about 38 minutes on 2 cores, 24 GB
+# The benchmark suite at real BLIP-2 size (BENCHMARKS.md): about 80 minutes on 2 cores, 24 GB
 # of memory and 40 GB of scratch disk (--scratch moves it).
 bench: setup
 	$(PY) -m benchmarks.run --out benchmarks/results/latest.json
