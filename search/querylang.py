@@ -17,6 +17,7 @@ from datetime import datetime
 from .errors import InputError
 
 FIELDS = ("path", "after", "before", "caption", "text")
+MAX_ID = 2**62  # catalog ids fit a signed 64-bit integer
 _WEIGHT = re.compile(r"(\d+(?:\.\d*)?|\.\d+):(.*)", re.S)
 _FIELD = re.compile(r"([A-Za-z_]+):(.*)", re.S)
 _IMAGE = re.compile(r"#(\d+)")
@@ -137,7 +138,10 @@ def _part(sign: int, where: int, words: list[tuple[int, str]], found: dict) -> T
             raise QueryError(where if sign < 0 else first_at, "this part has filters but no term to score")
         return None
     if matched := _IMAGE.fullmatch(term):
-        return Term(sign * weight, image_id=int(matched.group(1)))
+        image_id = int(matched.group(1))
+        if not 1 <= image_id <= MAX_ID:
+            raise QueryError(words[0][0], f"no image has the id {matched.group(1)}")
+        return Term(sign * weight, image_id=image_id)
     return Term(sign * weight, text=term)
 
 

@@ -157,7 +157,8 @@ def test_browse_pages_through_every_image(client, dated):
 MALFORMED = [("2: + -", "nothing before '-'"), ('"a red circle', "never closed"),
              ("colour:red circle", "unknown field 'colour:'"), ("after:yesterday circle", "takes a date"),
              ("circle - ", "nothing after '-'"), ("- circle", "nothing before '-'"),
-             ("0:circle", "above 0"), ("3:", "no term"), ("circle - path:x", "no term")]
+             ("0:circle", "above 0"), ("3:", "no term"), ("circle - path:x", "no term"),
+             ("#99999999999999999999999 + circle", "no image has the id")]
 
 
 @pytest.mark.parametrize(("query", "reason"), MALFORMED)
