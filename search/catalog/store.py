@@ -16,17 +16,17 @@ from pathlib import Path
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, and_, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ..errors import CatalogError
 from ..features import Features
 from ..records import ImageFile, ImageRecord
-from . import featurestore, fulltext
+from . import featurestore, fulltext, listing
 from .blobs import READERS, chunks, decode, decode_many, encode, iterate, read_many
 from .locks import writer_lock
-from .rows import bump_generation, filter_conditions, record, row_values
+from .rows import bump_generation, record, row_values
 from .schema import ImageRow, MetaRow, VectorRow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -187,26 +187,13 @@ class Catalog:
     def dated_ids(self, *, path_prefix: str | None = None, after: datetime | None = None,
                   before: datetime | None = None, path_part: str | None = None,
                   caption: Iterable[str] = ()) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, dates) of readable images under `path_prefix`, holding `path_part` (a
-        folder or file name that starts with it), dated (EXIF, else mtime) in range, whose
-        caption holds the words of each of `caption`; ascending ids, and each one's date as
-        seconds since the epoch (EXIF dates are local time)."""
-        conditions = filter_conditions(path_prefix, after, before, path_part)
-        chosen = select(ImageRow.id, ImageRow.taken_at, ImageRow.mtime).where(and_(*conditions))
-        for phrase in caption:
-            chosen = chosen.where(ImageRow.id.in_(fulltext.caption_holds(self._engine, phrase)))
-        with Session(self._engine) as session:
-            rows = session.execute(chosen.order_by(ImageRow.id)).all()
-        ids = np.array([row[0] for row in rows], dtype=np.int64)
-        return ids, np.array([_seconds(taken, mtime) for _, taken, mtime in rows], dtype=np.float64)
+        """`listing.dated_ids`."""
+        return listing.dated_ids(self._engine, path_prefix=path_prefix, after=after, before=before,
+                                 path_part=path_part, caption=caption)
 
     def ids_by_path(self, offset: int, limit: int) -> tuple[int, list[int]]:
         """(readable images, the ids of a page of them in path order)."""
-        readable = ImageRow.status == "ok"
-        with Session(self._engine) as session:
-            total = session.scalar(select(func.count()).where(readable))
-            page = select(ImageRow.id).where(readable).order_by(ImageRow.path).offset(offset).limit(limit)
-            return total, list(session.scalars(page))
+        return listing.ids_by_path(self._engine, offset, limit)
 
     def features(self, ids: Iterable[int], keys: Iterable[str]) -> dict[int, dict[str, Features]]:
         """Stored features of `ids` (`search.features`), by image then side."""
@@ -303,11 +290,3 @@ def _reason(exc: DBAPIError) -> str:
         return type(exc).__name__
     return (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
 
-
-def _seconds(taken: datetime | None, mtime: float) -> float:
-    if taken is None:
-        return mtime
-    try:
-        return taken.timestamp()  # naive: local time, as EXIF dates are
-    except (ValueError, OverflowError, OSError):
-        return (taken - datetime(1970, 1, 1)).total_seconds()

@@ -12,7 +12,6 @@ Every method takes a list of PIL images (any mode) or an `ImageBatch` from `enco
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from PIL import Image
 
 from ..config import Settings
 from ..errors import InputError
-from ..features import Features, stack
 from ..images import to_rgb
 from ..presets import resolve
 from ..prompts import Turn, vqa_prompt
@@ -39,21 +37,9 @@ from .loading import (
     resolve_device,
     text_side,
 )
-from .vision import SIDES, ImageBatch, encoder_fingerprint, encoder_hidden, tie_encoders
-
-Images = Sequence[Image.Image] | ImageBatch
-
-
-def _model_work(method):
-    """Inference mode, one thread at a time: the engine may be shared by a server's request
-    threads and an indexing job, and HF fast tokenizers must not be used by two at once."""
-
-    @functools.wraps(method)
-    def locked(self, *args, **kwargs):
-        with self._lock, torch.inference_mode():
-            return method(self, *args, **kwargs)
-
-    return locked
+from .stored import StoredFeatures
+from .vision import ImageBatch, Images, encoder_fingerprint, encoder_hidden, tie_encoders
+from .work import model_work, to_numpy
 
 
 @dataclass(frozen=True)
@@ -63,7 +49,7 @@ class Question:
     history: Sequence[Turn] = ()
 
 
-class Blip2Engine:
+class Blip2Engine(StoredFeatures):
     def __init__(
         self, pair: LoadedPair, *, name: str, quantize_int8: bool = False, share_encoder: bool = True,
         query_dtype: torch.dtype | None = None,
@@ -156,7 +142,7 @@ class Blip2Engine:
 
     # -- images -------------------------------------------------------------------------------
 
-    @_model_work
+    @model_work
     def encode(self, images: Images) -> ImageBatch:
         """Preprocess images; encoder outputs are computed on first use and cached in the batch."""
         if isinstance(images, ImageBatch):
@@ -168,26 +154,26 @@ class Blip2Engine:
         gen_pixels = ret_pixels if self._same_pixels else self._pixels(self._gen_processor, self._gen, rgb)
         return ImageBatch(pixels={"retrieval": ret_pixels, "generation": gen_pixels})
 
-    @_model_work
+    @model_work
     def embed_images(self, images: Images) -> np.ndarray:
         """(B, Q, D) float32, L2-normalised: one vector per Q-Former query token."""
         embeds = self._image_embeds(self.encode(images), "retrieval")
         self.model_calls += 1
-        return _numpy(retrieval.image_vectors(self._ret, embeds))
+        return to_numpy(retrieval.image_vectors(self._ret, embeds))
 
-    @_model_work
+    @model_work
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(B, D) float32, L2-normalised projected [CLS] vectors."""
         ids, mask = self._text_tokens(texts)
         self.model_calls += 1
-        return _numpy(retrieval.text_vectors(self._text, ids, mask))
+        return to_numpy(retrieval.text_vectors(self._text, ids, mask))
 
     @staticmethod
     def itc(image_vecs: np.ndarray, text_vecs: np.ndarray) -> np.ndarray:
         """(B_img, B_text): BLIP-2's first-stage score, the max over query tokens of the cosine."""
         return np.einsum("iqd,td->iqt", image_vecs, text_vecs).max(axis=1)
 
-    @_model_work
+    @model_work
     def itm(self, images: Images, texts: str | Sequence[str], *, logit: bool = False) -> np.ndarray:
         """(B,): the match head's P(match) for image i with text i (one text: with every image);
         `logit`: its "match" logit averaged over the queries instead, the score LAVIS adds to
@@ -200,8 +186,8 @@ class Blip2Engine:
         ids, mask = self._text_tokens(texts)
         self.model_calls += 1
         if logit:
-            return _numpy(retrieval.match_logits(self._ret, embeds, ids, mask)[:, 1])
-        return _numpy(retrieval.match_probability(self._ret, embeds, ids, mask))
+            return to_numpy(retrieval.match_logits(self._ret, embeds, ids, mask)[:, 1])
+        return to_numpy(retrieval.match_probability(self._ret, embeds, ids, mask))
 
     def explain(self, image: Images, text: str) -> np.ndarray:
         """(rows, cols) in [0, 1] over the image's patches: where the match head finds `text`
@@ -220,7 +206,7 @@ class Blip2Engine:
         batch = self.encode(images)
         return self._generate(batch, [prompt or ""] * len(batch), self.caption_decoding)
 
-    @_model_work
+    @model_work
     def caption_tokens(self, images: Images, decoding: generation.Decoding | None = None) -> torch.Tensor:
         """(B, new tokens): the caption ids before decoding to text, for precision checks."""
         batch = self.encode(images)
@@ -246,7 +232,7 @@ class Blip2Engine:
         batch = self.encode([q.image for q in questions])
         return self._generate(batch, prompts, generation.ANSWER)
 
-    @_model_work
+    @model_work
     def _generate(self, batch: ImageBatch, prompts: list[str], decoding: generation.Decoding) -> list[str]:
         return generation.texts(self._gen_processor.tokenizer, self._generate_ids(batch, prompts, decoding))
 
@@ -256,39 +242,6 @@ class Blip2Engine:
         embeds = self._image_embeds(batch, "generation")
         self.model_calls += 1
         return generation.generate_ids(self._gen, self._gen_processor.tokenizer, embeds, prompts, decoding)
-
-    # -- stored features (`search.features`) ---------------------------------------------------
-
-    def feature_key(self, side: str) -> str:
-        """The key under which `side`'s encoder output is stored: "shared" when one pass
-        feeds both stages."""
-        return "shared" if self.encoder_mode == "shared" else side
-
-    @_model_work
-    def features(self, images: Images, sides: Sequence[str] = SIDES) -> list[dict[str, Features]]:
-        """Each image's encoder output for `sides`, compact, by key; encodes if needed."""
-        batch = self.encode(images)
-        out: list[dict[str, Features]] = [{} for _ in range(len(batch))]
-        for side in sides:
-            key = self.feature_key(side)
-            if any(key in item for item in out):
-                continue
-            if key not in batch.hidden:
-                self._image_embeds(batch, side)
-            for item, hidden in zip(out, _numpy(batch.hidden[key]), strict=True):
-                item[key] = Features.quantize(hidden)
-        return out
-
-    def from_features(self, stored: Sequence[dict[str, Features]], side: str) -> ImageBatch | None:
-        """A batch whose encoder output for `side` comes from stored features, or None when
-        one of them lacks it."""
-        key = self.feature_key(side)
-        if not stored or any(key not in item for item in stored):
-            return None
-        model = self._ret if side == "retrieval" else self._gen
-        dtype = model.vision_model.post_layernorm.weight.dtype
-        hidden = torch.from_numpy(stack([item[key] for item in stored])).to(self.device, dtype)
-        return ImageBatch(pixels={}, hidden={key: hidden})
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -315,6 +268,3 @@ class Blip2Engine:
         )
         return tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device)
 
-
-def _numpy(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.float().cpu().numpy()

@@ -10,9 +10,11 @@ the encoder output before `post_layernorm` is computed once and each model appli
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
+from PIL import Image
 from transformers import Blip2VisionModel
 
 POST_LAYERNORM = "post_layernorm."
@@ -58,3 +60,6 @@ class ImageBatch:
 
     def __len__(self) -> int:
         return next(iter(self.pixels.values() or self.hidden.values())).shape[0]
+
+
+Images = Sequence[Image.Image] | ImageBatch  # what every engine method takes
