@@ -38,9 +38,7 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from search import querylang
-    from search.queries import SearchOptions
-    from search.where import Where
+    from search.queries import SearchOptions, check
 
     options = SearchOptions(
         k=args.k, offset=args.offset, rerank=args.rerank, rerank_top=args.rerank_top,
@@ -49,9 +47,7 @@ def run(args: argparse.Namespace) -> int:
         after=_date(args.after, "--after"), before=_date(args.before, "--before"),
         sort=args.sort, candidates=args.candidates, where=tuple(args.where),
     )
-    querylang.parse(args.query)  # a malformed query or condition fails before the model loads
-    for condition in args.where:
-        Where.parse(condition)
+    check(args.query, options)  # a malformed query, condition or option fails before the model loads
     with searcher(args) as found:
         results = found.find(args.query, options)
     report = results.where

@@ -3,7 +3,7 @@ a where condition), and why an image matched a text. `Searcher` builds on it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -19,11 +19,7 @@ from .similar import SimilarImages
 class HitQuestions(SimilarImages):
     def ask(self, image_id: int, question: str, history: Sequence[Turn] = ()) -> str:
         """The decoder's answer; the image encoder is skipped when the image has stored features."""
-        record = self.record(image_id)
-        stored = self.collection.features([image_id], self.engine.feature_key("generation"))
-        image = self.engine.from_features([stored[image_id]], "generation") if stored else None
-        if image is None:
-            image = self.picture(record.path, image_id)
+        image = self.one_image(image_id, "generation")
         with self.timer("generation"):
             return self.engine.ask(image, question, history)
 
@@ -31,16 +27,9 @@ class HitQuestions(SimilarImages):
         """The decoder's answer to `question` about each of `ids`: from stored features when
         the image has them (no image encoder), else from its file; unreadable ones left out."""
         ids = list(ids)
-        stored = self.collection.features(ids, self.engine.feature_key("generation"))
         found: dict[int, str] = {}
-        with_features = [i for i in ids if i in stored]
-        if with_features:
-            batch = self.engine.from_features([stored[i] for i in with_features], "generation")
-            found |= dict(zip(with_features, self.engine.ask_each(batch, question), strict=True))
-        pictures = self._pictures([i for i in ids if i not in stored])
-        if pictures:
-            found |= dict(zip([i for i, _ in pictures],
-                              self.engine.ask_each([p for _, p in pictures], question), strict=True))
+        for chunk, batch in self.batches(ids, "generation", max(len(ids), 1)):
+            found.update(zip(chunk, self.engine.ask_each(batch, question), strict=True))
         return found
 
     def explain(self, image_id: int, text: str) -> Explanation:
@@ -53,18 +42,11 @@ class HitQuestions(SimilarImages):
         if not wanted:
             raise InputError("explain needs a text to find in the image")
         text = max(wanted, key=lambda term: term.weight).text
-        record = self.record(image_id)
-        vectors = self.collection.vectors_of(image_id)
-        if vectors is None:
-            raise NotFound(f"image {image_id} has no stored vectors")
+        vectors = self.stored_vectors(image_id)
         with self.timer("text_encode"):
             text_vec = self.engine.embed_texts([text])[0]
         scores = np.asarray(vectors, dtype=np.float32) @ text_vec
-        stored = self.collection.features([image_id], self.engine.feature_key("retrieval"))
-        if stored:
-            image = self.engine.from_features([stored[image_id]], "retrieval")
-        else:
-            image = [self.picture(record.path, image_id)]
+        image = self.one_image(image_id, "retrieval")
         with self.timer("rerank"):
             grid = self.engine.explain(image, text)
         return Explanation(id=image_id, query=text, token=int(scores.argmax()), score=float(scores.max()),
@@ -75,6 +57,29 @@ class HitQuestions(SimilarImages):
             return open_image(path)
         except ImageError as exc:
             raise NotFound(f"image {image_id} ({path}) cannot be read: {exc}") from None
+
+    def one_image(self, image_id: int, side: str):
+        """What `side`'s model takes for one indexed image: a batch of its stored features,
+        else its picture in a list; NotFound when it has neither."""
+        record = self.record(image_id)
+        stored = self.collection.features([image_id], self.engine.feature_key(side))
+        if stored:
+            return self.engine.from_features([stored[image_id]], side)
+        return [self.picture(record.path, image_id)]
+
+    def batches(self, ids: list[int], side: str, size: int) -> Iterator[tuple[list[int], object]]:
+        """(ids, what `side`'s model takes for them) in batches of at most `size`: stored
+        features where the images have them, else their pictures, never the two in one batch;
+        images neither indexed nor readable are left out."""
+        stored = self.collection.features(ids, self.engine.feature_key(side))
+        pictures = dict(self._pictures([i for i in ids if i not in stored]))
+        sources = [([i for i in ids if i in stored],
+                    lambda chunk: self.engine.from_features([stored[i] for i in chunk], side)),
+                   (list(pictures), lambda chunk: [pictures[i] for i in chunk])]
+        for found, batch_of in sources:
+            for start in range(0, len(found), size):
+                chunk = found[start : start + size]
+                yield chunk, batch_of(chunk)
 
     def _pictures(self, ids: list[int]) -> list[tuple[int, Image.Image]]:
         """(id, picture) of those of `ids` that are indexed and whose file reads."""
@@ -89,5 +94,3 @@ class HitQuestions(SimilarImages):
             except ImageError:
                 continue
         return pictures
-
-

@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from . import querylang, scoring, where
-from .errors import InputError, NotFound, SearchError
+from .errors import InputError, SearchError
 from .hits import HitQuestions
 from .querylang import Query
 from .records import Selection
@@ -68,22 +68,21 @@ class Searcher(HitQuestions):
         Each request gets its results, or the error that is its own."""
         outcomes: list[SearchResults | SearchError] = [SearchResults(query=q, results=[])
                                                         for q, _ in requests]
-        valid: list[tuple[int, Query]] = []
+        valid: list[tuple[int, Query, list[where.Where]]] = []
         for i, (query, options) in enumerate(requests):
             try:
-                _check(options)
-                valid.append((i, querylang.parse(query)))
+                valid.append((i, *check(query, options)))
             except SearchError as exc:
                 outcomes[i] = exc
         if self.collection.model is None:
             return outcomes  # nothing indexed yet: no hits
-        texts = list(dict.fromkeys(term.text for _, query in valid for term in query.terms if term.text))
+        texts = list(dict.fromkeys(term.text for _, query, _ in valid for term in query.terms if term.text))
         if texts:
             with self.timer("text_encode"):
                 encoded = dict(zip(texts, self.engine.embed_texts(texts), strict=True))
-        for i, query in valid:
+        for i, query, conditions in valid:
             try:
-                outcomes[i] = self._search(query, encoded if texts else {}, *requests[i])
+                outcomes[i] = self._search(query, conditions, encoded if texts else {}, *requests[i])
             except SearchError as exc:
                 outcomes[i] = exc
         return outcomes
@@ -105,16 +104,9 @@ class Searcher(HitQuestions):
         if not query:
             raise InputError("the query is empty")
         ids = list(dict.fromkeys(int(i) for i in ids))
-        stored = self.collection.features(ids, self.engine.feature_key("retrieval"))
-        pictures = dict(self._pictures([i for i in ids if i not in stored]))
-        sources = [([i for i in ids if i in stored],
-                    lambda chunk: self.engine.from_features([stored[i] for i in chunk], "retrieval")),
-                   (list(pictures), lambda chunk: [pictures[i] for i in chunk])]
         matches: dict[int, float] = {}
-        for found, batch_of in sources:  # a batch never mixes stored features and pictures
-            for start in range(0, len(found), RERANK_BATCH):
-                chunk = found[start : start + RERANK_BATCH]
-                matches.update(zip(chunk, self.engine.itm(batch_of(chunk), query).tolist(), strict=True))
+        for chunk, batch in self.batches(ids, "retrieval", RERANK_BATCH):
+            matches.update(zip(chunk, self.engine.itm(batch, query).tolist(), strict=True))
         return {i: float(matches[i]) for i in ids if i in matches}
 
     def nearest(self, text_vecs: np.ndarray, k: int,
@@ -127,8 +119,8 @@ class Searcher(HitQuestions):
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _search(self, query: Query, encoded: dict[str, np.ndarray], text: str,
-                options: SearchOptions) -> SearchResults:
+    def _search(self, query: Query, conditions: list[where.Where], encoded: dict[str, np.ndarray],
+                text: str, options: SearchOptions) -> SearchResults:
         selection = self._selection(query, options)
         allowed = self.collection.filter_ids(selection) if selection else None
         notes = [NO_TEXT_YET] if selection.text else []
@@ -153,11 +145,10 @@ class Searcher(HitQuestions):
             if floor is not None:
                 hits = [hit for hit in hits if hit.match >= floor]
         report = None
-        if options.where:
+        if conditions:
             wanted = len(hits) if dated else options.offset + options.k
             with self.timer("generation"):
-                hits, report = where.keep_answering(hits, [where.Where.parse(c) for c in options.where],
-                                                    wanted, self.answers)
+                hits, report = where.keep_answering(hits, conditions, wanted, self.answers)
         if dated:
             hits.sort(key=lambda hit: (hit.taken_at, hit.id), reverse=options.sort == "newest")
         page = hits[options.offset : options.offset + options.k]
@@ -177,10 +168,7 @@ class Searcher(HitQuestions):
                     proposed += [first.ids for first in self.collection.candidates(vector[None], POOL * depth,
                                                                                    allowed)]
                 continue
-            self.record(term.image_id)
-            vectors = self.collection.vectors_of(term.image_id)
-            if vectors is None:
-                raise NotFound(f"image {term.image_id} has no stored vectors")
+            vectors = self.stored_vectors(term.image_id)
             scores.append((term.weight, scoring.image_similarity(vectors)))
             if term.weight > 0:
                 own.add(term.image_id)
@@ -232,10 +220,13 @@ class Searcher(HitQuestions):
         return sorted(reranked, key=lambda hit: (-hit.match, -hit.score, hit.id))
 
 
-def _check(options: SearchOptions) -> None:
-    for condition in options.where:
-        where.Where.parse(condition)
+def check(query: str, options: SearchOptions) -> tuple[Query, list[where.Where]]:
+    """The query and the where conditions, parsed; InputError (a QueryError for the query)
+    when they or the options cannot be searched. A front end may call it before loading a
+    model."""
     if options.k < 1 or options.offset < 0 or (options.rerank_top or 1) < 1 or (options.candidates or 1) < 1:
         raise InputError("k, rerank_top and candidates must be at least 1, and offset at least 0")
     if options.sort not in ("relevance", "newest", "oldest"):
         raise InputError(f"sort is relevance, newest or oldest, not {options.sort!r}")
+    conditions = [where.Where.parse(condition) for condition in options.where]
+    return querylang.parse(query), conditions

@@ -44,13 +44,10 @@ class SimilarImages:
         if (image is None) == (image_id is None):
             raise InputError("give an image or an image id")
         if image_id is not None:
-            self.record(image_id)
-            query = self.collection.vectors_of(image_id)
+            query = self.stored_vectors(image_id)
         else:
             with self.timer("image_encode"):
                 query = self.engine.embed_images([image])[0]
-        if query is None:
-            raise NotFound(f"image {image_id} has no stored vectors")
         want = offset + k + (image_id is not None)
         with self.timer("vector_search"):
             scored = (self._scan_similar if exhaustive else self._similar)(query, want)
@@ -73,6 +70,14 @@ class SimilarImages:
         if record.status != "ok":
             raise NotFound(f"image {image_id} ({record.path}) could not be indexed: {record.error}")
         return record
+
+    def stored_vectors(self, image_id: int) -> np.ndarray:
+        """(Q, D) float16: the indexed image's stored vectors, or NotFound saying why not."""
+        self.record(image_id)
+        vectors = self.collection.vectors_of(image_id)
+        if vectors is None:
+            raise NotFound(f"image {image_id} has no stored vectors")
+        return vectors
 
     def candidates_like(self, query: np.ndarray, want: int,
                         allowed: np.ndarray | None = None) -> np.ndarray:

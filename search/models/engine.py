@@ -212,12 +212,11 @@ class Blip2Engine(StoredFeatures):
         batch = self.encode(images)
         return self._generate_ids(batch, [""] * len(batch), decoding or self.caption_decoding)
 
-    def ask(self, image: Image.Image | ImageBatch, question: str, history: Sequence[Turn] = ()) -> str:
-        """Answer one question about one image (or a batch of one, from stored features);
-        `history` holds the earlier turns of a chat."""
-        if isinstance(image, ImageBatch):
-            return self._generate(image, [vqa_prompt(question, tuple(history))], generation.ANSWER)[0]
-        return self.ask_batch([Question(image, question, tuple(history))])[0]
+    def ask(self, image: Image.Image | Images, question: str, history: Sequence[Turn] = ()) -> str:
+        """Answer one question about one image (or a list of one, or a batch of one from
+        stored features); `history` holds the earlier turns of a chat."""
+        batch = self.encode([image] if isinstance(image, Image.Image) else image)
+        return self._generate(batch, [vqa_prompt(question, tuple(history))], generation.ANSWER)[0]
 
     def ask_each(self, images: Images, question: str) -> list[str]:
         """One question asked of each image, in one batched beam search."""
