@@ -207,7 +207,8 @@ class Collection(CatalogView):
         vectors = self._catalog.vectors(twin.id, (model.queries, model.dim))
         features = self._catalog.features([twin.id], KEYS).get(twin.id)
         copied = replace(file, content_hash=twin.content_hash, width=twin.width, height=twin.height,
-                         taken_at=twin.taken_at, caption=twin.caption, vectors=vectors, features=features)
+                         taken_at=twin.taken_at, caption=twin.caption, text=twin.text,
+                         picture_hash=twin.picture_hash, vectors=vectors, features=features)
         return self.commit([copied])[0]
 
     def touch(self, image_id: int, file: ImageFile) -> None:

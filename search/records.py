@@ -38,6 +38,8 @@ class ImageRecord:
     status: str
     error: str | None
     indexed_at: datetime
+    text: str | None = None  # written in the image (OCR): None when not read, "" when none
+    picture_hash: int | None = None  # 64-bit perceptual hash of the picture, signed
 
     def file(self) -> Path | None:
         """The file behind the row, only if it still resolves inside its indexed root (a file
@@ -66,6 +68,8 @@ class ImageFile:
     height: int | None = None
     taken_at: datetime | None = None  # EXIF date
     thumbnail: bytes | None = None  # WebP
+    text: str | None = None  # written in the picture (OCR), "" when none; None: not read
+    picture_hash: int | None = None  # 64-bit perceptual hash, signed
     error: str | None = None  # why it could not be read
     # the model
     vectors: np.ndarray | None = None  # (Q, D) float16, as the catalog stores them

@@ -55,7 +55,7 @@ def bump_generation(session: Session) -> None:
 
 
 ROW_FIELDS = ("path", "root", "content_hash", "size", "mtime", "width", "height", "taken_at", "caption",
-              "status", "error")
+              "text", "picture_hash", "status", "error")
 
 
 def row_values(image: ImageFile, now: datetime) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -27,6 +27,8 @@ class ImageRow(Base):
     height: Mapped[int | None]
     taken_at: Mapped[datetime | None]  # EXIF DateTimeOriginal
     caption: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)  # written in the image (OCR); NULL: not read yet
+    picture_hash: Mapped[int | None] = mapped_column(BigInteger)  # perceptual, 64 bits, signed
     status: Mapped[str] = mapped_column(String(16))  # "ok" or "failed"
     error: Mapped[str | None] = mapped_column(Text)
     indexed_at: Mapped[datetime]
