@@ -20,9 +20,8 @@ import numpy as np
 from .catalog import FILENAME, Catalog, database_url
 from .catalog_view import CatalogView
 from .config import IndexType, choices
-from .errors import SearchError
+from .errors import CollectionError
 from .features import KEYS, Features
-from .presets import DEFAULT_PRESET, resolve
 from .records import ImageFile, ImageRecord, ModelInfo
 from .schemas import Stats
 from .scoring import Each
@@ -33,10 +32,6 @@ from .writer import OPENING, IndexBusy, exclusive, held
 
 log = logging.getLogger("blip2_search")
 __all__ = ["SNAPSHOT", "Collection", "CollectionError", "IndexPolicy", "ModelInfo"]
-
-
-class CollectionError(SearchError):
-    """The index folder is missing, or was built with another model."""
 
 
 class Collection(CatalogView):
@@ -81,13 +76,6 @@ class Collection(CatalogView):
 
     # -- the model that built it --------------------------------------------------------------
 
-    @property
-    def model(self) -> ModelInfo | None:
-        meta = self._catalog.meta()
-        if "model" not in meta:
-            return None
-        return ModelInfo(meta["model"], int(meta["queries"]), int(meta["dim"]))
-
     def bind_model(self, info: ModelInfo) -> None:
         """Record the model on first use; refuse another model on an existing index."""
         if self.model is None:
@@ -98,31 +86,7 @@ class Collection(CatalogView):
         else:
             self.check_model(info.name, (info.queries, info.dim))
 
-    def check_model(self, name: str, shape: tuple[int, int] | None = None) -> None:
-        """Refuse a model (and, when given, a vector shape) other than the index's own; an
-        index with no model yet takes any."""
-        current = self.model
-        if current is None or (current.name == name and shape in (None, (current.queries, current.dim))):
-            return
-        raise CollectionError(
-            f"the index at {self.folder} was built with model {current.name} "
-            f"({current.queries}x{current.dim} vectors), not {name}; use that model, or another --index"
-        )
-
-    def model_to_load(self, requested: str | None) -> str:
-        """`requested` (a flag), else the model that built the index, else the default preset;
-        a model other than the index's is refused before anything loads."""
-        if requested is None:
-            current = self.model
-            return current.name if current else DEFAULT_PRESET
-        self.check_model(resolve(requested).name)
-        return requested
-
     # -- the vector index's kind --------------------------------------------------------------
-
-    @property
-    def index_type(self) -> str:
-        return self._catalog.meta().get("index_type", "auto")
 
     def set_index_type(self, index_type: IndexType) -> None:
         """Choose the vector index kind (auto, exact or compressed); an existing index is
@@ -230,6 +194,10 @@ class Collection(CatalogView):
 
     def add_features(self, features: dict[int, dict[str, Features]]) -> None:
         self._catalog.add_features(features)
+
+    def set_readings(self, readings: dict[int, tuple[str | None, int | None]]) -> None:
+        """(text, picture hash) of images already indexed, by id; None leaves one as it is."""
+        self._catalog.set_readings(readings)
 
     def save(self) -> None:
         """Write the vector snapshot, tagged with the catalog generation it covers. An index of

@@ -35,3 +35,7 @@ class CatalogError(SearchError):
 
 class NotFound(SearchError, LookupError):
     """No image with that id, or its file is gone."""
+
+
+class CollectionError(SearchError):
+    """The index folder is missing, or was built with another model."""

@@ -90,7 +90,7 @@ class Selection:
     after: datetime | None = None  # dated (EXIF, else modified) on or after
     before: datetime | None = None
     caption: tuple[str, ...] = ()  # phrases whose words the caption holds
-    text: tuple[str, ...] = ()  # phrases written in the image (none are read yet: matches nothing)
+    text: tuple[str, ...] = ()  # phrases written in the image (OCR), matched tolerantly
 
     def __bool__(self) -> bool:
         return any((self.path_prefix, self.path_part, self.after, self.before, self.caption, self.text))

@@ -1,5 +1,6 @@
 """The catalog: the store of record (images, their vectors, index facts). Only SQLAlchemy user."""
 
-from .store import FILENAME, Catalog, database_url
+from .connect import FILENAME, database_url
+from .store import Catalog
 
 __all__ = ["FILENAME", "Catalog", "database_url"]

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from . import fulltext
@@ -16,15 +16,18 @@ from .schema import ImageRow
 
 def dated_ids(engine: Engine, *, path_prefix: str | None = None, after: datetime | None = None,
               before: datetime | None = None, path_part: str | None = None,
-              caption: Iterable[str] = ()) -> tuple[np.ndarray, np.ndarray]:
+              caption: Iterable[str] = (), text: Iterable[str] = ()) -> tuple[np.ndarray, np.ndarray]:
     """(ids, dates) of readable images under `path_prefix`, holding `path_part` (a
     folder or file name that starts with it), dated (EXIF, else mtime) in range, whose
-    caption holds the words of each of `caption`; ascending ids, and each one's date as
-    seconds since the epoch (EXIF dates are local time)."""
+    caption holds the words of each of `caption` and whose text each of `text`
+    (`fulltext.text_scores`); ascending ids, and each one's date as seconds since the epoch
+    (EXIF dates are local time)."""
     conditions = filter_conditions(path_prefix, after, before, path_part)
     chosen = select(ImageRow.id, ImageRow.taken_at, ImageRow.mtime).where(and_(*conditions))
     for phrase in caption:
         chosen = chosen.where(ImageRow.id.in_(fulltext.caption_holds(engine, phrase)))
+    for phrase in text:
+        chosen = chosen.where(ImageRow.id.in_(list(fulltext.text_scores(engine, phrase))))
     with Session(engine) as session:
         rows = session.execute(chosen.order_by(ImageRow.id)).all()
     ids = np.array([row[0] for row in rows], dtype=np.int64)
@@ -38,6 +41,17 @@ def ids_by_path(engine: Engine, offset: int, limit: int) -> tuple[int, list[int]
         total = session.scalar(select(func.count()).where(readable))
         page = select(ImageRow.id).where(readable).order_by(ImageRow.path).offset(offset).limit(limit)
         return total, list(session.scalars(page))
+
+
+def unread(engine: Engine, *, text: bool) -> list[int]:
+    """Readable images with no picture hash, or with `text` no text read yet (indexed before
+    either existed, or with OCR off), ascending."""
+    missing = ImageRow.picture_hash.is_(None)
+    if text:
+        missing = or_(missing, ImageRow.text.is_(None))
+    with Session(engine) as session:
+        return list(session.scalars(select(ImageRow.id).where(ImageRow.status == "ok", missing)
+                                    .order_by(ImageRow.id)))
 
 
 def _seconds(taken: datetime | None, mtime: float) -> float:

@@ -25,27 +25,14 @@ from ..features import Features
 from ..records import ImageFile, ImageRecord
 from . import featurestore, fulltext, listing
 from .blobs import READERS, chunks, decode, decode_many, encode, iterate, read_many
+from .connect import reason, sqlite_pragmas
 from .locks import writer_lock
 from .rows import bump_generation, record, row_values
 from .schema import ImageRow, MetaRow, VectorRow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-FILENAME = "catalog.db"
 PARALLEL_READ = 256  # vectors asked for at once from which reads run on several connections
 MIGRATION_KEY = 0x42_4C_49_50_33  # the advisory lock under which a PostgreSQL catalog is migrated
-
-
-def database_url(index_dir: Path, override: str | None = None) -> str:
-    return override or f"sqlite:///{(index_dir / FILENAME).resolve()}"
-
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers keep reading while the indexer writes
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process kills
-    cursor.close()
 
 
 class Catalog:
@@ -59,7 +46,7 @@ class Catalog:
         read is a `CatalogError` in one line."""
         engine = create_engine(url, pool_size=READERS + 4)  # parallel vector reads, and the rest
         if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "connect", sqlite_pragmas)
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         try:
@@ -71,7 +58,7 @@ class Catalog:
         except DBAPIError as exc:
             engine.dispose()
             where = engine.url.render_as_string(hide_password=True)
-            raise CatalogError(f"the catalog at {where} cannot be read ({_reason(exc)}): restore it from a "
+            raise CatalogError(f"the catalog at {where} cannot be read ({reason(exc)}): restore it from a "
                                "backup, or move it away and index again") from None
         return cls(engine)
 
@@ -88,7 +75,7 @@ class Catalog:
             with Session(self._engine) as session, session.begin():
                 yield session
         except DBAPIError as exc:
-            raise CatalogError(f"the catalog could not be written ({_reason(exc)}); nothing of this "
+            raise CatalogError(f"the catalog could not be written ({reason(exc)}); nothing of this "
                                "batch was kept") from None
 
     def _readers(self) -> ThreadPoolExecutor:
@@ -186,10 +173,10 @@ class Catalog:
 
     def dated_ids(self, *, path_prefix: str | None = None, after: datetime | None = None,
                   before: datetime | None = None, path_part: str | None = None,
-                  caption: Iterable[str] = ()) -> tuple[np.ndarray, np.ndarray]:
+                  caption: Iterable[str] = (), text: Iterable[str] = ()) -> tuple[np.ndarray, np.ndarray]:
         """`listing.dated_ids`."""
         return listing.dated_ids(self._engine, path_prefix=path_prefix, after=after, before=before,
-                                 path_part=path_part, caption=caption)
+                                 path_part=path_part, caption=caption, text=text)
 
     def ids_by_path(self, offset: int, limit: int) -> tuple[int, list[int]]:
         """(readable images, the ids of a page of them in path order)."""
@@ -208,6 +195,16 @@ class Catalog:
 
     def caption_search(self, query: str, limit: int) -> list[int]:
         return fulltext.caption_search(self._engine, query, limit)
+
+    def text_scores(self, phrase: str) -> dict[int, float]:
+        return fulltext.text_scores(self._engine, phrase)
+
+    def text_search(self, query: str, limit: int) -> list[int]:
+        return fulltext.text_search(self._engine, query, limit)
+
+    def unread(self, *, text: bool) -> list[int]:
+        """Readable images with no picture hash, or with `text` none read yet."""
+        return listing.unread(self._engine, text=text)
 
     def stats(self) -> dict[str, int]:
         with Session(self._engine) as session:
@@ -273,6 +270,15 @@ class Catalog:
             featurestore.write(session, [row for image_id, sides in features.items()
                                          for row in featurestore.values(image_id, sides)])
 
+    def set_readings(self, readings: dict[int, tuple[str | None, int | None]]) -> None:
+        """(text, picture hash) for images already written, by id; None leaves one as it is."""
+        with self._transaction() as session:
+            for image_id, (written, picture) in readings.items():
+                values = {"text": written, "picture_hash": picture}
+                changed = {name: value for name, value in values.items() if value is not None}
+                if changed:
+                    session.execute(update(ImageRow).where(ImageRow.id == image_id).values(**changed))
+
     def remove(self, ids: Iterable[int]) -> None:
         ids = list(ids)
         if not ids:
@@ -282,11 +288,3 @@ class Catalog:
             session.execute(delete(VectorRow).where(VectorRow.image_id.in_(ids)))
             session.execute(delete(ImageRow).where(ImageRow.id.in_(ids)))
             bump_generation(session)
-
-
-def _reason(exc: DBAPIError) -> str:
-    """The database's own first line, without SQLAlchemy's statement and link."""
-    if exc.orig is None:
-        return type(exc).__name__
-    return (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
-

@@ -33,7 +33,8 @@ def upgrade() -> None:
         op.execute("CREATE TRIGGER images_text_insert AFTER INSERT ON images BEGIN "
                    "INSERT INTO images_text(rowid, text) VALUES (new.id, new.text); END")
         op.execute("CREATE TRIGGER images_text_delete AFTER DELETE ON images BEGIN "
-                   "INSERT INTO images_text(images_text, rowid, text) VALUES ('delete', old.id, old.text); END")
+                   "INSERT INTO images_text(images_text, rowid, text) "
+                   "VALUES ('delete', old.id, old.text); END")
         op.execute("CREATE TRIGGER images_text_update AFTER UPDATE OF text ON images BEGIN "
                    "INSERT INTO images_text(images_text, rowid, text) VALUES ('delete', old.id, old.text); "
                    "INSERT INTO images_text(rowid, text) VALUES (new.id, new.text); END")
