@@ -18,6 +18,7 @@ class Job:
     id: str
     paths: list[str]
     keep_features: bool = False
+    ocr: bool = True
     status: str = "queued"  # queued, running, done, failed
     done: int = 0
     total: int | None = None
@@ -34,8 +35,8 @@ class JobManager:
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="index-job")
 
-    def submit(self, paths: list[str], *, keep_features: bool = False) -> Job:
-        job = Job(id=uuid.uuid4().hex[:12], paths=paths, keep_features=keep_features)
+    def submit(self, paths: list[str], *, keep_features: bool = False, ocr: bool = True) -> Job:
+        job = Job(id=uuid.uuid4().hex[:12], paths=paths, keep_features=keep_features, ocr=ocr)
         with self._lock:
             self._jobs[job.id] = job
         self._executor.submit(self._run, job)

@@ -49,6 +49,8 @@ class IndexRequest(BaseModel):
     )
     keep_features: bool = Field(False, description="keep each image's encoder output, for a fast match "
                                 "head and questions (remembered by the index)")
+    ocr: bool = Field(True, description="read the text written in the images (and in those indexed "
+                      "without it)")
 
 
 class JobInfo(BaseModel):

@@ -62,7 +62,7 @@ def run_index_job(state: AppState, job: Job) -> IndexSummary:
 
     try:
         options = IndexOptions(batch_size=settings.batch_size, workers=settings.workers,
-                               keep_features=job.keep_features)
+                               keep_features=job.keep_features, ocr=job.ocr)
         return index_paths(collection, state.engine, [Path(p) for p in job.paths], options, progress)
     finally:
         collection.close()

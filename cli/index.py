@@ -17,6 +17,9 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
     index = sub.add_parser("index", parents=parents, help="index folders of images")
     index.add_argument("paths", nargs="+", metavar="PATH")
     index.add_argument("--no-captions", action="store_true", help="skip captions (faster)")
+    index.add_argument("--no-ocr", action="store_true",
+                       help="do not read the text written in images (about 0.3 s an image on 2 cores); "
+                            "a later run without it reads the text of the images indexed before")
     index.add_argument("--workers", type=int, help="image-decoding processes (default 2)")
     index.add_argument("--exclude", action="append", metavar="GLOB", help="skip matching files (repeatable)")
     index.add_argument("--index-type", choices=choices(IndexType),
@@ -48,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     shards = summary.shards
     where = f"; shards computed {shards.computed}, reused {shards.reused}" if shards else ""
     kept = f"; features stored for {summary.features}" if summary.features else ""
-    emit(args, summary, [f"indexed: {counts}; model calls {summary.model_calls}{where}{kept}"])
+    read = f"; text read in {summary.text}" if summary.text else ""
+    emit(args, summary, [f"indexed: {counts}; model calls {summary.model_calls}{where}{kept}{read}"])
     if not args.json:
         for error in summary.errors:
             warn(f"{error.path}: failed: {error.error}")
@@ -58,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 def _options(args: argparse.Namespace, settings: Settings):
     from indexer.pipeline import IndexOptions
 
-    return IndexOptions(captions=not args.no_captions, batch_size=settings.batch_size,
+    return IndexOptions(captions=not args.no_captions, ocr=not args.no_ocr, batch_size=settings.batch_size,
                         workers=settings.workers, exclude=tuple(args.exclude or ()),
                         index_type=args.index_type, wait=not args.no_wait,
                         keep_features=args.keep_features)

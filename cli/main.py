@@ -23,6 +23,7 @@ from . import (
     explain,
     image,
     index,
+    ocr,
     search,
     serve,
     similar,
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     common, model = index_options(), model_options()
     for command in (caption, index, search, similar, ask, explain, serve, evaluate):
         command.register(sub, [common, model])
-    for command in (image, browse, stats, demo, train_demo):
+    for command in (image, browse, ocr, stats, demo, train_demo):
         command.register(sub, [common])
     return parser
 

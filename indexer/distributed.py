@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from search import ocr
 from search.collection import Collection
 from search.errors import SearchError
 from search.indexing import Plan, apply_plan, commit, finish
@@ -28,7 +29,7 @@ from search.presets import resolve
 from search.records import ImageFile
 from search.schemas import IndexSummary, ShardCounts
 
-from .pipeline import IndexOptions, Progress
+from .pipeline import IndexOptions, Progress, gain_readings
 from .scan import plan_roots
 
 if TYPE_CHECKING:  # needs pyarrow, from the [distributed] extra
@@ -64,6 +65,8 @@ def index_on_ray(
     it waits for, and gets one line on the shards found and to compute."""
     raydata, shards = _backend()
     options, ray = options or IndexOptions(), ray or RayOptions()
+    if options.ocr:
+        ocr.check()
     with collection.writing(wait=options.wait, waiting=notify):
         if options.index_type:
             collection.set_index_type(options.index_type)
@@ -75,7 +78,7 @@ def _on_ray(collection, model, roots, options, ray, progress, notify, raydata, s
     plans = plan_roots(collection, roots, options.exclude)
     pending = _pending(plans)
     specs = shards.cut([(path, file.content_hash) for path, file in pending.items()], ray.shard_size,
-                       salt=f"{name}\0captions={options.captions}")
+                       salt=f"{name}\0captions={options.captions}\0ocr={options.ocr}")
     store = shards.ShardFolder(collection.folder / shards.FOLDER)
     store.keep_only({spec.name for spec in specs})
     todo = [spec for spec in specs if not store.done(spec.name)]
@@ -86,11 +89,12 @@ def _on_ray(collection, model, roots, options, ray, progress, notify, raydata, s
                f"earlier run, {len(todo)} to compute")
     if todo:
         job = raydata.Job(model=name, device=ray.device, dtype=ray.dtype, captions=options.captions,
-                          batch_size=options.batch_size or BATCH_SIZE, actors=ray.actors,
+                          ocr=options.ocr, batch_size=options.batch_size or BATCH_SIZE, actors=ray.actors,
                           address=ray.address, filesystem=ray.filesystem)
         tick = progress(sum(len(spec.files) for spec in todo)) if progress else (lambda n: None)
         summary.model_calls = raydata.compute(todo, job, store.write, tick)
     merge(collection, plans, [spec.name for spec in specs], pending, store, summary)
+    summary.text += gain_readings(collection, options, options.batch_size or BATCH_SIZE, progress)
     return summary
 
 
@@ -129,7 +133,8 @@ def _outcome(planned: ImageFile, made: ImageFile) -> ImageFile:
     is of the bytes it read: the vectors' own content, even if the file changed after the
     plan (the next run then finds it touched, or changed, as it is)."""
     return replace(planned, content_hash=made.content_hash or planned.content_hash, vectors=made.vectors,
-                   caption=made.caption, width=made.width, height=made.height, taken_at=made.taken_at,
+                   caption=made.caption, text=made.text, picture_hash=made.picture_hash, width=made.width,
+                   height=made.height, taken_at=made.taken_at,
                    thumbnail=made.thumbnail, error=made.error)
 
 

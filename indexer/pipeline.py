@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from search import ocr
 from search.collection import Collection
 from search.config import IndexType
 from search.indexing import add_features, apply_plan, commit, embed, finish
@@ -28,6 +29,7 @@ Progress = Callable[[int], None]
 @dataclass(frozen=True)
 class IndexOptions:
     captions: bool = True
+    ocr: bool = True  # read the text written in images (search.ocr); also for images indexed without
     batch_size: int | None = None  # None: the engine's `batch_size()`, sized to memory
     workers: int = 2  # decoding processes; 0 decodes in this process
     exclude: Sequence[str] = ()
@@ -43,6 +45,8 @@ def index_paths(
     """Bring the collection up to date with `roots`, as its one writer (`notify` hears whom
     it waits for). Raises before any change when a root is missing or holds no images.
     `progress(total)` returns a per-file callback."""
+    if options.ocr:
+        ocr.check()  # a missing reader stops the run here, before anything changes
     with collection.writing(wait=options.wait, waiting=notify):
         collection.bind_model(ModelInfo(engine.name, engine.query_tokens, engine.dim))
         if options.index_type:
@@ -64,13 +68,14 @@ def _index(collection: Collection, engine, roots: Iterable[Path], options: Index
         apply_plan(collection, root_plan, summary)
     window = max(2, options.workers) * batch_size
     keep = collection.keeps_features
-    for batch in _batches(decoded(todo, options.workers, window), batch_size):
+    for batch in _batches(decoded(todo, options.workers, window, ocr=options.ocr), batch_size):
         embed(engine, batch, captions=options.captions, features=keep)
         commit(collection, batch, summary)
         tick(len(batch))
     finish(collection, plans, summary)
     if keep:
         summary.features += _gain_features(collection, engine, options, batch_size, progress)
+    summary.text += gain_readings(collection, options, batch_size, progress)
     summary.model_calls = engine.model_calls - calls_before
     return summary
 
@@ -79,16 +84,47 @@ def _gain_features(collection: Collection, engine, options: IndexOptions, batch_
                    progress: Callable[[int], Progress] | None) -> int:
     """Stored features for the images indexed before they were kept: decoded and run
     through the image encoder only."""
-    records = collection.images(collection.lacking_features(engine.feature_key("retrieval")))
+    def gain(batch: dict[int, ImageFile]) -> int:
+        return add_features(engine, collection, batch)
+
+    lacking = collection.lacking_features(engine.feature_key("retrieval"))
+    return _decode_again(collection, lacking, options, batch_size, progress, gain)
+
+
+def gain_readings(collection: Collection, options: IndexOptions, batch_size: int,
+                   progress: Callable[[int], Progress] | None) -> int:
+    """The picture hash, and with OCR the text, of the images indexed before they were
+    made (or with OCR off): decoded and read here, no model call. Returns how many gained
+    their text."""
+    def gain(batch: dict[int, ImageFile]) -> int:
+        readings = {image_id: (file.text, file.picture_hash) for image_id, file in batch.items()
+                    if file.error is None}
+        collection.set_readings(readings)
+        return sum(text is not None and before[image_id] is None for image_id, (text, _) in readings.items())
+
+    unread = collection.unread(text=options.ocr, picture=True)
+    before = {image_id: record.text for image_id, record in collection.images(unread).items()}
+    return _decode_again(collection, unread, options, batch_size, progress, gain, ocr=options.ocr)
+
+
+Gain = Callable[[dict[int, ImageFile]], int]
+
+
+def _decode_again(collection: Collection, ids: list[int], options: IndexOptions, batch_size: int,
+                  progress: Callable[[int], Progress] | None, gain: Gain, *, ocr: bool = False) -> int:
+    """Decode the indexed images `ids` again (with `ocr`, reading the text of those that
+    have none), a batch at a time through `gain`; the sum of what it returns."""
+    records = collection.images(ids)
     files = {image_id: ImageFile(path=record.path, size=record.size, mtime=record.mtime, root=record.root,
-                                 content_hash=record.content_hash) for image_id, record in records.items()}
+                                 content_hash=record.content_hash, text=record.text)
+             for image_id, record in records.items()}
     tick = progress(len(files)) if progress and files else (lambda n: None)
     window = max(2, options.workers) * batch_size
-    ids, gained = list(files), 0
-    pictures = decoded(list(files.values()), options.workers, window)
+    order, gained = list(files), 0
+    pictures = decoded(list(files.values()), options.workers, window, ocr=ocr)
     for start, batch in enumerate(_batches(pictures, batch_size)):
-        batch_ids = ids[start * batch_size : start * batch_size + len(batch)]
-        gained += add_features(engine, collection, dict(zip(batch_ids, batch, strict=True)))
+        batch_ids = order[start * batch_size : start * batch_size + len(batch)]
+        gained += gain(dict(zip(batch_ids, batch, strict=True)))
         tick(len(batch))
     return gained
 

@@ -46,6 +46,7 @@ class Job:
     device: str = "auto"
     dtype: str = "auto"
     captions: bool = True
+    ocr: bool = False  # read the text written in the pictures (search.ocr)
     batch_size: int = 16  # images a model call
     actors: int | None = None  # None: one a GPU, else one a node
     address: str | None = None  # None: a local Ray instance sized to this machine
@@ -118,7 +119,8 @@ def _dataset(paths: list[str], job: Job, layout: Layout):
     files = ray.data.read_binary_files(paths, include_paths=True, ignore_missing_paths=True,
                                        filesystem=job.filesystem)
     dataset = files.map_batches(
-        Embedder, fn_constructor_args=(job.model, layout.device, job.dtype, job.captions, layout.threads),
+        Embedder, fn_constructor_args=(job.model, layout.device, job.dtype, job.captions, layout.threads,
+                                       job.ocr),
         compute=ray.data.ActorPoolStrategy(size=layout.actors), batch_size=job.batch_size,
         num_cpus=layout.num_cpus, num_gpus=layout.num_gpus, batch_format="numpy",
     )
@@ -159,12 +161,13 @@ def _collect(dataset, specs: list[ShardSpec], write, tick) -> int:
 class Embedder:
     """A Ray Data actor: one model, loaded once; a batch of files in, their shard rows out."""
 
-    def __init__(self, model: str, device: str, dtype: str, captions: bool, threads: int) -> None:
+    def __init__(self, model: str, device: str, dtype: str, captions: bool, threads: int,
+                 ocr: bool = False) -> None:
         from search.models import Blip2Engine
 
         runtime.configure(threads)
         self.engine = Blip2Engine.load(model, device=device, dtype=dtype, query_dtype="float32")
-        self.captions = captions
+        self.captions, self.ocr = captions, ocr
         self.model = ModelInfo(self.engine.name, self.engine.query_tokens, self.engine.dim)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
@@ -172,7 +175,7 @@ class Embedder:
         for path, data in zip(batch["path"], batch["bytes"], strict=True):
             data = bytes(data)
             file = ImageFile(str(path), len(data), 0.0, content_hash=bytes_hash(data))
-            files.append(decode(file, data))
+            files.append(decode(file, data, ocr=self.ocr))
         before = self.engine.model_calls
         embed(self.engine, files, captions=self.captions)
         made = shards.rows(files, self.model)

@@ -23,7 +23,8 @@ from search.records import ImageFile
 
 FOLDER = "ray-shards"  # inside the index folder
 SUFFIX = ".parquet"
-FIELDS = ("path", "content_hash", "caption", "width", "height", "taken_at", "thumbnail", "error")
+FIELDS = ("path", "content_hash", "caption", "text", "picture_hash", "width", "height", "taken_at",
+          "thumbnail", "error")
 
 SCHEMA = pa.schema([
     ("path", pa.string()),
@@ -33,6 +34,8 @@ SCHEMA = pa.schema([
     ("dim", pa.int32()),
     ("vectors", pa.binary()),  # (queries, dim) float16 in C order, as the catalog stores them
     ("caption", pa.string()),
+    ("text", pa.string()),  # written in the picture (OCR); null when not read
+    ("picture_hash", pa.int64()),  # perceptual, 64 bits
     ("width", pa.int32()),
     ("height", pa.int32()),
     ("taken_at", pa.timestamp("us")),  # EXIF date, naive local time

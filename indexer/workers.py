@@ -12,9 +12,11 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
+from functools import partial
 
+from search import ocr
 from search.indexing import decode
 from search.records import ImageFile
 
@@ -31,28 +33,37 @@ def watch_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def decoded(files: list[ImageFile], workers: int, window: int) -> Iterator[ImageFile]:
-    """`files` decoded, in order: in `workers` processes up to `window` files ahead, or here
-    when `workers` is 0."""
+def decoded(files: list[ImageFile], workers: int, window: int, *, ocr: bool = False) -> Iterator[ImageFile]:
+    """`files` decoded (with `ocr`, their text read), in order: in `workers` processes up to
+    `window` files ahead, or here when `workers` is 0."""
+    step = partial(decode, ocr=ocr)
     if workers <= 0:
-        yield from map(decode, files)
+        yield from map(step, files)
         return
     with _pool(workers) as pool:
-        yield from _bounded(pool, files, window)
+        yield from _bounded(pool, step, files, window)
 
 
-def _bounded(pool: Executor, files: list[ImageFile], window: int) -> Iterator[ImageFile]:
+def _bounded(pool: Executor, step: Callable[[ImageFile], ImageFile], files: list[ImageFile],
+             window: int) -> Iterator[ImageFile]:
     pending: deque = deque()
     for file in files:
-        pending.append(pool.submit(decode, file))
+        pending.append(pool.submit(step, file))
         if len(pending) >= window:
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
 
 
+def start_worker(parent: int) -> None:
+    """Worker-process initializer: watch the parent (`watch_parent`), and read text on one
+    thread, beside the model's threads in the parent."""
+    watch_parent(parent)
+    ocr.limit_threads(1)
+
+
 def _pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-        initializer=watch_parent, initargs=(os.getpid(),),
+        initializer=start_worker, initargs=(os.getpid(),),
     )

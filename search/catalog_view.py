@@ -107,9 +107,9 @@ class CatalogView:
         """Ids whose text holds words of `query`, the most and closest first."""
         return self._catalog.text_search(query, limit)
 
-    def unread(self, *, text: bool) -> list[int]:
-        """Readable images with no picture hash, or (with `text`) no text read yet."""
-        return self._catalog.unread(text=text)
+    def unread(self, *, text: bool = False, picture: bool = False) -> list[int]:
+        """Readable images with no text read yet (`text`) or no picture hash (`picture`)."""
+        return self._catalog.unread(text=text, picture=picture)
 
     @property
     def keeps_features(self) -> bool:

@@ -1,7 +1,7 @@
 """Indexing as library steps: plan what changed, decode a file, embed a batch, commit.
 
     plan(collection, root, files)   what changed under a root since the catalog last saw it
-    decode(file)                    pixels, size, date and thumbnail, or why it cannot be read
+    decode(file)                    pixels, size, date, thumbnail (and text), or why it cannot be read
     embed(engine, files)            vectors (float16, as stored) and captions for a batch
     apply_plan, commit, finish      the changes, through the collection, counted in a summary
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ from .images import load_image
 from .records import ImageFile, ImageRecord
 from .schemas import FileError, IndexSummary
 
+log = logging.getLogger("blip2_search")
 FEATURE_SIDES = {True: ("retrieval", "generation"), False: ("retrieval",)}  # by whether captions run
 
 if TYPE_CHECKING:  # decoding workers import this module: it stays light (no FAISS, no SQLAlchemy)
@@ -119,10 +121,12 @@ def _hasher():
     return hashlib.blake2b(digest_size=20)
 
 
-def decode(file: ImageFile, data: bytes | None = None) -> ImageFile:
+def decode(file: ImageFile, data: bytes | None = None, *, ocr: bool = False) -> ImageFile:
     """Fill `file`'s picture, dimensions, date and thumbnail, or its error; `data`: the
-    file's bytes when they are already in memory (its path then only names it). Returns it;
-    a file the plan could not read keeps its error."""
+    file's bytes when they are already in memory (its path then only names it); with `ocr`,
+    the text written in the picture when `file` has none yet (`search.ocr`, on the decoded
+    picture, whose `WORKING_SIDE` serves it). Returns it; a file the plan could not read
+    keeps its error."""
     if file.error is not None:
         return file
     try:
@@ -135,7 +139,23 @@ def decode(file: ImageFile, data: bytes | None = None) -> ImageFile:
         return file
     file.image, file.taken_at, file.thumbnail = loaded.image, loaded.taken_at, thumbnails.make(loaded.image)
     file.width, file.height = loaded.size  # the picture's own, not the reduced one handed on
+    if ocr and file.text is None:
+        file.text = read_text(loaded.image)
     return file
+
+
+def read_text(image) -> str | None:
+    """The text written in `image`; None when the reader fails on it (a later run tries
+    again). Imported here, not above: a run without OCR never loads its models."""
+    from .ocr import OcrUnavailable, reader
+
+    try:
+        return reader().read(image)
+    except OcrUnavailable:
+        raise
+    except Exception as exc:  # a reader bug on one picture must not stop the run
+        log.warning("could not read the text in an image: %s: %s", type(exc).__name__, exc)
+        return None
 
 
 def embed(engine, files: list[ImageFile], *, captions: bool, features: bool = False) -> None:
@@ -192,6 +212,7 @@ def commit(collection: Collection, files: list[ImageFile], summary: IndexSummary
         else:
             summary.added += 1
         summary.features += bool(file.vectors is not None and file.features)
+        summary.text += bool(file.vectors is not None and file.text is not None)
 
 
 def finish(collection: Collection, plans: list[Plan], summary: IndexSummary) -> None:

@@ -4,7 +4,8 @@ head's probabilities and the decoder's answers about hits.
 A search takes the vector index's first stage for each `+` term and ranks the union exactly
 (`scoring`: a text term's score is BLIP-2's ITC, the max over the image's query vectors; an
 image term's is `similar`'s; the query's is the weighted sum, `-` terms subtracted). It can
-fuse the caption full-text rank by reciprocal rank fusion, rerank with the match head (ITM)
+fuse the full-text ranks of captions and of the text read in images (OCR) by reciprocal
+rank fusion, rerank with the match head (ITM)
 as the BLIP-2 paper does, or keep the hits the head calls a match and order them by date.
 """
 
@@ -17,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from . import querylang, scoring, where
+from . import querylang, scoring, textmatch, where
 from .errors import InputError, SearchError
 from .hits import HitQuestions
 from .querylang import Query
@@ -25,12 +26,14 @@ from .records import Selection
 from .schemas import Hit, SearchResults
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant
+TEXT_WEIGHT = 2.0  # hybrid: the text read in an image ranks only images holding the words, a surer sign
+# than a rank among captions or vectors (every image has one): its ranks count twice
 RERANK_BATCH = 16
 ACCELERATOR_RERANK_TOP = 128  # hits the match head reranks on a GPU by default, as the BLIP-2 paper
 DATE_CANDIDATES = 200  # first-stage hits a date order considers by default
 DATE_MIN_MATCH = 0.5  # the match probability a hit needs to be listed in a date order, by default
 POOL = 4  # a query of several terms: first-stage images asked for a term, per hit wanted
-NO_TEXT_YET = "text: matches nothing: this index holds no text read from its images"
+NO_TEXT = "text: matches only images whose text was read: this index has {} not read yet (run index again)"
 
 Sort = Literal["relevance", "newest", "oldest"]
 
@@ -123,9 +126,10 @@ class Searcher(HitQuestions):
                 text: str, options: SearchOptions) -> SearchResults:
         selection = self._selection(query, options)
         allowed = self.collection.filter_ids(selection) if selection else None
-        notes = [NO_TEXT_YET] if selection.text else []
-        if not query.terms:  # filters alone: a listing, newest first
-            return SearchResults(query=text, results=self._listing(selection, options), notes=notes)
+        notes = self._notes(selection)
+        if not query.terms:  # filters alone: a listing, newest first (text: best read first)
+            page = self._marked(self._listing(selection, options), query, options)
+            return SearchResults(query=text, results=page, notes=notes)
         dated = options.sort != "relevance"
         matched = options.rerank or options.min_match is not None or dated
         depth = options.offset + options.k
@@ -151,7 +155,7 @@ class Searcher(HitQuestions):
                 hits, report = where.keep_answering(hits, conditions, wanted, self.answers)
         if dated:
             hits.sort(key=lambda hit: (hit.taken_at, hit.id), reverse=options.sort == "newest")
-        page = hits[options.offset : options.offset + options.k]
+        page = self._marked(hits[options.offset : options.offset + options.k], query, options)
         return SearchResults(query=text, results=page, notes=notes, where=report)
 
     def _ranked(self, query: Query, encoded: dict[str, np.ndarray], depth: int,
@@ -187,21 +191,46 @@ class Searcher(HitQuestions):
                          caption=given.caption, text=given.text)
 
     def _listing(self, selection: Selection, options: SearchOptions) -> list[Hit]:
+        """Newest (or oldest) first; by relevance, a `text:` listing puts the closest reading
+        of its phrases first, then the newest."""
         ids, dates = self.collection.dated_ids(selection)
-        order = np.lexsort((ids, dates if options.sort == "oldest" else -dates))
+        keys = [ids, dates if options.sort == "oldest" else -dates]
+        if selection.text and options.sort == "relevance":
+            read = [self.collection.text_scores(phrase) for phrase in selection.text]
+            keys.append(-np.array([sum(scores.get(int(i), 0.0) for scores in read) for i in ids]))
+        order = np.lexsort(tuple(keys))  # the last key sorts first
         page = order[options.offset : options.offset + options.k]
         return self._hits((int(ids[i]), None) for i in page)
 
+    def _notes(self, selection: Selection) -> list[str]:
+        if not selection.text:
+            return []
+        unread = len(self.collection.unread(text=True))
+        return [NO_TEXT.format(unread)] if unread else []
+
+    @staticmethod
+    def _marked(hits: list[Hit], query: Query, options: SearchOptions) -> list[Hit]:
+        """The hits with the words of their text that the query's `text:` phrases (and, with
+        hybrid, its words) matched."""
+        phrases = list(query.filters.text) + (query.texts(1) if options.hybrid else [])
+        if not phrases:
+            return hits
+        return [hit.model_copy(update={"text_marks": textmatch.marks(hit.text, phrases)}) if hit.text else hit
+                for hit in hits]
+
     def _fuse(self, ranked, query: str, depth: int, allowed) -> list[tuple[int, float]]:
-        """Reciprocal rank fusion of the vector ranking and the caption full-text ranking."""
-        text_ids = self.collection.caption_search(query, limit=depth)
+        """Reciprocal rank fusion of the vector ranking and the full-text rankings of the
+        captions and of the text read in the images."""
+        rankings = [self.collection.caption_search(query, limit=depth),
+                    self.collection.text_search(query, limit=depth)]
         if allowed is not None:
             permitted = set(allowed.tolist())
-            text_ids = [i for i in text_ids if i in permitted]
+            rankings = [[i for i in ids if i in permitted] for ids in rankings]
         fused: dict[int, float] = {}
-        for ranking in ([image for image, _ in ranked], text_ids):
+        weighted = zip(([image for image, _ in ranked], *rankings), (1.0, 1.0, TEXT_WEIGHT), strict=True)
+        for ranking, weight in weighted:
             for rank, image in enumerate(ranking, start=1):
-                fused[image] = fused.get(image, 0.0) + 1.0 / (RRF_K + rank)
+                fused[image] = fused.get(image, 0.0) + weight / (RRF_K + rank)
         return sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:depth]
 
     def _rerank(self, hits: list[Hit], query: Query) -> list[Hit]:

@@ -20,6 +20,8 @@ class Hit(BaseModel):
     caption: str | None
     match: float | None = None
     taken_at: str | None = None  # EXIF date, else the file's modification time
+    text: str | None = None  # written in the image (OCR); null when not read
+    text_marks: list[tuple[int, int]] = []  # (start, end) of the words in `text` the query matched
 
 
 class WhereReport(BaseModel):
@@ -55,7 +57,7 @@ class ImageInfo(BaseModel):
     id: int
     path: str
     caption: str | None
-    text: str | None = None  # text read in the image (none is read yet)
+    text: str | None = None  # written in the image (OCR): "" when none, null when not read
     width: int | None
     height: int | None
     taken_at: str | None
@@ -65,8 +67,9 @@ class ImageInfo(BaseModel):
 
     @classmethod
     def of(cls, record: ImageRecord) -> ImageInfo:
-        return cls(id=record.id, path=record.path, caption=record.caption, width=record.width,
-                   height=record.height, taken_at=_iso(record.taken_at), indexed_at=_iso(record.indexed_at),
+        return cls(id=record.id, path=record.path, caption=record.caption, text=record.text,
+                   width=record.width, height=record.height, taken_at=_iso(record.taken_at),
+                   indexed_at=_iso(record.indexed_at),
                    status=record.status, error=record.error)
 
 
@@ -114,6 +117,7 @@ class IndexSummary(BaseModel):
     failed: int = 0
     model_calls: int = 0
     features: int = 0  # images whose encoder output this run stored (`--keep-features`)
+    text: int = 0  # images whose text this run read (OCR), new ones and ones indexed before
     errors: list[FileError] = []
     shards: ShardCounts | None = None  # `index --ray` only; absent from the JSON otherwise
 
@@ -147,6 +151,16 @@ class Caption(BaseModel):
 
 class Captions(BaseModel):
     results: list[Caption]
+    errors: list[FileError]
+
+
+class Reading(BaseModel):
+    path: str
+    text: str  # lines top to bottom, joined by newlines; "" when the picture holds none
+
+
+class Readings(BaseModel):
+    results: list[Reading]
     errors: list[FileError]
 
 

@@ -112,7 +112,7 @@ class SimilarImages:
         ranked = list(ranked)
         records = self.collection.images(image for image, _ in ranked)
         return [Hit(id=image, path=records[image].path, score=score, caption=records[image].caption,
-                    taken_at=taken_at(records[image]))
+                    taken_at=taken_at(records[image]), text=records[image].text)
                 for image, score in ranked if image in records]
 
 

@@ -1,95 +1,104 @@
 """Whether text read from an image holds what a user typed, tolerant of OCR and of users.
 
-OCR misreads a letter (`recieve`), splits or joins words (`RE16 TGK`), and users type part
-of a word (`RE1`, `recei`). One rule, used to filter (`text:`), rank (`--hybrid`) and mark
-the matched words in the web page:
+OCR misreads a letter (`recieve`), splits words (`RE16 TGK`), and users type part of a word
+(`RE1`, `parce`). One rule filters (`text:`), ranks (`--hybrid`) and marks the matched words
+in the web page. Words are runs of letters and digits, compared case-folded. A typed word
+`q` matches a written word `t`:
 
-- Words are runs of letters and digits, compared in lower case.
-- A typed word matches a written word exactly when it is a substring of it, or of it and
-  the next word joined (`re16tgk` in `RE16 TGK`).
-- Otherwise, a typed word of `FUZZY_FROM` or more characters matches when its edit
-  similarity (1 − edit distance / the longer length; a swap of neighbours is one edit) to
-  the written word, or to the written word's start as long as the typed word, is at least
-  `SIMILAR` (one error in five).
-- A phrase matches when every one of its words does; its score is their mean similarity.
+- exactly (1.0) when they are equal;
+- in part (0.9) when `t` starts with `q`, or holds it and `q` has 3+ characters;
+- closely (0.8 × similarity) when the edit similarity 1 − d / max(len) between `q` and `t`,
+  or a prefix of `t`, is at least `FUZZY`, d counting insertions, deletions, substitutions
+  and swaps of neighbours: one slip in a word of five or more letters;
+- also against `t` joined to the word after it (`re16tgk` finds `RE16 TGK`).
+
+A phrase matches when every one of its words does; its score is their mean, times 0.9 when
+the words found are not in the phrase's order.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
-SIMILAR = 0.8  # edit similarity a typed word needs to match a written one
-FUZZY_FROM = 4  # shorter typed words must appear exactly (one error in 3 letters is another word)
-WORD = re.compile(r"[^\W_]+")
+WORD = re.compile(r"[^\W_]+")  # letters and digits; punctuation and spaces separate words
+FUZZY = 0.8  # the edit similarity a typed word needs to match a written word it is not part of
 
 
 def words(text: str) -> list[str]:
-    """The words of `text`, in lower case."""
-    return [word.lower() for word in WORD.findall(text)]
+    """The words of `text`, case-folded."""
+    return [word.casefold() for word in WORD.findall(text)]
 
 
 def phrase_score(text: str, phrase: str) -> float:
-    """How well `text` holds every word of `phrase`, in 0..1 (1: each word appears exactly);
-    0 when some word is not found."""
-    typed = words(phrase)
-    if not typed:
+    """How well `text` holds every word of `phrase`, 0..1; 0 when some word is not found."""
+    typed, written = words(phrase), words(text)
+    if not typed or not written:
         return 0.0
-    written = _spans(text)
-    scores = [max((_similarity(word, candidate) for candidate in _candidates(written)), default=0.0)
-              for word in typed]
-    return 0.0 if min(scores) < SIMILAR else sum(scores) / len(scores)
+    total, positions = 0.0, []
+    for q in typed:
+        score, position = max((_word_score(q, candidate), -i) for i, candidate in enumerate(_joined(written)))
+        if score == 0:
+            return 0.0
+        total += score
+        positions.append(-position)
+    in_order = all(a < b for a, b in zip(positions, positions[1:], strict=False))
+    return total / len(typed) * (1.0 if in_order else 0.9)
 
 
 def text_matches(text: str, phrase: str) -> list[tuple[int, int]]:
-    """The (start, end) character spans of the words in `text` that words of `phrase` match,
+    """The (start, end) character spans of the words of `text` that words of `phrase` match,
     in order: what the web page marks."""
     typed = words(phrase)
-    written = _spans(text)
-    marked = []
-    for index, (word, start, end) in enumerate(written):
-        joined = word + written[index + 1][0] if index + 1 < len(written) else None
-        for typed_word in typed:
-            if _similarity(typed_word, word) >= SIMILAR:
-                marked.append((start, end))
-                break
-            if joined and typed_word in joined and typed_word not in word + " " + written[index + 1][0]:
-                marked += [(start, end), written[index + 1][1:]]
-                break
-    return sorted(set(marked))
+    found = list(WORD.finditer(text))
+    marked: set[tuple[int, int]] = set()
+    for i, match in enumerate(found):
+        word = match.group().casefold()
+        if any(_word_score(q, word) for q in typed):
+            marked.add(match.span())
+        elif i + 1 < len(found):  # a typed word across two written ones
+            after = found[i + 1].group().casefold()
+            if any(len(q) > max(len(word), len(after)) and _word_score(q, word + after) for q in typed):
+                marked |= {match.span(), found[i + 1].span()}
+    return sorted(marked)
 
 
-def _spans(text: str) -> list[tuple[str, int, int]]:
-    return [(match.group().lower(), match.start(), match.end()) for match in WORD.finditer(text)]
+def marks(text: str, phrases: list[str]) -> list[tuple[int, int]]:
+    """`text_matches` for several phrases together, each span once, in order."""
+    return sorted({span for phrase in phrases for span in text_matches(text, phrase)})
 
 
-def _candidates(written: list[tuple[str, int, int]]):
-    for index, (word, _, _) in enumerate(written):
-        yield word
-        if index + 1 < len(written):
-            yield word + written[index + 1][0]
+def _joined(written: list[str]) -> list[str]:
+    """Each word, then each word joined to the next (after all the single words, so a word
+    found alone keeps its own position)."""
+    return written + [a + b for a, b in zip(written, written[1:], strict=False)]
 
 
-def _similarity(typed: str, written: str) -> float:
-    if typed in written:
+@lru_cache(maxsize=65536)
+def _word_score(q: str, t: str) -> float:
+    if q == t:
         return 1.0
-    if len(typed) < FUZZY_FROM:
+    if (len(q) > 2 and q in t) or t.startswith(q):
+        return 0.9
+    similarity = _prefix_similarity(q, t)
+    return 0.8 * similarity if similarity >= FUZZY else 0.0
+
+
+def _prefix_similarity(q: str, t: str) -> float:
+    """max over the prefixes p of t (t included) of 1 − d(q, p) / max(len(q), len(p)), d the
+    optimal-string-alignment distance; 0 as soon as no prefix can reach `FUZZY`."""
+    limit = int((1 - FUZZY) * max(len(q), len(t)) + 1e-9)  # the most edits any prefix may need
+    if len(t) < len(q) - limit:
         return 0.0
-    whole = 1 - _distance(typed, written) / max(len(typed), len(written))
-    start = written[: len(typed)]
-    begun = 1 - _distance(typed, start) / len(typed) if len(written) > len(typed) else 0.0
-    return max(whole, begun)
-
-
-def _distance(a: str, b: str) -> int:
-    """Edit distance: insertions, deletions, substitutions and swaps of neighbours (`ie` for
-    `ei`) count one each (optimal string alignment)."""
-    before, previous = None, list(range(len(b) + 1))
-    for i, char_a in enumerate(a, start=1):
-        current = [i]
-        for j, char_b in enumerate(b, start=1):
-            cost = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b))
-            if before is not None and j > 1 and char_a == b[j - 2] and a[i - 2] == char_b:
-                cost = min(cost, before[j - 2] + 1)
-            current.append(cost)
-        before, previous = previous, current
-    return previous[-1]
+    before, row = None, list(range(len(t) + 1))  # row[j]: d(q[:i], t[:j])
+    for i in range(1, len(q) + 1):
+        current = [i] + [0] * len(t)
+        for j in range(1, len(t) + 1):
+            cost = q[i - 1] != t[j - 1]
+            current[j] = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + cost)
+            if before and i > 1 and j > 1 and q[i - 1] == t[j - 2] and q[i - 2] == t[j - 1]:
+                current[j] = min(current[j], before[j - 2] + 1)
+        if min(current) > limit:
+            return 0.0
+        before, row = row, current
+    return max(1 - row[j] / max(len(q), j) for j in range(1, len(t) + 1))

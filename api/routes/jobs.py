@@ -24,7 +24,8 @@ def start_index(state: State, body: IndexRequest) -> JobInfo:
     missing = [p for p in body.paths if "\x00" in p or not FsPath(p).expanduser().is_dir()]
     if missing:
         raise HTTPException(422, f"not a folder on the server: {missing[0]}")
-    return _info(state.jobs.submit(body.paths, keep_features=body.keep_features))
+    return _info(state.jobs.submit(body.paths, keep_features=body.keep_features,
+                                     ocr=body.ocr))
 
 
 @router.get("/jobs/{job_id}", response_model=JobInfo, dependencies=[Depends(read_access)],

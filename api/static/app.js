@@ -179,6 +179,7 @@ async function openDetail(hit) {
   $("detail-image").alt = hit.caption || hit.path;
   $("detail-title").textContent = hit.caption || "(no caption)";
   $("detail-path").textContent = hit.path;
+  showText(hit);
   $("chat-log").replaceChildren();
   $("similar").replaceChildren();
   $("detail").showModal();
@@ -190,6 +191,24 @@ async function openDetail(hit) {
   } catch (error) {
     $("similar").textContent = `Could not load similar images: ${error.message}`;
   }
+}
+
+// The text read in the image, the words the query matched marked.
+function showText(hit) {
+  const box = $("detail-text");
+  box.hidden = !hit.text;
+  if (!hit.text) return box.replaceChildren();
+  const parts = [document.createTextNode("Text in the image: ")];
+  let at = 0;
+  for (const [start, end] of hit.text_marks || []) {
+    parts.push(document.createTextNode(hit.text.slice(at, start)));
+    const mark = document.createElement("mark");
+    mark.textContent = hit.text.slice(start, end);
+    parts.push(mark);
+    at = end;
+  }
+  parts.push(document.createTextNode(hit.text.slice(at)));
+  box.replaceChildren(...parts);
 }
 
 // Why this hit: the explanation's grid drawn over the picture, one canvas pixel a cell,

@@ -104,7 +104,7 @@ def text_search(engine: Engine, query: str, limit: int) -> list[int]:
 def _text_candidates(connection, dialect: str, word: str) -> set[int]:
     pattern = f"%{word}%"  # a word is letters and digits: nothing LIKE reads as a wildcard
     ids = {row[0] for row in connection.execute(text(HAS_SUBSTRING[dialect]), {"pattern": pattern})}
-    if len(word) >= textmatch.FUZZY_FROM:
+    if len(word) >= 4:  # shorter words take no slip (`textmatch`): the substrings are all
         grams = [word[i : i + 3] for i in range(len(word) - 2)]
         match = " OR ".join(f'"{gram}"' for gram in grams) if dialect == "sqlite" else word
         rows = connection.execute(text(SHARES_TRIGRAMS[dialect]), {"match": match, "limit": TEXT_CANDIDATES})

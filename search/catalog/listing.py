@@ -43,12 +43,13 @@ def ids_by_path(engine: Engine, offset: int, limit: int) -> tuple[int, list[int]
         return total, list(session.scalars(page))
 
 
-def unread(engine: Engine, *, text: bool) -> list[int]:
-    """Readable images with no picture hash, or with `text` no text read yet (indexed before
-    either existed, or with OCR off), ascending."""
-    missing = ImageRow.picture_hash.is_(None)
-    if text:
-        missing = or_(missing, ImageRow.text.is_(None))
+def unread(engine: Engine, *, text: bool = False, picture: bool = False) -> list[int]:
+    """Readable images with no text read yet (`text`) or no picture hash (`picture`): indexed
+    before either existed, or with OCR off; ascending."""
+    wanted = [ImageRow.text.is_(None)] * text + [ImageRow.picture_hash.is_(None)] * picture
+    if not wanted:
+        return []
+    missing = or_(*wanted)
     with Session(engine) as session:
         return list(session.scalars(select(ImageRow.id).where(ImageRow.status == "ok", missing)
                                     .order_by(ImageRow.id)))

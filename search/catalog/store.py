@@ -202,9 +202,8 @@ class Catalog:
     def text_search(self, query: str, limit: int) -> list[int]:
         return fulltext.text_search(self._engine, query, limit)
 
-    def unread(self, *, text: bool) -> list[int]:
-        """Readable images with no picture hash, or with `text` none read yet."""
-        return listing.unread(self._engine, text=text)
+    def unread(self, *, text: bool = False, picture: bool = False) -> list[int]:
+        return listing.unread(self._engine, text=text, picture=picture)
 
     def stats(self) -> dict[str, int]:
         with Session(self._engine) as session:

@@ -1,0 +1,113 @@
+"""search.ocr: real RapidOCR on rendered pictures with known words; search.textmatch: the
+phrase matching."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from needs import missing
+from PIL import Image
+from text_images import render
+
+from search.ocr import TextReader
+from search.textmatch import phrase_score, text_matches
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def reader() -> TextReader:
+    for package in ("rapidocr", "onnxruntime"):
+        if importlib.util.find_spec(package) is None:
+            missing(package)
+    return TextReader()
+
+
+def test_word_recall_on_rendered_pictures(reader, tmp_path):
+    pictures = render(tmp_path, 40, seed=2024)
+    assert {p.path.suffix for p in pictures} == {".jpg", ".png"}
+    found = total = 0
+    missed = []
+    for picture in pictures:
+        words = {w.casefold() for w in re.findall(r"[^\W_]+", reader.read_path(picture.path))}
+        hits = [w for w in picture.words if w.casefold() in words]
+        found, total = found + len(hits), total + len(picture.words)
+        missed += [f"{picture.path.name}:{w}" for w in picture.words if w not in hits]
+    recall = found / total
+    assert recall >= 0.95, f"word recall {recall:.3f} ({found}/{total}); missed {missed}"
+
+
+def test_reading_order_and_empty_picture(reader, tmp_path):
+    (picture,) = render(tmp_path, 1, seed=3)
+    text = reader.read_path(picture.path)
+    assert text.split() == picture.words  # top to bottom, left to right
+    assert len(text.splitlines()) > 1
+    assert reader.read(Image.new("RGB", (400, 300), (240, 240, 240))) == ""
+
+
+TEXT = "Parking RE16 TGK\nPlease receive the Garden parcel"
+
+
+def words_at(spans: list[tuple[int, int]]) -> list[str]:
+    return [TEXT[start:end] for start, end in spans]
+
+
+@pytest.mark.parametrize(
+    ("phrase", "words"),
+    [
+        ("RE16", ["RE16"]),  # exact
+        ("re16 tgk", ["RE16", "TGK"]),  # case
+        ("RE1", ["RE16"]),  # the start of a code
+        ("E16", ["RE16"]),  # inside a word
+        ("recieve", ["receive"]),  # two letters swapped
+        ("gardan", ["Garden"]),  # one letter wrong in a word of five or more
+        ("parce", ["parcel"]),  # typed in part
+        ("banana", []),  # unrelated
+        ("RE17", []),  # one slip in a word of four is too many
+        ("house", []),
+    ],
+)
+def test_text_matches(phrase, words):
+    assert words_at(text_matches(TEXT, phrase)) == words
+
+
+def test_text_matches_spans():
+    assert text_matches(TEXT, "tgk") == [(13, 16)]
+    assert text_matches("", "tgk") == [] and text_matches(TEXT, "") == []
+
+
+def test_phrase_score_ranks():
+    assert phrase_score(TEXT, "RE16 TGK") == 1.0  # every word, exactly, in order
+    assert phrase_score(TEXT, "TGK RE16") < 1.0  # out of order
+    assert 0 < phrase_score(TEXT, "recieve") < phrase_score(TEXT, "RE1") < phrase_score(TEXT, "RE16")
+    assert phrase_score(TEXT, "banana") == 0.0
+    assert phrase_score(TEXT, "banana garden") == 0.0  # every word is needed
+    assert phrase_score("", "garden") == 0.0
+
+
+def test_missing_rapidocr_is_a_clear_error():
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["rapidocr"] = None  # as if it were not installed
+        from PIL import Image
+        from search.ocr import OcrUnavailable, TextReader
+        try:
+            TextReader().read(Image.new("RGB", (64, 64)))
+        except OcrUnavailable as exc:
+            print(exc)
+        else:
+            print("no error")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
+                            timeout=60)
+    message = result.stdout.strip()
+    assert result.returncode == 0, result.stderr
+    assert "rapidocr" in message and "--no-ocr" in message and "\n" not in message, message

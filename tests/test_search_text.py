@@ -1,0 +1,173 @@
+"""Text written in images, through the real pipeline and RapidOCR: read at index time, found
+by `text:` (tolerantly) and by `--hybrid`, marked in the hits, read later for an index
+built without it, and a clear error when the reader is missing."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+from fastapi.testclient import TestClient
+from text_images import render
+
+from api.app import create_app
+from cli.main import main
+from search.config import load_settings
+from search.textmatch import words
+
+SEED = 20261203
+COUNT = 48
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory, tiny_dirs):
+    """COUNT rendered images of words, indexed by the CLI with OCR on (the default)."""
+    root = tmp_path_factory.mktemp("written")
+    drawn = render(root / "photos", COUNT, SEED)
+    index = root / "index"
+    model = str(tiny_dirs["opt"])
+    assert main(["index", str(root / "photos"), "--index", str(index), "--model", model, "--workers", "0",
+                 "--json"]) == 0
+    settings = load_settings(index=index, model=model, workers=0, device="cpu")
+    with TestClient(create_app(settings)) as client:
+        yield {"client": client, "drawn": {str(d.path): d.words for d in drawn}, "root": root, "model": model}
+
+
+def _search(client, **params) -> dict:
+    response = client.get("/api/search", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _ids_by_path(client) -> dict[str, int]:
+    images = client.get("/api/images", params={"limit": 200}).json()["images"]
+    return {image["path"]: image["id"] for image in images}
+
+
+def test_the_words_drawn_are_read_at_index_time(written):
+    """>= 0.95 of the drawn words are in the image's stored text."""
+    client, drawn = written["client"], written["drawn"]
+    ids = _ids_by_path(client)
+    assert set(ids) == set(drawn)
+    total = found = 0
+    for path, drawn_words in drawn.items():
+        text = client.get(f"/api/images/{ids[path]}").json()["text"]
+        assert text is not None
+        read = set(words(text))
+        total += len(drawn_words)
+        found += sum(word.lower() in read for word in drawn_words)
+    print(f"word recall {found}/{total}")
+    assert found / total >= 0.95, (found, total)
+
+
+def _sample(drawn: dict[str, list[str]], count: int) -> list[tuple[str, str]]:
+    pairs = sorted((word, path) for path, drawn_words in drawn.items() for word in drawn_words)
+    return random.Random(SEED).sample(pairs, min(count, len(pairs)))
+
+
+def _holders(drawn, word: str) -> set[str]:
+    return {path for path, drawn_words in drawn.items() if word.lower() in map(str.lower, drawn_words)}
+
+
+def test_text_filter_puts_the_image_in_the_top_3(written):
+    """`text:"word"` lists the image holding the word in its top 3 for >= 0.95 of sampled
+    words, with the word marked in the hit's text."""
+    client, drawn = written["client"], written["drawn"]
+    sample = _sample(drawn, 60)
+    placed = marked = 0
+    for word, path in sample:
+        hits = _search(client, q=f'text:"{word}"', k=3)["results"]
+        hit = next((hit for hit in hits if hit["path"] == path), None)
+        placed += hit is not None
+        if hit is not None:
+            marked += any(hit["text"][a:b].lower() == word.lower() for a, b in hit["text_marks"])
+    print(f"text: top 3 {placed}/{len(sample)}, marked {marked}")
+    assert placed / len(sample) >= 0.95 and marked >= placed - 1, (placed, marked, len(sample))
+
+
+def test_text_filter_forgives_a_slip_and_part_of_a_word(written):
+    """One letter changed in a word of 6+ letters, or only its first 4 letters typed, still
+    finds the image (top 3, >= 0.9 of the sampled words); an unrelated word finds nothing."""
+    client, drawn = written["client"], written["drawn"]
+    long_words = [(word, path) for word, path in _sample(drawn, 200) if len(word) >= 6][:30]
+    assert len(long_words) >= 20
+    slipped = begun = 0
+    for word, path in long_words:
+        middle = len(word) // 2
+        typo = word[:middle] + ("x" if word[middle].lower() != "x" else "y") + word[middle + 1 :]
+        slipped += path in {hit["path"] for hit in _search(client, q=f"text:{typo}", k=3)["results"]}
+        begun += path in {hit["path"] for hit in _search(client, q=f"text:{word[:4]}", k=10)["results"]}
+    print(f"one slip: {slipped}/{len(long_words)}, first four letters (top 10): {begun}/{len(long_words)}")
+    assert slipped / len(long_words) >= 0.9 and begun / len(long_words) >= 0.9
+    assert _search(client, q="text:zqwvkj")["results"] == []
+
+
+def test_text_filter_with_a_search_term_and_hybrid(written):
+    """`text:` narrows a search; `--hybrid` fuses the text ranking, so a word written in an
+    image brings it to the top 3 (>= 0.9 of sampled words) though the model cannot read."""
+    client, drawn = written["client"], written["drawn"]
+    word, path = _sample(drawn, 1)[0]
+    narrowed = _search(client, q=f'a picture text:"{word}"')["results"]
+    assert narrowed and {hit["path"] for hit in narrowed} <= _holders(drawn, word)
+    sample = [(w, p) for w, p in _sample(drawn, 40) if len(w) >= 4][:25]
+    top = sum(p in [hit["path"] for hit in _search(client, q=w, hybrid=True, k=3)["results"]] for w, p in sample)
+    print(f"hybrid top 3: {top}/{len(sample)}")
+    assert top / len(sample) >= 0.9
+
+
+def test_an_index_built_without_ocr_reads_the_text_on_the_next_run(written, tmp_path, capsys):
+    """`--no-ocr` stores no text (and `text:` says how many are unread); the next run reads
+    it for those images only, with no model call, and counts them."""
+    photos, model = written["root"] / "photos", written["model"]
+    index = tmp_path / "index"
+    assert main(["index", str(photos), "--index", str(index), "--model", model, "--workers", "0",
+                 "--no-ocr", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["added"] == COUNT and first["text"] == 0
+    assert main(["search", "text:anything", "--index", str(index), "--model", model, "--json"]) == 0
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    assert notes and f"{COUNT} not read yet" in notes[0]
+    assert main(["index", str(photos), "--index", str(index), "--model", model, "--workers", "2",
+                 "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert (second["unchanged"], second["text"], second["model_calls"]) == (COUNT, COUNT, 0)
+    word, path = _sample(written["drawn"], 1)[0]
+    assert main(["search", f"text:{word}", "--index", str(index), "--model", model, "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert path in [hit["path"] for hit in found["results"]] and found["notes"] == []
+
+
+def test_the_ocr_command_prints_the_text_of_files(written, capsys):
+    path, drawn_words = sorted(written["drawn"].items())[0]
+    assert main(["ocr", path, "--json"]) == 0
+    [reading] = json.loads(capsys.readouterr().out)["results"]
+    assert reading["path"] == path and set(map(str.lower, drawn_words)) <= set(words(reading["text"]))
+    assert main(["ocr", str(written["root"] / "missing.png")]) == 1
+    assert "missing.png: error: file not found" in capsys.readouterr().err
+
+
+MISSING_READER = """
+import sys
+sys.modules["rapidocr"] = None  # as if the package were not installed
+from cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("ocr", [True, False])
+def test_a_missing_reader_is_one_line_and_no_ocr_still_indexes(written, tmp_path, ocr):
+    photos, model = written["root"] / "photos", written["model"]
+    command = [sys.executable, "-c", MISSING_READER, "index", str(photos), "--index", str(tmp_path / "i"),
+               "--model", model, "--workers", "0"] + ([] if ocr else ["--no-ocr"])
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    if ocr:
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        [line] = done.stderr.strip().splitlines()
+        assert "rapidocr" in line and "--no-ocr" in line
+        assert not (tmp_path / "i" / "catalog.db").exists() or "added" not in done.stdout
+    else:
+        assert done.returncode == 0, done.stderr
+        assert f"added {COUNT}" in done.stdout
