@@ -21,9 +21,9 @@ import torch
 
 from search import runtime
 
-from . import dates, features, hardware, indexing, large, query, realsize, serving
+from . import dates, features, hardware, indexing, large, ocr, query, realsize, serving
 
-PARTS = ("hardware", "indexing", "features", "dates", "query", "large")
+PARTS = ("hardware", "indexing", "features", "dates", "ocr", "query", "large")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     if "dates" in parts:
         report["dates"] = _dates(args.quick)
         report |= {key: report["dates"][key] for key in DATE_KEYS}
+    if "ocr" in parts:
+        report["ocr"] = _ocr(args.quick, args.default_dtype)
+        report |= {key: report["ocr"][key] for key in OCR_KEYS}
     if "query" in parts:
         report["query"] = _query(args.quick, args.scratch, args.sizes)
         report |= _query_summary(report["query"], report.get("hardware"))
@@ -158,6 +161,19 @@ FEATURE_KEYS = ("rerank20_ms_realsize_cpu_features", "rerank20_ms_realsize_cpu_r
                 "rerank_speedup_features", "match_max_abs_diff_features", "ask_p50_ms_realsize_cpu",
                 "date_order20_ms_realsize_cpu_features", "date_order20_ms_realsize_cpu_recompute",
                 "disk_bytes_per_image_features")
+
+
+OCR_KEYS = ("ocr_share_of_index_time", "index_seconds_per_image_with_ocr")
+
+
+def _ocr(quick: bool, default_dtype: str | None) -> dict:
+    """Full: 32 rendered pictures of words at the real depths, 12 new tokens with 5 beams;
+    quick: 2 pictures, 2 layers a stack, 3 tokens, one run each way. In a fresh process."""
+    from search.models.loading import default_dtype as product_default
+
+    depth = realsize.Depth(vision=2, qformer=2, language=2) if quick else realsize.Depth()
+    return _in_fresh_process(ocr.run, depth, images=2 if quick else 32, new_tokens=3 if quick else 12,
+                             default_dtype=default_dtype or product_default("cpu"), rounds=1 if quick else 2)
 
 
 def _features(quick: bool) -> dict:

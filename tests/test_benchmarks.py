@@ -46,6 +46,9 @@ def test_the_quick_benchmark_runs_and_writes_its_report(tmp_path):
     assert dated["images"] == 300 and dated["candidates"] == 200
     assert dated["date_order_p50_ms_demo_features"] > 0 and dated["date_order_p50_ms_demo_files"] > 0
     assert sum(dated["date_order_hits_features"]) > 0  # the demo model finds its shapes
+    read = report["ocr"]
+    assert read["ocr_alone"]["images"] == 2 and read["ocr_alone"]["seconds_per_image"] > 0
+    assert read["ocr_alone"]["words_read"] > 0 and -1 < read["ocr_share_of_index_time"] < 1
     assert report["machine"]["host_kind"] in ("amx", "no-amx")
     large = report["large"]
     assert (large["images"], large["vectors"], large["segments"]) == (4_000, 128_000, 4)

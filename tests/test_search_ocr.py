@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from needs import missing
 from PIL import Image
-from text_images import render
 
+from search.demo.words import render
 from search.ocr import TextReader
 from search.textmatch import phrase_score, text_matches
 

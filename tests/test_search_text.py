@@ -11,11 +11,11 @@ import sys
 
 import pytest
 from fastapi.testclient import TestClient
-from text_images import render
 
 from api.app import create_app
 from cli.main import main
 from search.config import load_settings
+from search.demo.words import render
 from search.textmatch import words
 
 SEED = 20261203
@@ -113,7 +113,8 @@ def test_text_filter_with_a_search_term_and_hybrid(written):
     narrowed = _search(client, q=f'a picture text:"{word}"')["results"]
     assert narrowed and {hit["path"] for hit in narrowed} <= _holders(drawn, word)
     sample = [(w, p) for w, p in _sample(drawn, 40) if len(w) >= 4][:25]
-    top = sum(p in [hit["path"] for hit in _search(client, q=w, hybrid=True, k=3)["results"]] for w, p in sample)
+    top = sum(p in {hit["path"] for hit in _search(client, q=w, hybrid=True, k=3)["results"]}
+              for w, p in sample)
     print(f"hybrid top 3: {top}/{len(sample)}")
     assert top / len(sample) >= 0.9
 

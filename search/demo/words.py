@@ -1,5 +1,5 @@
-"""A seeded renderer of pictures with words on them, for the OCR tests: DejaVu and Liberation
-fonts (regular and bold), word heights of 20 to 72 px, contrasting colours, rotations up to 5
+"""A seeded renderer of pictures with words on them, for the OCR tests and benchmark: DejaVu
+and Liberation fonts (regular and bold), word heights of 20 to 72 px, contrasting colours, rotations up to 5
 degrees, plain, gradient, noisy and busy backgrounds, 480 to 1280 px on the longer side, saved
 as JPEG (quality 75 to 95) or PNG. Each picture holds 1 to 4 lines of 1 to 3 words, drawn
 without replacement from a vocabulary of English words and letter-digit codes, so a given word

@@ -1,0 +1,86 @@
+"""Reading the text in images at index time: seconds an image for OCR alone, and the share of
+indexing time it adds at the real model size.
+
+One folder of rendered words (fonts, sizes from 20 px, plain, gradient, noisy and busy
+backgrounds, pictures up to 1280 px, JPEG and PNG) is indexed into fresh collections by
+`index_paths` with the CLI's defaults (two decoding workers, the batch sized to memory), at
+the real depths with random weights and the product's default precision: with OCR and with
+`--no-ocr`, alternating, `rounds` times each; each setting keeps its fastest run. The share is
+(with − without) / with. OCR alone is `TextReader.read` on each decoded picture in this
+process, after one warm-up read.
+"""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from search.collection import Collection
+from search.demo.words import render
+from search.images import open_image
+from search.models import generation
+from search.models.engine import Blip2Engine
+from search.ocr import TextReader
+
+from . import realsize
+from .indexing import _pair
+
+SEED = 4711
+
+
+def reading(paths: list[Path]) -> dict:
+    """OCR alone: seconds an image, and the words read."""
+    reader = TextReader()
+    pictures = [open_image(path) for path in paths]
+    reader.read(pictures[0])  # the models load on the first read
+    started = time.perf_counter()
+    texts = [reader.read(picture) for picture in pictures]
+    seconds = time.perf_counter() - started
+    return {"images": len(pictures), "seconds_per_image": round(seconds / len(pictures), 3),
+            "words_read": sum(len(text.split()) for text in texts)}
+
+
+def indexed(engine: Blip2Engine, folder: Path, ocr: bool) -> float:
+    """Seconds `index_paths` takes over `folder` into a fresh collection."""
+    from indexer.pipeline import IndexOptions, index_paths  # the CLI's own indexer
+
+    with tempfile.TemporaryDirectory() as index:
+        collection = Collection.open(Path(index), create=True)
+        try:
+            started = time.perf_counter()
+            summary = index_paths(collection, engine, [folder], IndexOptions(ocr=ocr))
+            seconds = time.perf_counter() - started
+        finally:
+            collection.close()
+    assert summary.added > 0 and summary.text == (summary.added if ocr else 0)
+    return seconds
+
+
+def run(depth: realsize.Depth, *, images: int, new_tokens: int, default_dtype: str, rounds: int = 2,
+        log: Callable[[str], None] = print) -> dict:
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) / "images"
+        paths = [drawn.path for drawn in render(folder, images, SEED)]
+        report = {"ocr_alone": reading(paths)}
+        log(f"ocr alone: {report['ocr_alone']}")
+        pair = _pair(depth, "default", default_dtype)
+        engine = Blip2Engine(pair, name="real-size-default")
+        engine.caption_decoding = generation.Decoding(num_beams=5, max_new_tokens=new_tokens,
+                                                      min_new_tokens=new_tokens)
+        runs: dict[str, list[float]] = {"without": [], "with": []}
+        for ocr in (False, True) * rounds:
+            runs["with" if ocr else "without"].append(indexed(engine, folder, ocr))
+            log(f"index {images} images, ocr={ocr}: {runs['with' if ocr else 'without'][-1]:.1f} s")
+        del engine, pair
+        gc.collect()
+    without, with_ocr = min(runs["without"]), min(runs["with"])
+    return report | {
+        "depth": depth.__dict__, "images": images, "new_tokens": new_tokens, "default_dtype": default_dtype,
+        "index_seconds": {name: [round(s, 1) for s in seconds] for name, seconds in runs.items()},
+        "index_seconds_per_image_without_ocr": round(without / images, 3),
+        "index_seconds_per_image_with_ocr": round(with_ocr / images, 3),
+        "ocr_share_of_index_time": round((with_ocr - without) / with_ocr, 3),
+    }
