@@ -13,7 +13,7 @@ from api.app import create_app
 
 from .test_indexer_hostile import _bomb_png
 
-HIT_KEYS = {"id", "path", "score", "caption", "match", "taken_at"}
+HIT_KEYS = {"id", "path", "score", "caption", "match", "taken_at", "text", "text_marks"}
 
 
 @pytest.fixture(scope="module")

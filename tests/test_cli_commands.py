@@ -13,7 +13,7 @@ from cli.main import main
 
 from .conftest import write_corpus
 
-HIT_KEYS = {"id", "path", "score", "caption", "match", "taken_at"}
+HIT_KEYS = {"id", "path", "score", "caption", "match", "taken_at", "text", "text_marks"}
 
 
 @pytest.fixture
