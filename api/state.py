@@ -52,8 +52,8 @@ def run_index_job(state: AppState, job: Job) -> IndexSummary:
     settings = state.settings
     collection = Collection.open(settings.index, create=True, url=settings.database_url)
 
-    def progress(total: int):
-        job.total = total
+    def progress(total: int):  # once a pass: new files, then older ones gaining their text or features
+        job.total = (job.total or 0) + total
 
         def tick(n: int) -> None:
             job.done += n

@@ -30,9 +30,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(served_index):
-    settings = served_index["settings"]
+def _serve(settings):
+    """The real server (uvicorn, as `blip2-search serve` runs it) over `settings`' index; its URL."""
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "serve", "--index", str(settings.index), "--model",
@@ -55,8 +54,8 @@ def server(served_index):
     process.wait(timeout=20)
 
 
-@pytest.fixture(scope="module")
-def page(server):
+def _browse(url):
+    """A Chromium page (Debian's, through Playwright) open at `url`."""
     _need(shutil.which("chromium") is not None or os.path.exists(CHROMIUM), "Chromium")
     try:
         from playwright.sync_api import sync_playwright
@@ -66,9 +65,19 @@ def page(server):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 1100, "height": 800})
         page.set_default_timeout(20_000)
-        page.goto(server)
+        page.goto(url)
         yield page
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(served_index):
+    yield from _serve(served_index["settings"])
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    yield from _browse(server)
 
 
 def test_search_open_similar_ask_and_upload(page, served_index):
@@ -202,3 +211,41 @@ def test_date_order_slider_negative_terms_and_all_images(page, server, tmp_path)
     page.wait_for_function("document.querySelector('#page-info').textContent === '1–10 of 10'")
     assert page.locator("#results .hit").count() == 10 and page.locator("#next").is_disabled()
     page.screenshot(path=str(tmp_path / "all-images.png"))
+
+
+@pytest.fixture(scope="module")
+def written_page(tmp_path_factory, tiny_dirs):
+    """A page over an index of rendered words (tiny model, OCR on, as `index` runs it)."""
+    from cli.main import main
+    from search.config import load_settings
+    from search.demo.words import render
+
+    root = tmp_path_factory.mktemp("written-page")
+    drawn = render(root / "photos", 6, seed=77)
+    model = str(tiny_dirs["opt"])
+    assert main(["index", str(root / "photos"), "--index", str(root / "index"), "--model", model,
+                 "--workers", "0"]) == 0
+    settings = load_settings(index=root / "index", model=model, workers=0, device="cpu")
+    for url in _serve(settings):
+        for page in _browse(url):
+            yield page, drawn
+
+
+def test_a_word_written_in_an_image_finds_it_and_is_highlighted(written_page, tmp_path):
+    page, drawn = written_page
+    target = drawn[2]
+    word = max(target.words, key=len)
+    page.fill("#query", f'text:"{word.lower()}"')
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#results .hit")
+    first = page.locator("#results .hit").first
+    assert first.locator("img").get_attribute("alt")  # a card, with its picture
+    first.click()
+    page.wait_for_selector("#detail[open]")
+    assert page.locator("#detail-path").inner_text() == str(target.path)
+    assert page.locator("#detail-text").is_visible()
+    assert page.locator("#detail-text").inner_text().startswith("Text in the image:")
+    marked = page.locator("#detail-text mark").all_inner_texts()
+    assert [text.lower() for text in marked] == [word.lower()]
+    page.screenshot(path=str(tmp_path / "text.png"))
+    page.keyboard.press("Escape")

@@ -160,3 +160,31 @@ def test_writers_of_one_database_take_turns(catalog_url, catalog):
             assert other.generation == catalog.generation
     finally:
         other.close()
+
+
+def test_text_search_is_tolerant_and_the_same_on_both_backends(catalog):
+    """`text:` through the trigram index of either backend: any case, part of a word, one
+    slip, a word split by OCR; every word of a phrase needed; unread and failed rows never."""
+    texts = {"/r/sign.png": "Parking RE16 TGK", "/r/note.png": "Please receive the Garden parcel",
+             "/r/blank.png": "", "/r/unread.png": None, "/r/menu.png": "GARDEN CAFE\n2 lemonade 7.40"}
+    ids = dict(zip(texts, catalog.write([_image(path, text=text) for path, text in texts.items()]),
+                   strict=True))
+    [failed] = catalog.write([_image("/r/broken.png", text="RE16", vectors=None, error="not an image")])
+
+    def found(phrase: str) -> set[str]:
+        by_id = {image_id: path for path, image_id in ids.items()}
+        return {by_id[image_id] for image_id in catalog.text_scores(phrase)}
+
+    assert found("re16") == found("RE1") == found("E16") == found("re16tgk") == {"/r/sign.png"}
+    assert found("recieve") == found("parce") == {"/r/note.png"}  # a swap; part of a word
+    assert found("garden") == {"/r/note.png", "/r/menu.png"}
+    assert found("garden parcel") == {"/r/note.png"} and found("garden banana") == set()
+    assert found("zqxw") == set() and failed not in catalog.text_scores("re16")
+    scores = catalog.text_scores("garden")
+    assert scores[ids["/r/note.png"]] == scores[ids["/r/menu.png"]] == 1.0
+    assert catalog.text_scores("gardn")[ids["/r/note.png"]] < 1.0  # close, not exact
+    assert catalog.text_search("a garden cafe", 10)[0] == ids["/r/menu.png"]  # the most words first
+    assert set(catalog.unread(text=True)) == {ids["/r/unread.png"]}
+    catalog.set_readings({ids["/r/unread.png"]: ("Lighthouse", -5)})
+    assert found("lighthous") == {"/r/unread.png"} and catalog.unread(text=True) == []
+    assert catalog.get(ids["/r/unread.png"]).picture_hash == -5

@@ -218,7 +218,7 @@ async function showWhy(hit, q) {
   canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
   delete canvas.dataset.peak;
   $("why").textContent = "";
-  if (!q) return;
+  if (!q || hit.score === null) return;  // a listing (filters alone): no text to find
   $("why").textContent = "Finding where it matches…";
   try {
     const body = await api(`/api/images/${hit.id}/explain?${new URLSearchParams({ q })}`);
