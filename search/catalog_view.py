@@ -10,7 +10,7 @@ import numpy as np
 
 from .catalog import Catalog
 from .features import Features
-from .records import ImageRecord, Selection
+from .records import Fingerprints, ImageRecord, Selection
 
 
 class CatalogView:
@@ -33,6 +33,10 @@ class CatalogView:
     def images_with_hash(self, content_hash: str) -> list[ImageRecord]:
         """Readable images with this content."""
         return self._catalog.records_with_hash(content_hash)
+
+    def fingerprints(self) -> Fingerprints:
+        """Readable images' paths, content and picture hashes, pixels and dates, by id."""
+        return self._catalog.fingerprints()
 
     def filter_ids(self, selection: Selection | None = None) -> np.ndarray:
         """Ids of the readable images `selection` lets through (every one by default), ascending."""

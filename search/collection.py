@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import duplicates
 from .catalog import FILENAME, Catalog, database_url
 from .catalog_view import CatalogView
 from .config import IndexType, choices
@@ -24,7 +25,7 @@ from .errors import SearchError
 from .features import KEYS, Features
 from .presets import DEFAULT_PRESET, resolve
 from .records import ImageFile, ImageRecord, ModelInfo
-from .schemas import Stats
+from .schemas import Duplicates, Stats
 from .scoring import Each
 from .snapshots import DEFAULT_POLICY, SNAPSHOT, IndexPolicy, Wanted, load_current, rebuild
 from .thumbnails import Thumbnails
@@ -172,6 +173,11 @@ class Collection(CatalogView):
             yield from self._vectors.iter_vectors()
         elif self.model is not None:
             yield from self._catalog.iter_vectors((self.model.queries, self.model.dim))
+
+    def duplicates(self, threshold: float | None = None) -> Duplicates:
+        """Groups of images that show the same picture (`search.duplicates`); nothing is moved
+        or deleted. `threshold`: 0 to 1, None for the calibrated default."""
+        return duplicates.find(self.fingerprints(), self.iter_vectors(), threshold)
 
     @property
     def indexed(self) -> int:

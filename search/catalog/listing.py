@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy import Engine, and_, func, select
 from sqlalchemy.orm import Session
 
+from ..records import Fingerprints
 from . import fulltext
 from .rows import filter_conditions
 from .schema import ImageRow
@@ -38,6 +39,21 @@ def ids_by_path(engine: Engine, offset: int, limit: int) -> tuple[int, list[int]
         total = session.scalar(select(func.count()).where(readable))
         page = select(ImageRow.id).where(readable).order_by(ImageRow.path).offset(offset).limit(limit)
         return total, list(session.scalars(page))
+
+
+def fingerprints(engine: Engine) -> Fingerprints:
+    """Readable images' ids, paths, content and picture hashes, pixels and dates, by id."""
+    columns = (ImageRow.id, ImageRow.path, ImageRow.content_hash, ImageRow.picture_hash, ImageRow.width,
+               ImageRow.height, ImageRow.taken_at, ImageRow.mtime)
+    with Session(engine) as session:
+        rows = session.execute(select(*columns).where(ImageRow.status == "ok").order_by(ImageRow.id)).all()
+    return Fingerprints(
+        ids=np.array([row.id for row in rows], dtype=np.int64), paths=[row.path for row in rows],
+        content_hashes=[row.content_hash for row in rows],
+        picture_hashes=np.array([row.picture_hash or 0 for row in rows], dtype=np.int64),
+        hashed=np.array([row.picture_hash is not None for row in rows], dtype=bool),
+        pixels=np.array([(row.width or 0) * (row.height or 0) for row in rows], dtype=np.int64),
+        dates=np.array([_seconds(row.taken_at, row.mtime) for row in rows], dtype=np.float64))
 
 
 def _seconds(taken: datetime | None, mtime: float) -> float:
