@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
         lines += [f"  {image.reason:9} {image.similarity:.3f}  [{image.id}] {image.path}"
                   for image in group.images[1:]]
     extra = sum(len(group.images) - 1 for group in found.groups)
-    lines.append(f"{len(found.groups)} groups, {extra} images besides the kept ones" if found.groups
+    count = len(found.groups)
+    lines.append(f"{count} group{'s' * (count != 1)}, {extra} images besides the kept ones" if count
                  else "no duplicates")
     emit(args, found, lines)
     return 0

@@ -51,7 +51,7 @@ def check_threshold(threshold: float | None) -> float:
 
 def pooled(vectors: np.ndarray) -> np.ndarray:
     """(n, Q, D) query vectors -> (n, D) float32: their mean, L2-normalised."""
-    mean = np.asarray(vectors, dtype=np.float32).mean(axis=1)
+    mean = np.asarray(vectors).mean(axis=1, dtype=np.float32)  # no float32 copy of a float16 chunk
     return mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
 
 

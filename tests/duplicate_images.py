@@ -165,3 +165,32 @@ def score(made: DuplicateSet, groups: list[list[str]]) -> Score:
     right = len(found & truth)
     joined = sum(frozenset((copy, original)) in found for copy, original in made.lookalike.items())
     return Score(right / len(found) if found else 1.0, right / len(truth), joined)
+
+
+def calibrate(seed: int, originals: int, thresholds: list[float]) -> list[tuple[float, Score]]:
+    """The set of `seed` indexed with the demo model, scored at each threshold (the table in the
+    README came from `python tests/duplicate_images.py SEED ORIGINALS`)."""
+    import tempfile
+
+    from indexer.pipeline import IndexOptions, index_paths
+    from search.collection import Collection
+    from search.models import Blip2Engine
+
+    with tempfile.TemporaryDirectory() as scratch:
+        made = write_set(Path(scratch) / "photos", seed, originals)
+        collection = Collection.open(Path(scratch) / "index", create=True)
+        try:
+            index_paths(collection, Blip2Engine.load("demo", device="cpu"), [Path(scratch) / "photos"],
+                        IndexOptions(workers=0, captions=False))
+            return [(t, score(made, [[i.path for i in g.images] for g in collection.duplicates(t).groups]))
+                    for t in thresholds]
+        finally:
+            collection.close()
+
+
+if __name__ == "__main__":
+    import sys
+
+    seed, count = (int(arg) for arg in sys.argv[1:3])
+    for threshold, got in calibrate(seed, count, [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7]):
+        print(f"seed {seed}, {count} originals, threshold {threshold:.2f}: {got}")  # noqa: T201

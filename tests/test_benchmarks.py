@@ -46,6 +46,9 @@ def test_the_quick_benchmark_runs_and_writes_its_report(tmp_path):
     assert dated["images"] == 300 and dated["candidates"] == 200
     assert dated["date_order_p50_ms_demo_features"] > 0 and dated["date_order_p50_ms_demo_files"] > 0
     assert sum(dated["date_order_hits_features"]) > 0  # the demo model finds its shapes
+    found = report["duplicates"]
+    assert (found["images"], found["planted_copies"]) == (5_000, 250) and found["planted_pair_recall"] > 0
+    assert found["seconds_finding"] > 0 and found["peak_rss_mb"] > 0 and report["duplicates_peak_rss_mb"] > 0
     assert report["machine"]["host_kind"] in ("amx", "no-amx")
     large = report["large"]
     assert (large["images"], large["vectors"], large["segments"]) == (4_000, 128_000, 4)

@@ -2,8 +2,10 @@
 with no all-pairs comparison past a few thousand images.
 
 Up to `EXACT_UP_TO` vectors the search is exact (a flat inner-product index); above it an
-inverted file (`IndexIVFFlat`, about 4 x sqrt(n) lists, `PROBES` of them visited), trained
-on a sample: each query then reads about PROBES / lists of the collection.
+inverted file (`IndexIVFFlat`, 4 x sqrt(n) lists, `PROBES` of them visited), trained on a
+small sample with few k-means rounds (near copies lie so close together that coarse lists
+still hold them together): each query reads about PROBES / lists of the collection (0.6 %
+at 100,000 images).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import faiss
 import numpy as np
 
 EXACT_UP_TO = 20_000  # below this an exact search costs less than training the inverted file
-PROBES = 16
-TRAIN_PER_LIST = 40  # k-means training points per list
+PROBES = 8
+TRAIN_PER_LIST = 10  # k-means training points per list
+TRAIN_ROUNDS = 10
 BATCH = 8_192  # queries asked at once
 
 
@@ -31,6 +34,7 @@ def nearest(vectors: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarray, np.
         lists = int(4 * math.sqrt(n))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
         sample = np.random.default_rng(seed).choice(n, min(n, lists * TRAIN_PER_LIST), replace=False)
+        index.cp.niter, index.cp.min_points_per_centroid = TRAIN_ROUNDS, 1  # few points a list: on purpose
         index.train(vectors[np.sort(sample)])
         index.nprobe = PROBES
     index.add(vectors)
