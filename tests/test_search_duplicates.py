@@ -124,3 +124,21 @@ def test_images_without_a_picture_hash_can_only_be_identical():
     assert [[(i.id, i.reason) for i in g.images] for g in duplicates.groups] == [[(2, "identical"),
                                                                                   (1, "identical")]]
     assert duplicates.groups[0].keep.id == 2  # the same pixels: the older file
+
+
+def test_fingerprints_and_byte_copies_on_each_catalog(indexer, catalog_url, tmp_path):
+    """On SQLite and PostgreSQL: every indexed image gets its (signed 64-bit) picture hash, and
+    a byte copy is grouped with its source as identical."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        render(random.Random(i), side=96, count=1).image.save(folder / f"{i}.png")
+    (folder / "copy.png").write_bytes((folder / "1.png").read_bytes())
+    _, collection = indexer(folder, url=catalog_url, captions=False)
+    prints = collection.fingerprints()
+    assert prints.hashed.all() and len(set(prints.picture_hashes.tolist())) == 3
+    want = {picture_hash(Image.open(folder / name)) for name in ("0.png", "1.png", "2.png")}
+    assert set(prints.picture_hashes.tolist()) == want
+    groups = collection.duplicates().groups
+    assert [sorted(i.path.rsplit("/", 1)[1] for i in g.images) for g in groups] == [["1.png", "copy.png"]]
+    assert {i.reason for i in groups[0].images} == {"identical"}
