@@ -16,16 +16,15 @@ Two images are the same picture when
   were computed has none: it can only be "identical" until the next `index` run fills it.
 
 Candidates come from the vector side, never from all pairs: each picture's NEIGHBOURS
-nearest by pooled vector (`vectors.neighbours`). Confirmed pairs are joined into groups
-(union-find), then each group keeps only the members that reach the threshold against
-its kept image, so a chain of look-alikes cannot grow one group; the rest are grouped again
-among themselves. The kept image: the most pixels, then the oldest (EXIF date, else
-modified), then the lowest id.
+nearest by pooled vector (`vectors.neighbours`). Confirmed pairs join pictures into groups,
+strongest first, and two groups merge only when every member of the merged group reaches
+the threshold against its kept image, so a chain of look-alikes cannot grow one group. The
+kept image: the most pixels, then the oldest (EXIF date, else modified), then the lowest id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -80,9 +79,9 @@ def build(prints: Fingerprints, vectors: np.ndarray, has_vectors: np.ndarray, th
     for row, head in enumerate(first):
         files.setdefault(int(head), []).append(row)
     rank = _keep_rank(prints, files)
-    pairs = near_pairs(vectors[pictures], prints.picture_hashes[pictures], threshold)
-    joined = _stars([(int(pictures[a]), int(pictures[b])) for a, b in pairs], rank,
-                    lambda keep, rows: _similarities(vectors, prints.picture_hashes, keep, rows), threshold)
+    pairs, scores = near_pairs(vectors[pictures], prints.picture_hashes[pictures], threshold)
+    joined = _join(pictures[pairs], scores, rank,
+                   lambda keep, rows: _similarities(vectors, prints.picture_hashes, keep, rows), threshold)
     grouped = {row for group in joined for row, _ in group}
     joined += [[(head, 1.0)] for head, rows in files.items() if len(rows) > 1 and head not in grouped]
     groups = [_group(prints, files, rank, members) for members in joined]
@@ -90,62 +89,52 @@ def build(prints: Fingerprints, vectors: np.ndarray, has_vectors: np.ndarray, th
 
 
 def near_pairs(vectors: np.ndarray, hashes: np.ndarray, threshold: float,
-               k: int = NEIGHBOURS) -> np.ndarray:
-    """(m, 2) rows (a < b) of the pictures whose similarity reaches `threshold`, among each
-    one's `k` nearest by (n, D) pooled `vectors`; `hashes`: their (n,) picture hashes."""
+               k: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
+    """((m, 2) rows (a < b) of the pictures whose similarity reaches `threshold`, among each
+    one's `k` nearest by (n, D) pooled `vectors`, and their (m,) similarities); `hashes`:
+    the pictures' (n,) hashes."""
     from .vectors.neighbours import nearest
 
     if len(vectors) < 2:
-        return np.zeros((0, 2), dtype=np.int64)
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
     found, cosines = nearest(vectors, k)
     rows = np.repeat(np.arange(len(found)), found.shape[1])
     others, cosines = found.ravel(), cosines.ravel()
     seen = (others >= 0) & (cosines > MEANING_FLOOR)  # below the floor the meaning is 0
     rows, others, cosines = rows[seen], others[seen], cosines[seen]
-    sure = similarity(cosines, distance(hashes[rows], hashes[others])) >= threshold
+    scores = similarity(cosines, distance(hashes[rows], hashes[others]))
+    sure = scores >= threshold
     pairs = np.sort(np.stack([rows[sure], others[sure]], axis=1), axis=1)
-    return np.unique(pairs, axis=0)
+    pairs, first = np.unique(pairs, axis=0, return_index=True)
+    return pairs, scores[sure][first]
 
 
-def _stars(pairs: list[tuple[int, int]], rank: dict[int, tuple], similar, threshold: float
-           ) -> list[list[tuple[int, float]]]:
-    """Groups of pictures from confirmed pairs: each connected component around its best
-    ranked picture, keeping the members whose `similar(keep, rows)` reaches `threshold`;
-    the others are grouped again among themselves. Each group: (row, similarity), kept first."""
+def _join(pairs: np.ndarray, scores: np.ndarray, rank: dict[int, tuple], similar, threshold: float
+          ) -> list[list[tuple[int, float]]]:
+    """Groups of pictures from confirmed pairs, strongest first: two groups merge only when
+    every member of the merged one reaches `threshold` against its kept picture (the best
+    ranked), `similar(keep, rows)`. A look-alike joined to one copy by chance cannot pull
+    its own group in, nor can a chain of look-alikes grow. Each group: (row, similarity to
+    the kept one), kept first."""
+    group_of: dict[int, int] = {}
+    members: dict[int, list[int]] = {}
+    for at in np.argsort(-scores, kind="stable"):
+        a, b = (int(row) for row in pairs[at])
+        ga, gb = group_of.get(a, a), group_of.get(b, b)
+        if ga == gb:
+            continue
+        merged = members.get(ga, [a]) + members.get(gb, [b])
+        keep = min(merged, key=rank.__getitem__)
+        if (similar(keep, np.array([row for row in merged if row != keep])) >= threshold).all():
+            members.pop(gb, None)
+            members[ga] = merged
+            group_of.update(dict.fromkeys(merged, ga))
     groups = []
-    for component in _components(pairs):
-        ordered = sorted(component, key=rank.__getitem__)
-        keep, others = ordered[0], np.array(ordered[1:], dtype=np.int64)
-        scores = similar(keep, others)
-        close = scores >= threshold
-        if close.any():
-            groups.append([(keep, 1.0), *zip(others[close].tolist(), scores[close].tolist(), strict=True)])
-        left = set(others[~close].tolist())
-        if len(left) > 1:  # joined through the kept picture only, or also among themselves?
-            groups += _stars([pair for pair in pairs if pair[0] in left and pair[1] in left], rank, similar,
-                             threshold)
+    for rows in members.values():
+        keep = min(rows, key=rank.__getitem__)
+        others = np.array([row for row in rows if row != keep])
+        groups.append([(keep, 1.0), *zip(others.tolist(), similar(keep, others).tolist(), strict=True)])
     return groups
-
-
-def _components(pairs: Iterable[tuple[int, int]]) -> Iterator[list[int]]:
-    """The connected components of the graph these edges make (union-find)."""
-    parent: dict[int, int] = {}
-
-    def root(node: int) -> int:
-        parent.setdefault(node, node)
-        while parent[node] != node:
-            parent[node] = parent[parent[node]]
-            node = parent[node]
-        return node
-
-    for a, b in pairs:
-        ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    components: dict[int, list[int]] = {}
-    for node in parent:
-        components.setdefault(root(node), []).append(node)
-    yield from components.values()
 
 
 def _similarities(vectors: np.ndarray, hashes: np.ndarray, keep: int, rows: np.ndarray) -> np.ndarray:

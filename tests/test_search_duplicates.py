@@ -108,10 +108,12 @@ def test_near_pairs_match_brute_force_on_seeded_vectors():
         vectors[n - 1 - i] = vectors[i] + 0.05 * rng.standard_normal((8, 32))
         hashes[n - 1 - i] = hashes[i] ^ (1 << int(rng.integers(0, 63)))
     flat = pooled(vectors)
-    got = {tuple(pair) for pair in near_pairs(flat, hashes, 0.5).tolist()}
+    pairs, scores = near_pairs(flat, hashes, 0.5)
+    got = {tuple(pair) for pair in pairs.tolist()}
     every = similarity(flat @ flat.T, distance(hashes[:, None], hashes[None, :]))
     want = {(a, b) for a, b in zip(*np.nonzero(np.triu(every >= 0.5, 1)), strict=True)}
     assert got == want and len(want) == copies
+    assert np.allclose(scores, every[pairs[:, 0], pairs[:, 1]])
 
 
 def test_images_without_a_picture_hash_can_only_be_identical():
@@ -142,3 +144,16 @@ def test_fingerprints_and_byte_copies_on_each_catalog(indexer, catalog_url, tmp_
     groups = collection.duplicates().groups
     assert [sorted(i.path.rsplit("/", 1)[1] for i in g.images) for g in groups] == [["1.png", "copy.png"]]
     assert {i.reason for i in groups[0].images} == {"identical"}
+
+
+def test_a_chain_of_near_pairs_does_not_make_one_group():
+    """A-B and B-C are near pairs, A-C is not (layout 0.375 < 0.5): B joins the kept A, C
+    stays out rather than riding in on B."""
+    low_bits = np.array([0, (1 << 10) - 1, (1 << 20) - 1])  # A-B and B-C 10 bits apart, A-C 20
+    prints = Fingerprints(ids=np.array([1, 2, 3]), paths=["/a.png", "/b.png", "/c.png"],
+                          content_hashes=["a", "b", "c"], picture_hashes=low_bits,
+                          hashed=np.ones(3, dtype=bool), pixels=np.array([9, 4, 4]), dates=np.zeros(3))
+    vectors = np.full((3, 4), 0.5, dtype=np.float32)  # the same meaning
+    duplicates = build(prints, vectors, np.ones(3, dtype=bool), 0.5)
+    assert [[(i.id, i.reason, i.similarity) for i in g.images] for g in duplicates.groups] == [
+        [(1, "identical", 1.0), (2, "near", 0.6875)]]
