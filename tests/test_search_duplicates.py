@@ -157,3 +157,18 @@ def test_a_chain_of_near_pairs_does_not_make_one_group():
     duplicates = build(prints, vectors, np.ones(3, dtype=bool), 0.5)
     assert [[(i.id, i.reason, i.similarity) for i in g.images] for g in duplicates.groups] == [
         [(1, "identical", 1.0), (2, "near", 0.6875)]]
+
+
+def test_the_inverted_file_finds_planted_neighbours():
+    """Above EXACT_UP_TO the neighbours come from an inverted file (forced here at 4,000):
+    each planted copy is still its original's nearest, and the original the copy's."""
+    from search.vectors.neighbours import nearest
+
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((4_000, 64)).astype(np.float32)
+    vectors[3_000:] = vectors[:1_000] + 0.05 * rng.standard_normal((1_000, 64))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    found, cosines = nearest(vectors, 4, exact_up_to=1_000)
+    assert (found[:1_000, 0] == np.arange(3_000, 4_000)).mean() >= 0.99
+    assert (found[3_000:, 0] == np.arange(1_000)).mean() >= 0.99
+    assert np.all(np.diff(cosines, axis=1) <= 1e-6) and not (found == np.arange(4_000)[:, None]).any()

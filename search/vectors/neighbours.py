@@ -22,13 +22,14 @@ TRAIN_ROUNDS = 10
 BATCH = 8_192  # queries asked at once
 
 
-def nearest(vectors: np.ndarray, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def nearest(vectors: np.ndarray, k: int, *, seed: int = 0,
+            exact_up_to: int = EXACT_UP_TO) -> tuple[np.ndarray, np.ndarray]:
     """For (n, D) float32 L2-normalised `vectors`: (n, k) indices of each one's nearest others
     (-1 where fewer exist) and their (n, k) cosines, best first; each row leaves itself out."""
     n, dim = vectors.shape
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     want = min(k + 1, n)
-    if n <= EXACT_UP_TO:
+    if n <= exact_up_to:
         index = faiss.IndexFlatIP(dim)
     else:
         lists = int(4 * math.sqrt(n))
