@@ -21,7 +21,7 @@ from search.errors import ImageError, InputError, NotFound, SearchError
 from . import state as app_state
 from .limits import BodyLimitMiddleware
 from .metrics import Metrics, RequestCounter
-from .routes import images, jobs, search, system
+from .routes import duplicates, images, jobs, search, system
 from .runner import Saturated
 
 ERROR_STATUS = ((NotFound, 404), (ImageError, 422), (InputError, 422), (CollectionError, 409))
@@ -40,7 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="blip2-search", version="0.1.0", lifespan=lifespan, default_response_class=AsciiJSON,
                   description="Image search on BLIP-2: text search, similar images, captions, questions.")
-    for router in (search.router, images.router, jobs.router, system.router):
+    for router in (search.router, images.router, duplicates.router, jobs.router, system.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=system.STATIC), name="static")
     app.add_exception_handler(SearchError, _search_error)

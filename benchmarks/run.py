@@ -21,9 +21,9 @@ import torch
 
 from search import runtime
 
-from . import dates, features, hardware, indexing, large, ocr, query, realsize, serving
+from . import dates, duplicates, features, hardware, indexing, large, ocr, query, realsize, serving
 
-PARTS = ("hardware", "indexing", "features", "dates", "ocr", "query", "large")
+PARTS = ("hardware", "indexing", "features", "dates", "ocr", "duplicates", "query", "large")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     if "ocr" in parts:
         report["ocr"] = _ocr(args.quick, args.default_dtype)
         report |= {key: report["ocr"][key] for key in OCR_KEYS}
+    if "duplicates" in parts:
+        report["duplicates"] = _duplicates(args.quick)
+        report |= {f"duplicates_{key}": report["duplicates"][key] for key in DUPLICATE_KEYS}
     if "query" in parts:
         report["query"] = _query(args.quick, args.scratch, args.sizes)
         report |= _query_summary(report["query"], report.get("hardware"))
@@ -156,6 +159,13 @@ def _dates(quick: bool) -> dict:
     return _in_fresh_process(dates.run, 300 if quick else 10_000, queries=2 if quick else 8)
 
 
+def _duplicates(quick: bool) -> dict:
+    """Full: 100,000 images of synthetic vectors and hashes; quick: 5,000. In a fresh process,
+    so that its peak memory is its own."""
+    return _in_fresh_process(duplicates.run, 5_000 if quick else 100_000)
+
+
+DUPLICATE_KEYS = ("seconds_finding", "peak_rss_mb", "planted_pair_recall")
 DATE_KEYS = ("date_order_p50_ms_demo_features", "date_order_p50_ms_demo_files")
 FEATURE_KEYS = ("rerank20_ms_realsize_cpu_features", "rerank20_ms_realsize_cpu_recompute",
                 "rerank_speedup_features", "match_max_abs_diff_features", "ask_p50_ms_realsize_cpu",

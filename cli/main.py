@@ -19,6 +19,7 @@ from . import (
     browse,
     caption,
     demo,
+    duplicates,
     evaluate,
     explain,
     image,
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     common, model = index_options(), model_options()
     for command in (caption, index, search, similar, ask, explain, serve, evaluate):
         command.register(sub, [common, model])
-    for command in (image, browse, ocr, stats, demo, train_demo):
+    for command in (image, browse, ocr, duplicates, stats, demo, train_demo):
         command.register(sub, [common])
     return parser
 

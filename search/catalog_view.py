@@ -13,7 +13,7 @@ from .catalog import Catalog
 from .errors import CollectionError
 from .features import Features
 from .presets import DEFAULT_PRESET, resolve
-from .records import ImageRecord, ModelInfo, Selection
+from .records import Fingerprints, ImageRecord, ModelInfo, Selection
 
 
 class CatalogView:
@@ -71,6 +71,10 @@ class CatalogView:
     def images_with_hash(self, content_hash: str) -> list[ImageRecord]:
         """Readable images with this content."""
         return self._catalog.records_with_hash(content_hash)
+
+    def fingerprints(self) -> Fingerprints:
+        """Readable images' paths, content and picture hashes, pixels and dates, by id."""
+        return self._catalog.fingerprints()
 
     def filter_ids(self, selection: Selection | None = None) -> np.ndarray:
         """Ids of the readable images `selection` lets through (every one by default), ascending."""

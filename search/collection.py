@@ -17,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from . import duplicates
 from .catalog import FILENAME, Catalog, database_url
 from .catalog_view import CatalogView
 from .config import IndexType, choices
 from .errors import CollectionError
 from .features import KEYS, Features
 from .records import ImageFile, ImageRecord, ModelInfo
-from .schemas import Stats
+from .schemas import Duplicates, Stats
 from .scoring import Each
 from .snapshots import DEFAULT_POLICY, SNAPSHOT, IndexPolicy, Wanted, load_current, rebuild
 from .thumbnails import Thumbnails
@@ -136,6 +137,11 @@ class Collection(CatalogView):
             yield from self._vectors.iter_vectors()
         elif self.model is not None:
             yield from self._catalog.iter_vectors((self.model.queries, self.model.dim))
+
+    def duplicates(self, threshold: float | None = None) -> Duplicates:
+        """Groups of images that show the same picture (`search.duplicates`); nothing is moved
+        or deleted. `threshold`: 0 to 1, None for the calibrated default."""
+        return duplicates.find(self.fingerprints(), self.iter_vectors(), threshold)
 
     @property
     def indexed(self) -> int:

@@ -23,6 +23,7 @@ import numpy as np
 from . import thumbnails
 from .errors import ImageError
 from .images import load_image
+from .picturehash import picture_hash
 from .records import ImageFile, ImageRecord
 from .schemas import FileError, IndexSummary
 
@@ -139,6 +140,7 @@ def decode(file: ImageFile, data: bytes | None = None, *, ocr: bool = False) -> 
         return file
     file.image, file.taken_at, file.thumbnail = loaded.image, loaded.taken_at, thumbnails.make(loaded.image)
     file.width, file.height = loaded.size  # the picture's own, not the reduced one handed on
+    file.picture_hash = picture_hash(loaded.image)
     if ocr and file.text is None:
         file.text = read_text(loaded.image)
     return file

@@ -94,3 +94,17 @@ class Selection:
 
     def __bool__(self) -> bool:
         return any((self.path_prefix, self.path_part, self.after, self.before, self.caption, self.text))
+
+
+@dataclass(frozen=True)
+class Fingerprints:
+    """What tells readable images apart as pictures, one entry each, ascending ids: the
+    duplicate finder's input besides the vectors."""
+
+    ids: np.ndarray  # (n,) int64
+    paths: list[str]
+    content_hashes: list[str]
+    picture_hashes: np.ndarray  # (n,) int64, 0 where `hashed` is False
+    hashed: np.ndarray  # (n,) bool: a picture hash was computed (images indexed since it exists)
+    pixels: np.ndarray  # (n,) int64: width x height, 0 when unknown
+    dates: np.ndarray  # (n,) float64: EXIF date, else modification time, seconds since the epoch

@@ -6,7 +6,7 @@ as its `response_model`s, so the two cannot drift apart.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, model_serializer
 
@@ -162,6 +162,33 @@ class Reading(BaseModel):
 class Readings(BaseModel):
     results: list[Reading]
     errors: list[FileError]
+
+
+class KeptImage(BaseModel):
+    id: int
+    path: str
+
+
+class DuplicateImage(BaseModel):
+    """A member of a duplicate group: its `similarity` to the kept image, 0 to 1
+    (`search.duplicates`), and why it is there: the same bytes ("identical", similarity 1)
+    or a near copy ("near"). The kept image itself is listed first, as "identical", 1."""
+
+    id: int
+    path: str
+    similarity: float
+    reason: Literal["identical", "near"]
+
+
+class DuplicateGroup(BaseModel):
+    keep: KeptImage  # the suggestion: the most pixels, then the oldest, then the lowest id
+    images: list[DuplicateImage]  # every member, the kept one first
+
+
+class Duplicates(BaseModel):
+    """Groups of indexed images that show the same picture. Nothing is deleted or moved."""
+
+    groups: list[DuplicateGroup]
 
 
 def _iso(value) -> str | None:

@@ -226,3 +226,27 @@ def all_vectors(collection) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(ids, kind="stable")
     vectors = np.concatenate([v.astype(np.float32) for _, v in chunks])
     return ids[order], vectors[order]
+
+
+@pytest.fixture(scope="session")
+def duplicate_index(tmp_path_factory) -> dict:
+    """A generated set of duplicates and look-alikes (tests/duplicate_images.py, the test seed)
+    indexed by the real pipeline with the demo model; a byte copy of an original is made the
+    oldest file of its group, so that it is the one to keep."""
+    from duplicate_images import TEST_SEED, write_set
+
+    from indexer.pipeline import IndexOptions, index_paths
+    from search.collection import Collection
+    from search.config import load_settings
+    from search.models import Blip2Engine
+
+    root = tmp_path_factory.mktemp("duplicates")
+    made = write_set(root / "photos", TEST_SEED)
+    source, twin = made.identical[0]
+    os.utime(twin, (946_684_800, 946_684_800))  # 2000-01-01: older than every other file
+    collection = Collection.open(root / "index", create=True)
+    engine = Blip2Engine.load("demo", device="cpu")
+    index_paths(collection, engine, [root / "photos"], IndexOptions(workers=0, captions=False))
+    collection.close()
+    settings = load_settings(index=root / "index", model="demo", workers=0, device="cpu")
+    return {"root": root, "set": made, "settings": settings, "oldest_twin": (source, twin)}

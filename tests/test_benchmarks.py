@@ -49,6 +49,9 @@ def test_the_quick_benchmark_runs_and_writes_its_report(tmp_path):
     read = report["ocr"]
     assert read["ocr_alone"]["images"] == 2 and read["ocr_alone"]["seconds_per_image"] > 0
     assert read["ocr_alone"]["words_read"] > 0 and -1 < read["ocr_share_of_index_time"] < 1
+    found = report["duplicates"]
+    assert (found["images"], found["planted_copies"]) == (5_000, 250) and found["planted_pair_recall"] > 0
+    assert found["seconds_finding"] > 0 and found["peak_rss_mb"] > 0 and report["duplicates_peak_rss_mb"] > 0
     assert report["machine"]["host_kind"] in ("amx", "no-amx")
     large = report["large"]
     assert (large["images"], large["vectors"], large["segments"]) == (4_000, 128_000, 4)

@@ -51,6 +51,7 @@ function setMatch(element, probability) {
 }
 
 function show(grid, hits) {
+  if (grid === $("results")) { $("groups").hidden = true; grid.hidden = false; }
   grid.replaceChildren(...hits.map(hitCard));
 }
 
@@ -137,6 +138,46 @@ async function browse(offset) {
   }
 }
 
+// Groups of images that are the same picture, one row each, the suggested keep first.
+async function duplicates() {
+  const ticket = ++state.latest;
+  say("Looking for duplicates…");
+  const threshold = $("threshold").value.trim();
+  try {
+    const body = await api(`/api/duplicates${threshold ? `?${new URLSearchParams({ threshold })}` : ""}`);
+    if (ticket !== state.latest) return;
+    $("results").hidden = true;
+    $("pager").hidden = true;
+    $("groups").hidden = false;
+    $("group-list").replaceChildren(...body.groups.map(groupRow));
+    const extra = body.groups.reduce((sum, group) => sum + group.images.length - 1, 0);
+    say(body.groups.length ? `${body.groups.length} groups of duplicates: ${extra} images besides the ones to keep`
+                           : "No duplicates found.");
+  } catch (error) {
+    if (ticket === state.latest) say(`Could not find duplicates: ${error.message}`, true);
+  }
+}
+
+function groupRow(group) {
+  const row = document.createElement("div");
+  row.className = "group";
+  row.dataset.keep = group.keep.id;
+  const title = document.createElement("h3");
+  title.textContent = `Keep ${group.keep.path.split("/").pop()} · ${group.images.length} images`;
+  const cards = document.createElement("div");
+  cards.className = "grid small";
+  for (const image of group.images) {
+    const card = hitCard({ id: image.id, path: image.path, caption: null, score: null });
+    const kept = image.id === group.keep.id;
+    card.classList.toggle("kept", kept);
+    card.dataset.reason = image.reason;
+    card.querySelector(".score").textContent = kept ? "keep" : `${image.reason} · similarity ${image.similarity.toFixed(2)}`;
+    cards.append(card);
+  }
+  row.append(title, cards);
+  return row;
+}
+
 function setUpControls() {
   const slider = $("min-match");
   const showValue = () => { $("min-match-value").textContent = `${slider.value}%`; };
@@ -149,6 +190,8 @@ function setUpControls() {
   });
   $("where").addEventListener("keydown", (e) => { if (e.key === "Enter") search(e); });
   $("browse").addEventListener("click", () => browse(0));
+  $("duplicates").addEventListener("click", duplicates);
+  $("threshold-form").addEventListener("submit", (e) => { e.preventDefault(); duplicates(); });
   $("previous").addEventListener("click", () => browse(Math.max(0, state.browseOffset - PAGE)));
   $("next").addEventListener("click", () => browse(state.browseOffset + PAGE));
   showValue();

@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from ..records import Fingerprints
 from . import fulltext
 from .rows import filter_conditions
 from .schema import ImageRow
@@ -53,6 +54,21 @@ def unread(engine: Engine, *, text: bool = False, picture: bool = False) -> list
     with Session(engine) as session:
         return list(session.scalars(select(ImageRow.id).where(ImageRow.status == "ok", missing)
                                     .order_by(ImageRow.id)))
+
+
+def fingerprints(engine: Engine) -> Fingerprints:
+    """Readable images' ids, paths, content and picture hashes, pixels and dates, by id."""
+    columns = (ImageRow.id, ImageRow.path, ImageRow.content_hash, ImageRow.picture_hash, ImageRow.width,
+               ImageRow.height, ImageRow.taken_at, ImageRow.mtime)
+    with Session(engine) as session:
+        rows = session.execute(select(*columns).where(ImageRow.status == "ok").order_by(ImageRow.id)).all()
+    return Fingerprints(
+        ids=np.array([row.id for row in rows], dtype=np.int64), paths=[row.path for row in rows],
+        content_hashes=[row.content_hash for row in rows],
+        picture_hashes=np.array([row.picture_hash or 0 for row in rows], dtype=np.int64),
+        hashed=np.array([row.picture_hash is not None for row in rows], dtype=bool),
+        pixels=np.array([(row.width or 0) * (row.height or 0) for row in rows], dtype=np.int64),
+        dates=np.array([_seconds(row.taken_at, row.mtime) for row in rows], dtype=np.float64))
 
 
 def _seconds(taken: datetime | None, mtime: float) -> float:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import CatalogError
 from ..features import Features
-from ..records import ImageFile, ImageRecord
+from ..records import Fingerprints, ImageFile, ImageRecord
 from . import featurestore, fulltext, listing
 from .blobs import READERS, chunks, decode, decode_many, encode, iterate, read_many
 from .connect import reason, sqlite_pragmas
@@ -181,6 +181,10 @@ class Catalog:
     def ids_by_path(self, offset: int, limit: int) -> tuple[int, list[int]]:
         """(readable images, the ids of a page of them in path order)."""
         return listing.ids_by_path(self._engine, offset, limit)
+
+    def fingerprints(self) -> Fingerprints:
+        """`listing.fingerprints`."""
+        return listing.fingerprints(self._engine)
 
     def features(self, ids: Iterable[int], keys: Iterable[str]) -> dict[int, dict[str, Features]]:
         """Stored features of `ids` (`search.features`), by image then side."""

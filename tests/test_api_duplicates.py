@@ -1,0 +1,138 @@
+"""Duplicates through the front ends: `GET /api/duplicates` and `blip2-search duplicates` give
+the same JSON, refuse a bad threshold in one line, change no file; the web page's review view
+in Debian's Chromium (Playwright) against the real server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from fastapi.testclient import TestClient
+from test_api_browser import CHROMIUM, FLAGS, _free_port, _need
+
+from api.app import create_app
+from cli.main import main
+
+
+@pytest.fixture(scope="module")
+def client(duplicate_index):
+    with TestClient(create_app(duplicate_index["settings"])) as client:
+        yield client
+
+
+def _cli(capsys, duplicate_index, *argv: str) -> tuple[int, str, str]:
+    code = main(["duplicates", *argv, "--index", str(duplicate_index["settings"].index)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _files(duplicate_index) -> dict[str, tuple]:
+    folder = duplicate_index["root"] / "photos"
+    return {str(path): (path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
+            for path in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("threshold", [None, "0.7"])
+def test_cli_and_api_give_the_same_groups_and_touch_no_file(client, capsys, duplicate_index, threshold):
+    before = _files(duplicate_index)
+    flags = ["--threshold", threshold] if threshold else []
+    code, out, err = _cli(capsys, duplicate_index, *flags, "--json")
+    assert code == 0, err
+    response = client.get("/api/duplicates", params={"threshold": threshold} if threshold else {})
+    assert response.status_code == 200, response.text
+    assert json.loads(out) == response.json()
+    groups = response.json()["groups"]
+    assert groups and all(group["images"][0]["id"] == group["keep"]["id"] for group in groups)
+    assert _files(duplicate_index) == before  # nothing deleted, moved or rewritten
+
+
+def test_cli_lists_groups_as_text(capsys, duplicate_index):
+    code, out, _ = _cli(capsys, duplicate_index)
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("keep [") and "images besides the kept ones" in lines[-1]
+    assert any(line.lstrip().startswith(("near", "identical")) for line in lines[1:])
+
+
+@pytest.mark.parametrize("bad", ["2", "-1", "x"])
+def test_a_bad_threshold_is_a_422_and_exit_1(client, capsys, duplicate_index, bad):
+    response = client.get("/api/duplicates", params={"threshold": bad})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "threshold"]
+    code, out, err = _cli(capsys, duplicate_index, "--threshold", bad)
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and "threshold must be a number from 0 to 1" in err
+
+
+@pytest.fixture(scope="module")
+def page(duplicate_index):
+    _need(shutil.which("chromium") is not None, "Chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _need(False, "the playwright package")
+    settings, port = duplicate_index["settings"], _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--index", str(settings.index), "--model", "demo",
+         "--port", str(port), "--workers", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(url, process)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.set_default_timeout(20_000)
+            page.goto(url)
+            yield page, url
+            browser.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def _wait(url: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/healthz", timeout=1)
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"the server did not start: {process.stdout.read().decode()[-2000:]}")
+            time.sleep(0.2)
+
+
+def test_the_review_view_shows_groups_with_the_kept_image_marked(page, tmp_path):
+    page, url = page
+    want = json.loads(urllib.request.urlopen(f"{url}/api/duplicates", timeout=60).read())["groups"]
+    page.wait_for_function("document.querySelector('#message').textContent.includes('images indexed')")
+    page.click("#duplicates")
+    page.wait_for_function("document.querySelector('#message').textContent.includes('groups of duplicates')")
+    assert page.locator("#groups .group").count() == len(want)
+    assert page.locator("#results").is_hidden()
+    first = page.locator("#groups .group").first
+    assert first.locator(".hit").count() == len(want[0]["images"])
+    assert first.locator(".hit").first.get_attribute("class") == "hit kept"
+    assert first.locator(".hit.kept .score").inner_text() == "keep"
+    assert page.locator("#groups .hit.kept").count() == len(want)  # one kept image a group
+    kept = page.locator("#groups .hit.kept").evaluate_all("cards => cards.map(c => Number(c.dataset.id))")
+    assert kept == [group["keep"]["id"] for group in want]
+    member = first.locator(".hit").nth(1)
+    assert "similarity" in member.locator(".score").inner_text()
+    page.screenshot(path=str(tmp_path / "duplicates.png"), full_page=False)
+
+    member.click()  # a thumbnail opens the image's detail view
+    page.wait_for_selector("#detail[open]")
+    assert page.locator("#detail-path").inner_text() == want[0]["images"][1]["path"]
+    page.keyboard.press("Escape")
+
+    strict = json.loads(urllib.request.urlopen(f"{url}/api/duplicates?threshold=0.9", timeout=60).read())
+    strict = strict["groups"]
+    page.fill("#threshold", "0.9")
+    page.locator("#threshold-form button").click()
+    page.wait_for_function(f"document.querySelectorAll('#groups .group').length === {len(strict)}")

@@ -1,0 +1,174 @@
+"""The duplicate finder on a generated set (tests/duplicate_images.py, the test seed; the default
+threshold was calibrated on another seed), indexed by the real pipeline with the demo model:
+real FAISS, real SQLite."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+
+import numpy as np
+import pytest
+from duplicate_images import score
+from PIL import Image, ImageEnhance
+
+from search.collection import Collection
+from search.demo.shapes import render
+from search.duplicates import build, near_pairs, pooled, similarity
+from search.errors import InputError
+from search.picturehash import distance, hamming, picture_hash
+from search.records import Fingerprints
+
+
+@pytest.fixture(scope="module")
+def found(duplicate_index):
+    collection = Collection.open(duplicate_index["settings"].index)
+    try:
+        yield collection.duplicates(), collection.images(
+            image.id for group in collection.duplicates().groups for image in group.images)
+    finally:
+        collection.close()
+
+
+def _paths(duplicates) -> list[list[str]]:
+    return [[image.path for image in group.images] for group in duplicates.groups]
+
+
+def test_pairs_are_found_with_precision_and_recall(found, duplicate_index):
+    duplicates, _ = found
+    got = score(duplicate_index["set"], _paths(duplicates))
+    assert got.precision >= 0.95 and got.recall >= 0.90, str(got)
+
+
+def test_no_lookalike_is_joined_to_its_original(found, duplicate_index):
+    duplicates, _ = found
+    assert score(duplicate_index["set"], _paths(duplicates)).lookalikes_joined == 0
+    joined = {path: i for i, paths in enumerate(_paths(duplicates)) for path in paths}
+    made = duplicate_index["set"]
+    assert all(joined.get(copy, -1) != joined.get(original, -2) for copy, original in made.lookalike.items())
+
+
+def test_identical_files_are_grouped_as_identical(found, duplicate_index):
+    duplicates, _ = found
+    for source, twin in duplicate_index["set"].identical:
+        group = next(g for g in duplicates.groups if twin in {image.path for image in g.images})
+        reasons = {image.path: (image.reason, image.similarity) for image in group.images}
+        assert reasons[source] == reasons[twin] == ("identical", 1.0)
+
+
+def test_the_kept_image_has_the_most_pixels_then_is_the_oldest(found, duplicate_index):
+    duplicates, records = found
+
+    def rank(image_id: int) -> tuple:
+        record = records[image_id]
+        when = record.taken_at or datetime.fromtimestamp(record.mtime)
+        return -(record.width * record.height), when, image_id
+
+    for group in duplicates.groups:
+        ids = [image.id for image in group.images]
+        assert group.keep.id == ids[0] == min(ids, key=rank)
+        assert (group.images[0].reason, group.images[0].similarity) == ("identical", 1.0)
+        assert all(0 <= image.similarity <= 1 for image in group.images)
+    source, twin = duplicate_index["oldest_twin"]  # same pixels as its source, and older
+    assert twin in {group.keep.path for group in duplicates.groups}
+
+
+def test_threshold_out_of_range_is_refused(duplicate_index):
+    collection = Collection.open(duplicate_index["settings"].index)
+    try:
+        for bad in (2, -1, float("nan")):
+            with pytest.raises(InputError, match="from 0 to 1"):
+                collection.duplicates(bad)
+        strict = collection.duplicates(1.0)  # near copies must then match the kept image exactly
+        assert all(image.similarity == 1.0 for group in strict.groups for image in group.images)
+    finally:
+        collection.close()
+
+
+def test_picture_hash_survives_copies_and_sees_layout():
+    sample = render(random.Random(3), side=160, count=1, soft=True)
+    original = picture_hash(sample.image)
+    smaller = sample.image.resize((100, 100), Image.Resampling.LANCZOS)
+    darker = ImageEnhance.Brightness(sample.image).enhance(0.85)
+    assert distance(original, picture_hash(smaller)) <= 6 and distance(original, picture_hash(darker)) <= 6
+    turned = sample.image.transpose(Image.Transpose.ROTATE_180)  # the same shape, elsewhere
+    assert distance(original, picture_hash(turned)) >= 12
+    assert hamming(original, ~original) == 64 and distance(original, ~original) == 0
+    assert -(2**63) <= original < 2**63
+
+
+def test_near_pairs_match_brute_force_on_seeded_vectors():
+    """Planted copies (a vector plus noise, a hash with a few bits flipped) among random ones:
+    the neighbour search finds every pair the all-pairs reference confirms."""
+    rng = np.random.default_rng(1338)
+    n, copies = 600, 60
+    vectors = rng.standard_normal((n, 8, 32)).astype(np.float32)
+    hashes = rng.integers(-(2**63), 2**63 - 1, size=n, dtype=np.int64)
+    for i in range(copies):
+        vectors[n - 1 - i] = vectors[i] + 0.05 * rng.standard_normal((8, 32))
+        hashes[n - 1 - i] = hashes[i] ^ (1 << int(rng.integers(0, 63)))
+    flat = pooled(vectors)
+    pairs, scores = near_pairs(flat, hashes, 0.5)
+    got = {tuple(pair) for pair in pairs.tolist()}
+    every = similarity(flat @ flat.T, distance(hashes[:, None], hashes[None, :]))
+    want = {(a, b) for a, b in zip(*np.nonzero(np.triu(every >= 0.5, 1)), strict=True)}
+    assert got == want and len(want) == copies
+    assert np.allclose(scores, every[pairs[:, 0], pairs[:, 1]])
+
+
+def test_images_without_a_picture_hash_can_only_be_identical():
+    vectors = np.ones((3, 4), dtype=np.float32) / 2  # the same meaning
+    prints = Fingerprints(ids=np.array([1, 2, 3]), paths=["/a.png", "/b.png", "/c.png"],
+                          content_hashes=["x", "x", "y"], picture_hashes=np.zeros(3, dtype=np.int64),
+                          hashed=np.array([False, False, False]), pixels=np.array([4, 4, 9]),
+                          dates=np.array([2.0, 1.0, 0.0]))
+    duplicates = build(prints, vectors, np.ones(3, dtype=bool), 0.5)
+    assert [[(i.id, i.reason) for i in g.images] for g in duplicates.groups] == [[(2, "identical"),
+                                                                                  (1, "identical")]]
+    assert duplicates.groups[0].keep.id == 2  # the same pixels: the older file
+
+
+def test_fingerprints_and_byte_copies_on_each_catalog(indexer, catalog_url, tmp_path):
+    """On SQLite and PostgreSQL: every indexed image gets its (signed 64-bit) picture hash, and
+    a byte copy is grouped with its source as identical."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        render(random.Random(i), side=96, count=1).image.save(folder / f"{i}.png")
+    (folder / "copy.png").write_bytes((folder / "1.png").read_bytes())
+    _, collection = indexer(folder, url=catalog_url, captions=False)
+    prints = collection.fingerprints()
+    assert prints.hashed.all() and len(set(prints.picture_hashes.tolist())) == 3
+    want = {picture_hash(Image.open(folder / name)) for name in ("0.png", "1.png", "2.png")}
+    assert set(prints.picture_hashes.tolist()) == want
+    groups = collection.duplicates().groups
+    assert [sorted(i.path.rsplit("/", 1)[1] for i in g.images) for g in groups] == [["1.png", "copy.png"]]
+    assert {i.reason for i in groups[0].images} == {"identical"}
+
+
+def test_a_chain_of_near_pairs_does_not_make_one_group():
+    """A-B and B-C are near pairs, A-C is not (layout 0.375 < 0.5): B joins the kept A, C
+    stays out rather than riding in on B."""
+    low_bits = np.array([0, (1 << 10) - 1, (1 << 20) - 1])  # A-B and B-C 10 bits apart, A-C 20
+    prints = Fingerprints(ids=np.array([1, 2, 3]), paths=["/a.png", "/b.png", "/c.png"],
+                          content_hashes=["a", "b", "c"], picture_hashes=low_bits,
+                          hashed=np.ones(3, dtype=bool), pixels=np.array([9, 4, 4]), dates=np.zeros(3))
+    vectors = np.full((3, 4), 0.5, dtype=np.float32)  # the same meaning
+    duplicates = build(prints, vectors, np.ones(3, dtype=bool), 0.5)
+    assert [[(i.id, i.reason, i.similarity) for i in g.images] for g in duplicates.groups] == [
+        [(1, "identical", 1.0), (2, "near", 0.6875)]]
+
+
+def test_the_inverted_file_finds_planted_neighbours():
+    """Above EXACT_UP_TO the neighbours come from an inverted file (forced here at 4,000):
+    each planted copy is still its original's nearest, and the original the copy's."""
+    from search.vectors.neighbours import nearest
+
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((4_000, 64)).astype(np.float32)
+    vectors[3_000:] = vectors[:1_000] + 0.05 * rng.standard_normal((1_000, 64))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    found, cosines = nearest(vectors, 4, exact_up_to=1_000)
+    assert (found[:1_000, 0] == np.arange(3_000, 4_000)).mean() >= 0.99
+    assert (found[3_000:, 0] == np.arange(1_000)).mean() >= 0.99
+    assert np.all(np.diff(cosines, axis=1) <= 1e-6) and not (found == np.arange(4_000)[:, None]).any()
