@@ -54,20 +54,25 @@ def _serve(settings):
     process.wait(timeout=20)
 
 
-def _browse(url):
-    """A Chromium page (Debian's, through Playwright) open at `url`."""
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, through Playwright: one a module (Playwright's sync API runs one at a time)."""
     _need(shutil.which("chromium") is not None or os.path.exists(CHROMIUM), "Chromium")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _need(False, "the playwright package")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 800})
-        page.set_default_timeout(20_000)
-        page.goto(url)
-        yield page
-        browser.close()
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield launched
+        launched.close()
+
+
+def _open(browser, url):
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    page.set_default_timeout(20_000)
+    page.goto(url)
+    return page
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +81,10 @@ def server(served_index):
 
 
 @pytest.fixture(scope="module")
-def page(server):
-    yield from _browse(server)
+def page(browser, server):
+    opened = _open(browser, server)
+    yield opened
+    opened.close()
 
 
 def test_search_open_similar_ask_and_upload(page, served_index):
@@ -214,7 +221,7 @@ def test_date_order_slider_negative_terms_and_all_images(page, server, tmp_path)
 
 
 @pytest.fixture(scope="module")
-def written_page(tmp_path_factory, tiny_dirs):
+def written_page(browser, tmp_path_factory, tiny_dirs):
     """A page over an index of rendered words (tiny model, OCR on, as `index` runs it)."""
     from cli.main import main
     from search.config import load_settings
@@ -227,8 +234,9 @@ def written_page(tmp_path_factory, tiny_dirs):
                  "--workers", "0"]) == 0
     settings = load_settings(index=root / "index", model=model, workers=0, device="cpu")
     for url in _serve(settings):
-        for page in _browse(url):
-            yield page, drawn
+        opened = _open(browser, url)
+        yield opened, drawn
+        opened.close()
 
 
 def test_a_word_written_in_an_image_finds_it_and_is_highlighted(written_page, tmp_path):
