@@ -84,10 +84,11 @@ def run(images: int = 100_000, *, seed: int = 0, log: Callable[[str], None] = la
     before = _rss_mb()  # the process as it starts: the interpreter, numpy, FAISS (and torch, under run.py)
     world = World(images, seed)
     prints = world.fingerprints()
+    making = Timed(world.chunks())
     started = time.perf_counter()
-    found = find(prints, world.chunks(), DEFAULT_THRESHOLD)
+    found = find(prints, making, DEFAULT_THRESHOLD)
     seconds = time.perf_counter() - started
-    generating = _generation_seconds(world)
+    generating = making.seconds
     group_of = {image.id - 1: g for g, group in enumerate(found.groups) for image in group.images}
     originals = len(world) - world.copies - world.lookalikes
     copies = np.arange(originals, originals + world.copies)
@@ -123,11 +124,20 @@ def _pooled_one(world: World, image: int) -> np.ndarray:
     return pooled(world.vectors(image)[None])[0]
 
 
-def _generation_seconds(world: World) -> float:
-    """What making the synthetic vectors costs (measured on a sample of chunks, scaled): the
-    finder's own time is the total less this, as reading them from a catalog would differ."""
-    sample = min(len(world), 4 * CHUNK)
-    started = time.perf_counter()
-    for i in range(sample):
-        world.vectors(i)
-    return (time.perf_counter() - started) * len(world) / sample
+class Timed:
+    """The chunks, with the seconds spent making them (inside `next`): the finder's own time
+    is the total less these, since reading them from a catalog would cost something else."""
+
+    def __init__(self, chunks: Iterator[tuple[np.ndarray, np.ndarray]]) -> None:
+        self._chunks = chunks
+        self.seconds = 0.0
+
+    def __iter__(self) -> Timed:
+        return self
+
+    def __next__(self) -> tuple[np.ndarray, np.ndarray]:
+        started = time.perf_counter()
+        try:
+            return next(self._chunks)
+        finally:
+            self.seconds += time.perf_counter() - started

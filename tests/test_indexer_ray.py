@@ -89,7 +89,8 @@ def _catalog(index: Path, root: Path) -> dict[str, tuple]:
     """{path: (row fields, (Q, D) vectors or None)} of every image under `root`."""
     collection = Collection.open(index)
     try:
-        return {path: ((r.status, r.error, r.caption, r.width, r.height, r.content_hash, r.taken_at),
+        return {path: ((r.status, r.error, r.caption, r.text, r.picture_hash, r.width, r.height,
+                        r.content_hash, r.taken_at),
                        collection.vectors_of(r.id))
                 for path, r in collection.images_under(str(root)).items()}
     finally:
@@ -131,7 +132,7 @@ def _rows(index: Path) -> tuple[int, int, int]:
 
 def test_ray_gives_the_local_indexers_catalog(local_index, ray_index, folder, engines):
     (local, here), (on_ray, there) = local_index, ray_index
-    for key in ("added", "updated", "moved", "removed", "unchanged", "failed"):
+    for key in ("added", "updated", "moved", "removed", "unchanged", "failed", "text"):
         assert there[key] == here[key], key
     assert sorted(there["errors"], key=str) == sorted(here["errors"], key=str)  # same files, same reasons
     assert there["failed"] == 6 and there["added"] > 100
