@@ -250,3 +250,11 @@ def duplicate_index(tmp_path_factory) -> dict:
     collection.close()
     settings = load_settings(index=root / "index", model="demo", workers=0, device="cpu")
     return {"root": root, "set": made, "settings": settings, "oldest_twin": (source, twin)}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, through Playwright: one a module (Playwright's sync API runs one at a time)."""
+    from browsing import chromium
+
+    yield from chromium()

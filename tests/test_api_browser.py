@@ -2,87 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
-from needs import missing
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-         "--disable-background-networking", "--disable-component-update"]
-
-
-def _need(condition: bool, what: str) -> None:
-    if not condition:
-        missing(what)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _serve(settings):
-    """The real server (uvicorn, as `blip2-search serve` runs it) over `settings`' index; its URL."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--index", str(settings.index), "--model",
-         settings.model, "--port", str(port), "--workers", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/healthz", timeout=1)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"the server did not start: {process.stdout.read().decode()[-2000:]}")
-            time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's Chromium, through Playwright: one a module (Playwright's sync API runs one at a time)."""
-    _need(shutil.which("chromium") is not None or os.path.exists(CHROMIUM), "Chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _need(False, "the playwright package")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield launched
-        launched.close()
-
-
-def _open(browser, url):
-    page = browser.new_page(viewport={"width": 1100, "height": 800})
-    page.set_default_timeout(20_000)
-    page.goto(url)
-    return page
+from browsing import open_page, serve
 
 
 @pytest.fixture(scope="module")
 def server(served_index):
-    yield from _serve(served_index["settings"])
+    yield from serve(served_index["settings"])
 
 
 @pytest.fixture(scope="module")
 def page(browser, server):
-    opened = _open(browser, server)
+    opened = open_page(browser, server)
     yield opened
     opened.close()
 
@@ -233,8 +167,8 @@ def written_page(browser, tmp_path_factory, tiny_dirs):
     assert main(["index", str(root / "photos"), "--index", str(root / "index"), "--model", model,
                  "--workers", "0"]) == 0
     settings = load_settings(index=root / "index", model=model, workers=0, device="cpu")
-    for url in _serve(settings):
-        opened = _open(browser, url)
+    for url in serve(settings):
+        opened = open_page(browser, url)
         yield opened, drawn
         opened.close()
 

@@ -6,15 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
+from browsing import open_page, serve
 from fastapi.testclient import TestClient
-from test_api_browser import CHROMIUM, FLAGS, _free_port, _need
 
 from api.app import create_app
 from cli.main import main
@@ -69,42 +65,11 @@ def test_a_bad_threshold_is_a_422_and_exit_1(client, capsys, duplicate_index, ba
 
 
 @pytest.fixture(scope="module")
-def page(duplicate_index):
-    _need(shutil.which("chromium") is not None, "Chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _need(False, "the playwright package")
-    settings, port = duplicate_index["settings"], _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--index", str(settings.index), "--model", "demo",
-         "--port", str(port), "--workers", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait(url, process)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            page.set_default_timeout(20_000)
-            page.goto(url)
-            yield page, url
-            browser.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
-def _wait(url: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/healthz", timeout=1)
-            return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"the server did not start: {process.stdout.read().decode()[-2000:]}")
-            time.sleep(0.2)
+def page(browser, duplicate_index):
+    for url in serve(duplicate_index["settings"]):
+        opened = open_page(browser, url)
+        yield opened, url
+        opened.close()
 
 
 def test_the_review_view_shows_groups_with_the_kept_image_marked(page, tmp_path):

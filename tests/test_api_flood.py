@@ -10,14 +10,10 @@ import sys
 import time
 import urllib.request
 
+from browsing import free_port
+
 FILES = 256
 SLOW = 400
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _few_files() -> None:
@@ -34,7 +30,7 @@ def _healthy(url: str, timeout: float) -> bool:
 
 def test_slow_clients_do_not_stop_the_server(served_index, tmp_path):
     settings = served_index["settings"]
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "server.log"
     with open(log, "w") as out:
         server = subprocess.Popen(
