@@ -36,16 +36,18 @@ class Spare:
 
 
 class PreallocatedLayer(DynamicLayer):
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int, spare: Spare | None = None):
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int, spare: Spare | None = None,
+                 repeats: int = 1):
+        """`keys` and `values` (rows, heads, length, head width), each row `repeats` times."""
         super().__init__()
         self.dtype, self.device = keys.dtype, keys.device
         self.is_initialized = True
-        self._length = keys.shape[-2]
-        shape = (*keys.shape[:-2], capacity, keys.shape[-1])
+        rows, *middle, self._length, width = keys.shape
+        shape = (rows * repeats, *middle, capacity, width)
         self._keys, self._values = keys.new_empty(shape), values.new_empty(shape)
         self._spare = spare or Spare()
-        self._keys[..., : self._length, :] = keys
-        self._values[..., : self._length, :] = values
+        for buffer, given in ((self._keys, keys), (self._values, values)):  # broadcast: no repeated copy
+            buffer.view(rows, repeats, *shape[1:])[..., : self._length, :] = given.unsqueeze(1)
         self._expose()
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
@@ -76,7 +78,5 @@ def preallocated(cache: DynamicCache, repeats: int, capacity: int) -> DynamicCac
     wants it, into layers with room for `capacity` positions and one shared spare."""
     spare = Spare()
     for i, layer in enumerate(cache.layers):
-        keys = layer.keys.repeat_interleave(repeats, dim=0)
-        values = layer.values.repeat_interleave(repeats, dim=0)
-        cache.layers[i] = PreallocatedLayer(keys, values, capacity, spare)
+        cache.layers[i] = PreallocatedLayer(layer.keys, layer.values, capacity, spare, repeats)
     return cache
