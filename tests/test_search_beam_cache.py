@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-
 import pytest
 import torch
 from transformers.cache_utils import DynamicCache
@@ -40,26 +38,6 @@ def test_updates_and_reorders_match_the_dynamic_cache():
     assert ours.get_seq_length() == reference.get_seq_length() == capacity
     with pytest.raises(ValueError, match="holds 9 positions"):
         ours.update(keys, values, 0)
-
-
-class _MallocInfo(ctypes.Structure):  # glibc's struct mallinfo2
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-        "keepcost")]
-
-
-def test_runtime_keeps_freed_memory_for_the_next_batch():
-    """After `configure`, a large tensor comes from malloc's heap, not a mapping of its own
-    (which is given back to the kernel when freed), and freeing it does not shrink the heap."""
-    mallinfo2 = ctypes.CDLL(None).mallinfo2
-    mallinfo2.restype = _MallocInfo
-    assert runtime.configure()["malloc_keeps_freed_memory"] is True
-    mapped_before = mallinfo2().hblkhd
-    block = torch.ones(64 * 2**20, dtype=torch.uint8)  # 64 MB: mmap's own by glibc's default
-    heap = mallinfo2().arena
-    assert mallinfo2().hblkhd == mapped_before and heap >= block.numel()
-    del block
-    assert mallinfo2().arena == heap  # freed, kept in the heap for reuse
 
 
 def test_runtime_sets_both_thread_pools():
