@@ -177,7 +177,7 @@ def _pooled_of(chunks: Iterable[tuple[np.ndarray, np.ndarray]], ids: np.ndarray
     vectors = np.zeros((len(ids), 0), dtype=np.float32)
     present = np.zeros(len(ids), dtype=bool)
     for chunk_ids, chunk in chunks:
-        if vectors.shape[1] != chunk.shape[2]:
+        if not vectors.shape[1]:  # the width is known with the first chunk
             vectors = np.zeros((len(ids), chunk.shape[2]), dtype=np.float32)
         at = np.searchsorted(ids, chunk_ids)
         inside = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == chunk_ids)
