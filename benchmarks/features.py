@@ -17,13 +17,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 from indexer.pipeline import IndexOptions, index_paths
 from search.collection import Collection
 from search.demo.shapes import write_collection
 from search.models.engine import Blip2Engine
-from search.models.loading import default_dtype, quantize_decoder_int8
 from search.queries import Searcher, SearchOptions
 
 from . import realsize
@@ -34,10 +31,8 @@ QUESTION = "what colour is the circle?"
 
 def run(depth: realsize.Depth, *, images: int = 20, asks: int = 3, dtype: str | None = None,
         log: Callable[[str], None] = lambda line: None) -> dict:
-    dtype = dtype or default_dtype(torch.device("cpu"))
-    pair = realsize.build(depth, dtype=getattr(torch, dtype))
-    quantize_decoder_int8(pair.generation.language_model)  # the CPU default per stage, as `load` does
-    engine = Blip2Engine(pair, name="blip2-real-size-random")
+    engine = realsize.default_engine(depth, dtype=dtype)  # the CPU default per stage, as `load` does
+    dtype = engine.precision.dtype
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "images"
         write_collection(folder, seed=99, count=images)

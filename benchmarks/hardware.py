@@ -3,11 +3,14 @@ FLOP/s of a plain large matmul per dtype, and memory read bandwidth."""
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import time
 
 import torch
+
+from search.models import precision
 
 
 def machine() -> dict:
@@ -31,16 +34,25 @@ def machine() -> dict:
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
-def matmul_peak(dtype: torch.dtype, size: int = 2048, seconds: float = 2.0, device: str = "cpu") -> float:
-    """FLOP/s of repeated (size x size) @ (size x size) in `dtype`, best of the runs."""
-    a = torch.randn(size, size, device=device).to(dtype)
-    b = torch.randn(size, size, device=device).to(dtype)
-    a @ b  # warm up
+def matmul_peak(dtype: torch.dtype | str, size: int = 2048, seconds: float = 2.0,
+                device: str = "cpu") -> float:
+    """FLOP/s of repeated (size x size) @ (size x size) in `dtype`, best of the runs; "int8":
+    a Linear layer with int8 weights as the product runs one on a CPU (activations quantized
+    on the fly, `precision.quantize_linear_int8`)."""
+    a = torch.randn(size, size, device=device)
+    if dtype == "int8":
+        linear = torch.nn.Sequential(torch.nn.Linear(size, size, bias=False)).requires_grad_(False)
+        precision.quantize_linear_int8(linear)
+        product = functools.partial(linear, a)
+    else:
+        a, b = a.to(dtype), torch.randn(size, size, device=device).to(dtype)
+        product = functools.partial(torch.matmul, a, b)
+    product()  # warm up
     best, spent = 0.0, 0.0
     while spent < seconds:
         _sync(device)
         started = time.perf_counter()
-        a @ b
+        product()
         _sync(device)
         took = time.perf_counter() - started
         spent += took

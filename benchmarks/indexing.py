@@ -27,9 +27,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from search.collection import Collection
 from search.demo.shapes import write_collection
-from search.models import generation
+from search.models import generation, precision
 from search.models.engine import Blip2Engine
-from search.models.loading import LoadedPair, quantize_decoder_int8
+from search.models.loading import LoadedPair
 
 from . import realsize
 
@@ -48,11 +48,11 @@ class Run:
 
 
 class PassCounter:
-    """Counts images through the image encoder (both models' encoder, which is one module)."""
+    """Counts images through the image encoder of `models` (retrieval and generation; their
+    encoder is one module when shared)."""
 
-    def __init__(self, pair: LoadedPair):
+    def __init__(self, models: tuple[torch.nn.Module, torch.nn.Module]):
         self.images = 0
-        models = (pair.retrieval, pair.generation)
         encoders = {id(m.vision_model.encoder): m.vision_model.encoder for m in models}
         self._handles = [e.register_forward_hook(self._count, with_kwargs=True)
                          for e in encoders.values()]
@@ -72,7 +72,7 @@ def images(folder: Path, count: int, seed: int = 7) -> list[Path]:
 
 
 def plain_loop(pair: LoadedPair, paths: list[Path], decoding: generation.Decoding) -> Run:
-    counter = PassCounter(pair)
+    counter = PassCounter((pair.retrieval, pair.generation))
     started = time.perf_counter()
     with torch.inference_mode():
         for path in paths:
@@ -88,13 +88,13 @@ def plain_loop(pair: LoadedPair, paths: list[Path], decoding: generation.Decodin
     return Run(len(paths), seconds, counter.images)
 
 
-def product(engine: Blip2Engine, pair: LoadedPair, folder: Path) -> Run:
+def product(engine: Blip2Engine, folder: Path) -> Run:
     """`index_paths` with the CLI's defaults: the batch is the engine's, sized to the memory
     free once the models are loaded (asked here too, to report it)."""
     from indexer.pipeline import IndexOptions, index_paths  # the CLI's own indexer
 
     batch_size = engine.batch_size()
-    counter = PassCounter(pair)
+    counter = PassCounter(engine.models)
     with tempfile.TemporaryDirectory() as index:
         collection = Collection.open(Path(index), create=True)
         try:
@@ -156,18 +156,20 @@ def trained_agreement(count: int = 64, seed: int = 20261122) -> dict:
         batch = [Image.open(p).convert("RGB") for p in images(Path(scratch), count, seed)]
     found: dict = {}
     for name in ("float32", "bfloat16", "int8", "default"):
-        precision = {"dtype": "auto", "decoder_dtype": "auto"} if name == "default" else {
-            "dtype": name, "query_dtype": "float32"}
-        engine = Blip2Engine.load("demo", device="cpu", **precision)
+        auto = {"dtype": "auto", "encoder_dtype": "auto", "decoder_dtype": "auto"}
+        chosen = auto if name == "default" else {"dtype": name, "query_dtype": "float32"}
+        engine = Blip2Engine.load("demo", device="cpu", **chosen)
         pad = engine.models[1].config.text_config.pad_token_id
         out = Outputs(engine.embed_images(batch), engine.caption_tokens(batch), 0.0, 0.0, 0)
         found[name] = out if name == "float32" else agreement(found["float32"], out, pad)
     return {name: found[name] for name in ("bfloat16", "int8", "default")}
 
 
-def stage_figures(out: Outputs, count: int, depth: realsize.Depth, peak: float | None) -> dict:
-    """Per-image rates and per-layer times; FLOP figures unless `peak` is None (dynamic int8
-    Linear layers are not aten matmuls, so the FLOP counter does not see them)."""
+def stage_figures(out: Outputs, count: int, depth: realsize.Depth, peak: float | None, flops: int) -> dict:
+    """Per-image rates and per-layer times; FLOP figures unless `peak` (of the encoder's
+    precision) is None. `flops`: the embedding stage's, as counted in float32 (the same
+    arithmetic in every precision; dynamic int8 Linear layers are not aten matmuls, so the
+    FLOP counter does not see them)."""
     figures = {
         "embed_images_per_second": round(count / out.embed_seconds, 3),
         "caption_images_per_second": round(count / out.caption_seconds, 3),
@@ -177,24 +179,16 @@ def stage_figures(out: Outputs, count: int, depth: realsize.Depth, peak: float |
     }
     if peak is None:
         return figures
-    achieved = out.embed_flops / out.embed_seconds
+    achieved = flops / out.embed_seconds
     return figures | {
-        "embed_gflop_per_image": round(out.embed_flops / count / 1e9, 1),
+        "embed_gflop_per_image": round(flops / count / 1e9, 1),
         "embed_gflops_achieved": round(achieved / 1e9, 1),
         "embed_fraction_of_peak": round(achieved / peak, 3),
     }
 
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "int8": torch.float32}  # int8: from float32
-
-
-def _pair(depth: realsize.Depth, name: str, default_dtype: str) -> LoadedPair:
-    """`name` a precision for every stage, or "default": the product's CPU default per stage
-    (`default_dtype` for the encoder and Q-Formers, int8 weights for the language model)."""
-    pair = realsize.build(depth, dtype=DTYPES[default_dtype if name == "default" else name])
-    if name == "default":
-        quantize_decoder_int8(pair.generation.language_model)
-    return pair
+def _encoder_dtype(plan: precision.Plan) -> str:
+    return "int8" if plan.encoder_int8 else plan.dtype
 
 
 def run(depth: realsize.Depth, *, plain_images: int, product_images: int, stage_batch: int,
@@ -212,23 +206,30 @@ def run(depth: realsize.Depth, *, plain_images: int, product_images: int, stage_
         batch = [Image.open(p).convert("RGB") for p in paths[:stage_batch]]
         results: dict[str, Outputs] = {}
         for name in ("float32", "bfloat16", "int8", "default"):
-            pair = _pair(depth, name, default_dtype)
-            if name in ("float32", default_dtype):  # before the engine adds its hooks to the models
-                report[f"plain_{name}"] = plain_loop(pair, paths[:plain_images], decoding).to_json()
-                log(f"plain loop, {name}: {report[f'plain_{name}']}")
-            engine = Blip2Engine(pair, name=f"real-size-{name}", quantize_int8=name == "int8")
+            if name == "default":  # the product's CPU default per stage, as `precision.plan` measures it
+                engine = realsize.default_engine(depth, dtype=default_dtype, name="real-size-default")
+            else:  # one precision for every stage (int8: every Linear layer, from float32)
+                pair = realsize.build(depth, dtype=torch.bfloat16 if name == "bfloat16" else torch.float32)
+                if name in ("float32", default_dtype):  # before the engine adds its hooks to the models
+                    report[f"plain_{name}"] = plain_loop(pair, paths[:plain_images], decoding).to_json()
+                    log(f"plain loop, {name}: {report[f'plain_{name}']}")
+                engine = Blip2Engine(pair, name=f"real-size-{name}", plan=precision.Plan(name))
+                del pair
             engine.caption_decoding = decoding
+            if name == "default":
+                report["default_precision"] = engine.precision.describe()
             if name in ("float32", default_dtype, "default"):
-                side = product(engine, pair, folder)
+                side = product(engine, folder)
                 report[f"product_{name}"] = side.to_json()
                 log(f"product, {name}: {report[f'product_{name}']}")
             results[name] = outputs(engine, batch, decoding)
-            peak = peaks.get(default_dtype if name == "default" else name)
-            report[f"stages_{name}"] = stage_figures(results[name], len(batch), depth, peak)
+            report[f"stages_{name}"] = stage_figures(results[name], len(batch), depth,
+                                                     peaks.get(_encoder_dtype(engine.precision)),
+                                                     results["float32"].embed_flops)
             if name != "float32":
                 report[f"stages_{name}"] |= agreement(results["float32"], results[name])
             log(f"stages, {name}: {report[f'stages_{name}']}")
-            del engine, pair
+            del engine
             gc.collect()
     report["agreement_trained_demo_model"] = trained_agreement(agreement_images)
     log(f"agreement on the trained demo model: {report['agreement_trained_demo_model']}")
@@ -242,5 +243,5 @@ def run(depth: realsize.Depth, *, plain_images: int, product_images: int, stage_
     report["index_speedup_default"] = round(rate("product", "default") / rate("plain", "float32"), 2)
     report["encoder_passes_per_image"] = {"plain": report["plain_float32"]["encoder_passes_per_image"],
                                           "product": default["encoder_passes_per_image"]}
-    report["embed_fraction_of_peak"] = report["stages_default"]["embed_fraction_of_peak"]
+    report["embed_fraction_of_peak"] = report["stages_default"].get("embed_fraction_of_peak")
     return report

@@ -26,7 +26,6 @@ from search.models.engine import Blip2Engine
 from search.ocr import TextReader
 
 from . import realsize
-from .indexing import _pair
 
 SEED = 4711
 
@@ -59,22 +58,22 @@ def indexed(engine: Blip2Engine, folder: Path, ocr: bool) -> float:
     return seconds
 
 
-def run(depth: realsize.Depth, *, images: int, new_tokens: int, default_dtype: str, rounds: int = 2,
+def run(depth: realsize.Depth, *, images: int, new_tokens: int, default_dtype: str | None, rounds: int = 2,
         log: Callable[[str], None] = print) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "images"
         paths = [drawn.path for drawn in render(folder, images, SEED)]
         report = {"ocr_alone": reading(paths)}
         log(f"ocr alone: {report['ocr_alone']}")
-        pair = _pair(depth, "default", default_dtype)
-        engine = Blip2Engine(pair, name="real-size-default")
+        engine = realsize.default_engine(depth, dtype=default_dtype, name="real-size-default")
+        default_dtype = engine.precision.dtype
         engine.caption_decoding = generation.Decoding(num_beams=5, max_new_tokens=new_tokens,
                                                       min_new_tokens=new_tokens)
         runs: dict[str, list[float]] = {"without": [], "with": []}
         for ocr in (False, True) * rounds:
             runs["with" if ocr else "without"].append(indexed(engine, folder, ocr))
             log(f"index {images} images, ocr={ocr}: {runs['with' if ocr else 'without'][-1]:.1f} s")
-        del engine, pair
+        del engine
         gc.collect()
     without, with_ocr = min(runs["without"]), min(runs["with"])
     return report | {

@@ -24,6 +24,8 @@ from transformers import (
 )
 
 from search.demo.vocabulary import bert_tokenizer, image_processor, opt_tokenizer
+from search.models import precision
+from search.models.engine import Blip2Engine
 from search.models.loading import LoadedPair
 
 BLOCK = 1_000_003  # a prime: tiled blocks do not line up with matrix rows
@@ -99,3 +101,12 @@ def build(depth: Depth = Depth(), *, dtype: torch.dtype = torch.float32, seed: i
         model.to(dtype).eval().requires_grad_(False)
     gen.vision_model = ret.vision_model  # one set of encoder weights in memory, as when shared
     return LoadedPair(ret, ret_proc, gen, gen_proc, torch.device("cpu"))
+
+
+def default_engine(depth: Depth = Depth(), *, dtype: str | None = None,
+                   name: str = "blip2-real-size-random") -> Blip2Engine:
+    """The real-size models as the product runs them on this CPU by default: every stage's
+    precision from `precision.plan` with its settings at `auto` (`dtype`: the models' weights
+    instead of the measured default)."""
+    plan = precision.plan(torch.device("cpu"), dtype or "auto", "auto", "auto")
+    return Blip2Engine(build(depth, dtype=getattr(torch, plan.dtype)), name=name, plan=plan)

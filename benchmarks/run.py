@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from search import runtime
+from search.models import precision
 
 from . import dates, duplicates, features, hardware, indexing, large, ocr, query, realsize, serving
 
@@ -81,8 +82,9 @@ def _hardware(quick: bool) -> dict:
     return {
         "matmul_peak_gflops": {
             name: round(hardware.matmul_peak(dtype, seconds=seconds) / 1e9, 1)
-            for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16))
+            for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16), ("int8", "int8"))
         },
+        "precision_probe_gflops": precision.cpu_speeds(),  # what `--dtype auto` chooses from
         "read_bandwidth_gbs": round(hardware.read_bandwidth(0.25 if quick else 1.0) / 1e9, 1),
     }
 
@@ -95,15 +97,13 @@ def _indexing(quick: bool, machine_hw: dict | None, default_dtype: str | None) -
     """Full: the real depths, 2 images through the plain loop and 48 through the product (in
     batches sized to memory, as the CLI's), 12 new tokens with 5 beams; the stage figures on a
     batch of 8. Quick: 2 layers of each stack, 3 tokens."""
-    from search.models.loading import default_dtype as product_default
-
     peaks = (machine_hw or _hardware(quick))["matmul_peak_gflops"]
     depth = realsize.Depth(vision=2, qformer=2, language=2) if quick else realsize.Depth()
     return _in_fresh_process(
         indexing.run, depth, plain_images=1 if quick else 2, product_images=4 if quick else 48,
         stage_batch=4 if quick else 8, new_tokens=3 if quick else 12,
         peaks={name: gflops * 1e9 for name, gflops in peaks.items()},
-        default_dtype=default_dtype or product_default("cpu"), agreement_images=8 if quick else 64)
+        default_dtype=default_dtype or precision.default_dtype("cpu"), agreement_images=8 if quick else 64)
 
 
 def _in_fresh_process(fn, *args, **kwargs):
@@ -179,11 +179,9 @@ OCR_KEYS = ("ocr_share_of_index_time", "index_seconds_per_image_with_ocr")
 def _ocr(quick: bool, default_dtype: str | None) -> dict:
     """Full: 32 rendered pictures of words at the real depths, 12 new tokens with 5 beams;
     quick: 2 pictures, 2 layers a stack, 3 tokens, one run each way. In a fresh process."""
-    from search.models.loading import default_dtype as product_default
-
     depth = realsize.Depth(vision=2, qformer=2, language=2) if quick else realsize.Depth()
     return _in_fresh_process(ocr.run, depth, images=2 if quick else 32, new_tokens=3 if quick else 12,
-                             default_dtype=default_dtype or product_default("cpu"), rounds=1 if quick else 2)
+                             default_dtype=default_dtype, rounds=1 if quick else 2)
 
 
 def _features(quick: bool) -> dict:

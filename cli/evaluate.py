@@ -28,14 +28,14 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate(engine, data, rerank_top=args.rerank_top,
                       batch_size=settings.batch_size or engine.batch_size(),
                       progress=lambda stage: None if args.json else warn(f"{stage}..."))
-    report["model"] = engine.name
+    report["model"], report["precision"] = engine.name, engine.precision.describe()
     emit(args, report, _lines(report))
     return 0
 
 
 def _lines(report: dict) -> list[str]:
-    lines = [f"model {report['model']}: {report['images']} images, {report['captions']} captions, "
-             f"{report['questions']} questions"]
+    lines = [f"model {report['model']} in {report['precision']}: {report['images']} images, "
+             f"{report['captions']} captions, {report['questions']} questions"]
     for key, title in (("t2i", "text->image"), ("t2i_rerank", "text->image, ITM rerank"),
                        ("i2t", "image->text"), ("i2t_rerank", "image->text, ITM rerank")):
         if key in report:

@@ -50,7 +50,9 @@ class RayOptions:
     shard_size: int = SHARD_SIZE
     actors: int | None = None  # model copies; None: one a GPU, else one a node
     device: str = "auto"
-    dtype: str = "auto"
+    dtype: str = "auto"  # and the stages' own (`Blip2Engine.load`)
+    encoder_dtype: str = "auto"
+    decoder_dtype: str = "auto"
     filesystem: Any = None  # a pyarrow.fs.FileSystem the workers read the paths through
 
 
@@ -88,7 +90,9 @@ def _on_ray(collection, model, roots, options, ray, progress, notify, raydata, s
         notify(f"ray: {len(specs)} shards of up to {ray.shard_size} files, {reused} finished by an "
                f"earlier run, {len(todo)} to compute")
     if todo:
-        job = raydata.Job(model=name, device=ray.device, dtype=ray.dtype, captions=options.captions,
+        precision = {"dtype": ray.dtype, "encoder_dtype": ray.encoder_dtype,
+                     "decoder_dtype": ray.decoder_dtype}
+        job = raydata.Job(model=name, device=ray.device, precision=precision, captions=options.captions,
                           ocr=options.ocr, batch_size=options.batch_size or BATCH_SIZE, actors=ray.actors,
                           address=ray.address, filesystem=ray.filesystem)
         tick = progress(sum(len(spec.files) for spec in todo)) if progress else (lambda n: None)

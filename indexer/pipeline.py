@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from search import ocr
+from search import ocr, runtime
 from search.collection import Collection
 from search.config import IndexType
 from search.indexing import add_features, apply_plan, commit, embed, finish
@@ -68,10 +68,11 @@ def _index(collection: Collection, engine, roots: Iterable[Path], options: Index
         apply_plan(collection, root_plan, summary)
     window = max(2, options.workers) * batch_size
     keep = collection.keeps_features
-    for batch in _batches(decoded(todo, options.workers, window, ocr=options.ocr), batch_size):
-        embed(engine, batch, captions=options.captions, features=keep)
-        commit(collection, batch, summary)
-        tick(len(batch))
+    with runtime.reusing_memory():  # each batch's activations reuse the last one's pages
+        for batch in _batches(decoded(todo, options.workers, window, ocr=options.ocr), batch_size):
+            embed(engine, batch, captions=options.captions, features=keep)
+            commit(collection, batch, summary)
+            tick(len(batch))
     finish(collection, plans, summary)
     if keep:
         summary.features += _gain_features(collection, engine, options, batch_size, progress)

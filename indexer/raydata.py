@@ -14,7 +14,7 @@ import re
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,7 +44,7 @@ class DistributedError(SearchError):
 class Job:
     model: str  # a preset or a checkpoint folder every node can reach
     device: str = "auto"
-    dtype: str = "auto"
+    precision: dict[str, str] = field(default_factory=dict)  # `Blip2Engine.load`'s dtypes; none: its own
     captions: bool = True
     ocr: bool = False  # read the text written in the pictures (search.ocr)
     batch_size: int = 16  # images a model call
@@ -119,7 +119,7 @@ def _dataset(paths: list[str], job: Job, layout: Layout):
     files = ray.data.read_binary_files(paths, include_paths=True, ignore_missing_paths=True,
                                        filesystem=job.filesystem)
     dataset = files.map_batches(
-        Embedder, fn_constructor_args=(job.model, layout.device, job.dtype, job.captions, layout.threads,
+        Embedder, fn_constructor_args=(job.model, layout.device, job.precision, job.captions, layout.threads,
                                        job.ocr),
         compute=ray.data.ActorPoolStrategy(size=layout.actors), batch_size=job.batch_size,
         num_cpus=layout.num_cpus, num_gpus=layout.num_gpus, batch_format="numpy",
@@ -161,12 +161,12 @@ def _collect(dataset, specs: list[ShardSpec], write, tick) -> int:
 class Embedder:
     """A Ray Data actor: one model, loaded once; a batch of files in, their shard rows out."""
 
-    def __init__(self, model: str, device: str, dtype: str, captions: bool, threads: int,
+    def __init__(self, model: str, device: str, precision: dict[str, str], captions: bool, threads: int,
                  ocr: bool = False) -> None:
         from search.models import Blip2Engine
 
         runtime.configure(threads)
-        self.engine = Blip2Engine.load(model, device=device, dtype=dtype, query_dtype="float32")
+        self.engine = Blip2Engine.load(model, device=device, query_dtype="float32", **precision)
         self.captions, self.ocr = captions, ocr
         self.model = ModelInfo(self.engine.name, self.engine.query_tokens, self.engine.dim)
 

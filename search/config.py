@@ -20,6 +20,7 @@ from .errors import ConfigError
 Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["auto", "float32", "bfloat16", "float16", "int8"]
 QueryDType = Literal["auto", "float32", "bfloat16"]
+EncoderDType = Literal["auto", "same", "int8"]
 DecoderDType = Literal["auto", "same", "int8"]
 IndexType = Literal["auto", "exact", "compressed"]
 
@@ -36,8 +37,9 @@ class Settings(BaseSettings):
     model: str | None = None  # a preset or a folder with retrieval/ and generation/; None: the index's
     database_url: str | None = None  # any SQLAlchemy URL; default: SQLite in the index folder
     device: Device = "auto"
-    dtype: DType = "auto"  # float16 on a GPU; bfloat16 on a CPU with bfloat16 instructions, else float32
+    dtype: DType = "auto"  # float16 on a GPU; on a CPU the faster of float32 and bfloat16, measured
     query_dtype: QueryDType = "auto"  # auto: bfloat16 text queries on CPU
+    encoder_dtype: EncoderDType = "auto"  # the image encoder's; auto: int8 weights on a CPU where faster
     decoder_dtype: DecoderDType = "auto"  # the language model's; auto: int8 weights on a CPU, else `dtype`
     batch_size: int | None = Field(default=None, ge=1, le=1024)  # images a batch; None: sized to memory
     workers: int = Field(default=2, ge=0, le=64)  # image-decoding processes while indexing

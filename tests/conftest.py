@@ -21,15 +21,16 @@ REAL_DTYPE = os.environ.get("BLIP2_SEARCH_TEST_DTYPE", "float32")
 
 @pytest.fixture(scope="session", autouse=True)
 def float32_front_ends():
-    """The CLI and the server default to `auto` precision (bfloat16 on CPUs that have it, and
-    an int8 language model on a CPU). Tests compare their output with float32 engines built
-    here, so they run them, and the processes they start, at float32 too; the defaults' own
-    agreement is tested in test_search_precision.py."""
+    """The CLI and the server default to `auto` precision (on a CPU: bfloat16 where it is
+    faster, an int8 image encoder where int8 is, an int8 language model). Tests compare
+    their output with float32 engines built here, so they run them, and the processes they
+    start, at float32 too; the defaults' own agreement is tested in test_search_precision.py."""
     with pytest.MonkeyPatch.context() as patch:
         if "BLIP2_SEARCH_DTYPE" not in os.environ:
             patch.setenv("BLIP2_SEARCH_DTYPE", "float32")
-        if "BLIP2_SEARCH_DECODER_DTYPE" not in os.environ:
-            patch.setenv("BLIP2_SEARCH_DECODER_DTYPE", "same")
+        for stage in ("ENCODER", "DECODER"):
+            if f"BLIP2_SEARCH_{stage}_DTYPE" not in os.environ:
+                patch.setenv(f"BLIP2_SEARCH_{stage}_DTYPE", "same")
         yield
 
 

@@ -75,7 +75,8 @@ def _index_on_ray(index: Path, folder: Path, model: Path):
     collection = Collection.open(index, create=True)
     try:
         return index_on_ray(collection, str(model), [folder], options=IndexOptions(batch_size=BATCH_SIZE),
-                            ray=RayOptions(shard_size=SHARD_SIZE, device="cpu", dtype="float32"))
+                            ray=RayOptions(shard_size=SHARD_SIZE, device="cpu", dtype="float32",
+                                           encoder_dtype="same", decoder_dtype="same"))
     finally:
         collection.close()
 

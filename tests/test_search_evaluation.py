@@ -108,3 +108,4 @@ def test_eval_command_on_the_tiny_model(shapes_set, tiny_dirs, capsys):
     assert all(0 <= v <= 1 for v in recalls)
     assert report["t2i"]["r10"] == 1.0  # 8 images: every relevant one is within the top 10
     assert 0 <= report["vqa_accuracy"] <= 1 and 0 <= report["caption_bleu4"] <= 1
+    assert report["precision"] == "float32 (image encoder float32, language model float32)"  # conftest's

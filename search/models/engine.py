@@ -25,18 +25,9 @@ from ..errors import InputError
 from ..images import to_rgb
 from ..presets import resolve
 from ..prompts import Turn, vqa_prompt
-from . import explain, generation, layout, retrieval
-from .loading import (
-    LoadedPair,
-    default_dtype,
-    free_memory,
-    load_pair,
-    processor_settings,
-    quantize_cpu_int8,
-    quantize_decoder_int8,
-    resolve_device,
-    text_side,
-)
+from . import explain, generation, layout, precision, retrieval
+from .loading import LoadedPair, free_memory, load_pair, processor_settings, resolve_device, text_side
+from .precision import Plan
 from .stored import StoredFeatures
 from .vision import ImageBatch, Images, encoder_fingerprint, encoder_hidden, tie_encoders
 from .work import model_work, to_numpy
@@ -51,10 +42,12 @@ class Question:
 
 class Blip2Engine(StoredFeatures):
     def __init__(
-        self, pair: LoadedPair, *, name: str, quantize_int8: bool = False, share_encoder: bool = True,
+        self, pair: LoadedPair, *, name: str, plan: Plan | None = None, share_encoder: bool = True,
         query_dtype: torch.dtype | None = None,
     ) -> None:
+        """`plan`: the int8 stages to quantize on a CPU (its dtype is the pair's, as loaded)."""
         self.name = name
+        self.precision = plan or Plan(str(pair.retrieval.dtype).removeprefix("torch."))
         self.device = pair.device
         self._lock = threading.RLock()
         self._ret, self._gen = pair.retrieval, pair.generation
@@ -68,12 +61,11 @@ class Blip2Engine(StoredFeatures):
         self.encoder_mode = "shared" if share_encoder and shareable else "separate"
         if self.encoder_mode == "shared":
             tie_encoders(self._ret.vision_model, self._gen.vision_model)
+        if self.device.type == "cpu":
+            self._quantize(self.precision)
         for model in (self._ret, self._gen):
             layout.contiguous_slices(model.qformer)
         layout.contiguous_head(self._gen.language_model)
-        if quantize_int8:
-            quantize_cpu_int8(self._ret)
-            quantize_cpu_int8(self._gen)
         self.caption_decoding = generation.CAPTION  # a benchmark may fix the token count
         self.encoder_passes = 0  # images run through an image encoder, summed over calls
         self.model_calls = 0  # batched forward passes of any model part
@@ -87,28 +79,26 @@ class Blip2Engine(StoredFeatures):
     @classmethod
     def load(
         cls, model: str, *, device: str = "auto", dtype: str = "float32", share_encoder: bool = True,
-        query_dtype: str = "auto", decoder_dtype: str = "same",
+        query_dtype: str = "auto", encoder_dtype: str = "same", decoder_dtype: str = "same",
     ) -> Blip2Engine:
         """Load a preset name or a folder holding `retrieval/` and `generation/` checkpoints.
 
-        `dtype` `auto`: float16 on a GPU, bfloat16 on a CPU with bfloat16 instructions, else
-        float32 (`loading.default_dtype`). `share_encoder=False` forces one encoder pass per
-        model even when they could share one.
+        `dtype` `auto`: float16 on a GPU; on a CPU bfloat16 where this machine's bfloat16
+        matmuls are no slower than float32's, else float32 (`precision`, measured once).
+        `share_encoder=False` forces one encoder pass per model even when they could share one.
         `query_dtype`: the precision of text queries; `auto` is bfloat16 for a float32 model on
         the CPU, else the model's own.
+        `encoder_dtype`: the image encoder's; `int8` on a CPU: int8 weights; `auto`: int8
+        where this CPU's int8 matmuls are at least 1.5 times faster; `same`: `dtype`.
         `decoder_dtype`: the language model's (captions, answers); `int8` or `auto` on a CPU:
-        int8 weights (`loading.quantize_decoder_int8`); `same`: `dtype`.
+        int8 weights (`precision.quantize_decoder_int8`); `same`: `dtype`.
         """
         source = resolve(model)
-        if dtype == "auto":
-            dtype = default_dtype(resolve_device(device))
-        pair = load_pair(source, device=device, dtype=dtype)
-        int8_cpu = dtype == "int8" and pair.device.type == "cpu"
-        if pair.device.type == "cpu" and decoder_dtype in ("auto", "int8") and not int8_cpu:
-            quantize_decoder_int8(pair.generation.language_model)
+        plan = precision.plan(resolve_device(device), dtype, encoder_dtype, decoder_dtype)
+        pair = load_pair(source, device=device, dtype=plan.dtype)
         fast_queries = query_dtype == "bfloat16" or (
-            query_dtype == "auto" and dtype == "float32" and pair.device.type == "cpu")
-        return cls(pair, name=source.name, quantize_int8=int8_cpu, share_encoder=share_encoder,
+            query_dtype == "auto" and plan.dtype == "float32" and pair.device.type == "cpu")
+        return cls(pair, name=source.name, plan=plan, share_encoder=share_encoder,
                    query_dtype=torch.bfloat16 if fast_queries else None)
 
     @classmethod
@@ -116,7 +106,7 @@ class Blip2Engine(StoredFeatures):
         """`load` with the settings' device and precisions (the entry point has set up the
         process's threads: `runtime.configure`)."""
         return cls.load(model, device=settings.device, dtype=settings.dtype, query_dtype=settings.query_dtype,
-                        decoder_dtype=settings.decoder_dtype)
+                        encoder_dtype=settings.encoder_dtype, decoder_dtype=settings.decoder_dtype)
 
     def batch_size(self, most: int = 32, share: float = 0.6, free: int | None = None) -> int:
         """Images an indexing batch should hold: as many as `share` of the `free` memory
@@ -253,6 +243,18 @@ class Blip2Engine(StoredFeatures):
             self.encoder_passes += len(batch)
             self.model_calls += 1
         return model.vision_model.post_layernorm(batch.hidden[key])
+
+    def _quantize(self, plan: Plan) -> None:
+        """The plan's int8 stages (CPU), once the encoders are tied: a shared encoder once."""
+        if plan.dtype == "int8":
+            precision.quantize_cpu_int8(self._ret)
+            precision.quantize_cpu_int8(self._gen)
+            return
+        if plan.encoder_int8:
+            for model in (self._ret, self._gen) if self.encoder_mode == "separate" else (self._ret,):
+                precision.quantize_linear_int8(model.vision_model.encoder)
+        if plan.decoder_int8:
+            precision.quantize_decoder_int8(self._gen.language_model)
 
     def _pixels(self, processor, model, images: list[Image.Image]) -> torch.Tensor:
         pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]

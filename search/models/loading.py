@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import socket
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -18,7 +17,6 @@ from urllib.parse import urlparse
 import torch
 from huggingface_hub import constants as hub_constants
 from huggingface_hub import try_to_load_from_cache
-from torch import nn
 from transformers import (
     Blip2ForConditionalGeneration,
     Blip2ForImageTextRetrieval,
@@ -77,16 +75,6 @@ def load_pair(source: ModelSource, *, device: str = "auto", dtype: str = "float3
     return LoadedPair(retrieval, ret_processor, generation, gen_processor, target)
 
 
-def default_dtype(device: str | torch.device, cpu_flags: set[str] | None = None) -> str:
-    """The precision `auto` picks: float16 on a GPU; on a CPU, bfloat16 where the cores have
-    bfloat16 matmul instructions (AVX512-BF16 or AMX), else float32. `cpu_flags`: the CPU's
-    feature flags (default: this machine's)."""
-    if torch.device(device).type == "cuda":
-        return "float16"
-    flags = cpu_flags if cpu_flags is not None else _cpu_flags()
-    return "bfloat16" if {"avx512_bf16", "amx_bf16"} & flags else "float32"
-
-
 def free_memory(device: torch.device) -> int:
     """Bytes this process could still allocate on `device`: free GPU memory, or the kernel's
     MemAvailable (page cache that can be dropped included) on the CPU; 4 GiB where unknown."""
@@ -102,40 +90,11 @@ def free_memory(device: torch.device) -> int:
     return 4 << 30
 
 
-def _cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as info:
-            return set(next((line for line in info if line.startswith("flags")), "").split())
-    except OSError:
-        return set()
-
-
-def quantize_cpu_int8(model: nn.Module) -> None:
-    """Dynamic int8 quantization of every Linear layer, in place (CPU int8)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated but still the CPU path
-        torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
-
-
-def quantize_decoder_int8(language_model: nn.Module) -> None:
-    """The language model in float32 with int8 Linear weights, a scale per output channel,
-    in place (CPU). Decoding reads every weight once a token for a handful of rows (the
-    beams): there, int8 matmuls ran 3.6 to 5 times faster than bfloat16 ones on a CPU
-    without AMX (OPT-2.7b widths, 5 rows; BENCHMARKS.md), and its answers and captions agree
-    with float32 on the demo model (`test_search_precision.py`)."""
-    language_model.float()
-    qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.ao.quantization.quantize_dynamic(language_model, {nn.Linear: qconfig}, dtype=torch.qint8,
-                                               inplace=True)
-
-
 def _precision_kwargs(dtype: str, device: torch.device) -> dict:
     if dtype != "int8":
         return {"dtype": DTYPES[dtype]}
     if device.type == "cpu":
-        return {"dtype": torch.float32}  # quantized after loading, see quantize_cpu_int8
+        return {"dtype": torch.float32}  # quantized after loading, see precision.quantize_cpu_int8
     try:
         import bitsandbytes  # noqa: F401
         from transformers import BitsAndBytesConfig

@@ -41,9 +41,12 @@ def tie_encoders(source: Blip2VisionModel, target: Blip2VisionModel) -> None:
 
 
 def encoder_hidden(vision: Blip2VisionModel, pixel_values: torch.Tensor) -> torch.Tensor:
-    """(B, 1 + patches, H): the encoder output before `post_layernorm`."""
+    """(B, 1 + patches, H): the encoder output before `post_layernorm`, in its dtype (an
+    encoder with int8 weights runs in float32 between the model's own dtype on either side)."""
     embeds = vision.embeddings(pixel_values)
-    return vision.encoder(inputs_embeds=embeds).last_hidden_state
+    inside = vision.encoder.layers[0].layer_norm1.weight.dtype
+    hidden = vision.encoder(inputs_embeds=embeds.to(inside)).last_hidden_state
+    return hidden.to(vision.post_layernorm.weight.dtype)
 
 
 @dataclass
