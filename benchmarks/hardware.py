@@ -17,17 +17,23 @@ def machine() -> dict:
     """The host, and which matmul instructions it has: figures from hosts of one kind (AMX or
     not) compare, across kinds they do not."""
     cpu, flags = platform.processor() or platform.machine(), set()
+    family_model: dict[str, str] = {}  # "Intel(R) Xeon(R) Processor" alone names no generation
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith("model name") and cpu == (platform.processor() or platform.machine()):
+            key = line.split(":", 1)[0].strip()
+            if key == "model name" and cpu == (platform.processor() or platform.machine()):
                 cpu = line.split(":", 1)[1].strip()
+            elif key in ("vendor_id", "cpu family", "model"):
+                family_model.setdefault(key, line.split(":", 1)[1].strip())
             elif line.startswith("flags"):
                 flags = set(line.split(":", 1)[1].split())
                 break
     except OSError:
         pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "amx": "amx_bf16" in flags, "avx512_bf16": "avx512_bf16" in flags,
+    cpu_id = " ".join(family_model.get(key, "?") for key in ("vendor_id", "cpu family", "model"))
+    return {"cpu": cpu, "cpu_id": cpu_id,
+            "amx": "amx_bf16" in flags, "avx512_bf16": "avx512_bf16" in flags,
             "host_kind": "amx" if "amx_bf16" in flags else "no-amx",
             "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "memory_gib": round(memory, 1), "torch": torch.__version__, "python": platform.python_version(),
