@@ -3,6 +3,8 @@ default per stage keeps the trained demo model's retrieval, captions and answers
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pytest
 import torch
@@ -78,6 +80,21 @@ def test_auto_precision_follows_the_speeds_measured_on_the_machine(tiny_dirs):
     assert next(engine.models[1].qformer.parameters()).dtype == getattr(torch, here.dtype)
     encoder = list(engine.models[0].vision_model.encoder.modules())
     assert any(isinstance(m, torch.nn.Linear) for m in encoder) != here.encoder_int8
+
+
+def test_the_float_layers_int8_replaces_are_freed_at_once(tiny_dirs):
+    """They sit in reference cycles: left to a later collection, they held their memory while
+    the indexer sized its batches by what was free (at real size 14 GB, 13 images not 32)."""
+    from search.models.loading import load_pair
+    from search.presets import resolve
+
+    pair = load_pair(resolve(str(tiny_dirs["opt"])), device="cpu", dtype="float32")
+    stages = (pair.retrieval.vision_model.encoder, pair.generation.language_model)
+    replaced = [weakref.ref(m) for stage in stages for m in stage.modules() if isinstance(m, torch.nn.Linear)]
+    plan = precision.Plan("float32", encoder_int8=True, decoder_int8=True)
+    engine = Blip2Engine(pair, name="tiny", plan=plan)
+    assert len(replaced) > 10 and not any(ref() is not None for ref in replaced)
+    assert engine.precision.describe() == "float32 (image encoder int8, language model int8)"
 
 
 def test_bfloat16_keeps_the_trained_demo_models_captions():
