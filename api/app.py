@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from search import __version__
 from search.collection import CollectionError
 from search.config import Settings
 from search.errors import ImageError, InputError, NotFound, SearchError
@@ -38,7 +39,8 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await asyncio.to_thread(app.state.blip2.close)
 
-    app = FastAPI(title="blip2-search", version="0.1.0", lifespan=lifespan, default_response_class=AsciiJSON,
+    app = FastAPI(title="blip2-search", version=__version__, lifespan=lifespan,
+                  default_response_class=AsciiJSON,
                   description="Image search on BLIP-2: text search, similar images, captions, questions.")
     for router in (search.router, images.router, duplicates.router, jobs.router, system.router):
         app.include_router(router)

@@ -11,11 +11,12 @@ from .state import AppState
 
 
 def get_state(request: Request) -> AppState:
-    """The app's state, its collection brought in step with what any writer (an index job,
-    or another process) has finished committing; while a writer works, requests see the
-    collection as it was before it (`Collection.refresh`)."""
+    """The app's state. When a writer (an index job, another process) has finished
+    committing, the collection's vector index is brought in step in the background
+    (`Collection.refresh`); until then, and while a writer works, requests see the
+    collection as it was before it."""
     state = request.app.state.blip2
-    state.collection.refresh()
+    state.collection.refresh(background=True)
     return state
 
 

@@ -30,7 +30,8 @@ class ModelRunner:
     def __init__(self, queue_size: int) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._limit = queue_size
-        self._waiting = 0  # touched only on the event loop, so no lock
+        self._waiting = 0  # requests and job batches waiting or running
+        self._counting = threading.Lock()  # guards _waiting: job threads count too
         self._lock = threading.Lock()  # guards _gathered, shared with the worker
         self._gathered: dict[Callable, list[tuple[object, asyncio.Future]]] = {}
 
@@ -44,7 +45,17 @@ class ModelRunner:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
         finally:
-            self._waiting -= 1
+            self._leave()
+
+    def turn(self, work: Callable[[], T]) -> T:
+        """From a thread other than the event loop's (an index job): run `work` on the model
+        worker in its turn, counted among the waiting, and return its result."""
+        with self._counting:
+            self._waiting += 1
+        try:
+            return self._executor.submit(work).result()
+        finally:
+            self._leave()
 
     async def gather(self, fn: Callable[[Sequence], Sequence[R | Exception]], item) -> R:
         """`fn(items)` returns one outcome an item, a result or the exception to raise for
@@ -64,15 +75,20 @@ class ModelRunner:
                 raise outcome
             return outcome
         finally:
-            self._waiting -= 1
+            self._leave()
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def _admit(self) -> None:
-        if self._waiting >= self._limit:
-            raise Saturated
-        self._waiting += 1
+        with self._counting:
+            if self._waiting >= self._limit:
+                raise Saturated
+            self._waiting += 1
+
+    def _leave(self) -> None:
+        with self._counting:
+            self._waiting -= 1
 
     def _serve(self, fn: Callable, loop: asyncio.AbstractEventLoop) -> None:
         """On the worker: take every item waiting for `fn` and answer each future."""

@@ -4,10 +4,11 @@ answers, index summaries, stats) are `search.schemas`, defined once for both."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field
 
+from search.config import Order, Sort
 from search.schemas import IndexSummary, Stats
 
 
@@ -92,7 +93,7 @@ class SearchQuery(BaseModel):
         "after:, before:, caption:, text: anywhere"))
     k: int = Field(default=10, ge=1, le=100)
     offset: int = Field(default=0, ge=0, le=10_000)
-    sort: Literal["relevance", "newest", "oldest"] = Field(default="relevance", description=(
+    sort: Sort = Field(default="relevance", description=(
         "newest/oldest: the candidates whose match probability reaches min_match (0.5 by "
         "default), by date (EXIF, else modified)"))
     candidates: int | None = Field(default=None, ge=1, le=1000, description=(
@@ -116,4 +117,4 @@ class BrowseQuery(BaseModel):
 
     offset: int = Field(default=0, ge=0, le=10_000_000)
     limit: int = Field(default=50, ge=1, le=500)
-    sort: Literal["newest", "oldest", "path"] = "newest"
+    sort: Order = "newest"

@@ -10,7 +10,7 @@ from search import runtime
 from search.collection import Collection
 from search.config import Settings
 from search.models import Blip2Engine
-from search.queries import Searcher
+from search.query.searcher import Searcher
 from search.schemas import IndexSummary
 
 from .jobs import Job, JobManager
@@ -63,7 +63,8 @@ def run_index_job(state: AppState, job: Job) -> IndexSummary:
     try:
         options = IndexOptions(batch_size=settings.batch_size, workers=settings.workers,
                                keep_features=job.keep_features, ocr=job.ocr)
-        return index_paths(collection, state.engine, [Path(p) for p in job.paths], options, progress)
+        return index_paths(collection, state.engine, [Path(p) for p in job.paths], options, progress,
+                           turn=state.runner.turn)
     finally:
         collection.close()
         state.collection.refresh()

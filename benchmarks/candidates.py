@@ -14,8 +14,10 @@ import time
 
 import numpy as np
 
-from search import runtime, scoring
-from search.vectors import MemoryIndex
+from search import runtime
+from search.query import scoring
+from search.store.vectors import MemoryIndex
+from tests.support.vectors import in_memory
 
 from .query import Data
 
@@ -26,7 +28,7 @@ def main(images: int = 100_000, clusters: int = 100, probes: int = 50, k: int = 
     vectors = np.concatenate(list(data.chunks()))
     queries = data.probes(probes)
     truth = np.argsort(-np.einsum("nqd,pd->pnq", vectors, queries).max(axis=2), axis=1)[:, :k]
-    read = scoring.in_memory(dict(enumerate(vectors)))
+    read = in_memory(dict(enumerate(vectors)))
     index = MemoryIndex(32, 256, "compressed")
     index.train(vectors[:: max(1, images // 8192)], population=images)
     index.add(np.arange(images), vectors)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 from PIL import Image
 
+from demo.shapes import generate
 from indexer.pipeline import IndexOptions, index_paths
 from search.collection import Collection
-from search.demo.shapes import generate
 from search.models.engine import Blip2Engine
-from search.queries import Searcher, SearchOptions
+from search.query.searcher import Searcher, SearchOptions
 
 QUERIES = ("a red circle", "a blue square", "a green triangle", "a yellow star", "an orange circle",
            "a purple square", "a white star", "a black triangle")

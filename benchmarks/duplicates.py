@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from search.duplicates import DEFAULT_THRESHOLD, find, pooled
+from search.query.duplicates import DEFAULT_THRESHOLD, find, pooled
 from search.records import Fingerprints
 
 QUERIES, DIM = 32, 256

@@ -17,11 +17,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from demo.shapes import write_collection
 from indexer.pipeline import IndexOptions, index_paths
 from search.collection import Collection
-from search.demo.shapes import write_collection
 from search.models.engine import Blip2Engine
-from search.queries import Searcher, SearchOptions
+from search.query.searcher import Searcher, SearchOptions
 
 from . import realsize
 
@@ -48,21 +48,21 @@ def _measure(engine: Blip2Engine, collection: Collection, folder: Path, images: 
     options = IndexOptions(captions=False, workers=0, batch_size=8)
     index_paths(collection, engine, [folder], options)
     searcher = Searcher(collection, engine)
-    ids = sorted(collection.images(range(1, images + 1)))
-    recompute_s, recomputed = _timed(lambda: searcher.match(QUERY, ids))
+    ids = sorted(collection.catalog.get_many(range(1, images + 1)))
+    recompute_s, recomputed = _timed(lambda: searcher.questions.match(QUERY, ids))
     log(f"features: rerank of {len(ids)} recomputing the encoder: {recompute_s:.1f} s")
     dated = SearchOptions(k=len(ids), sort="newest", candidates=len(ids))  # every image a candidate
     dated_recompute_s, _ = _timed(lambda: searcher.search(QUERY, dated))
     summary = index_paths(collection, engine, [folder], IndexOptions(captions=False, workers=0, batch_size=8,
                                                                     keep_features=True))
     stats = collection.stats()
-    features_s, stored = _timed(lambda: searcher.match(QUERY, ids))
+    features_s, stored = _timed(lambda: searcher.questions.match(QUERY, ids))
     log(f"features: rerank of {len(ids)} from stored features: {features_s:.2f} s")
     dated_features_s, _ = _timed(lambda: searcher.search(QUERY, dated))
     log(f"features: newest first over {len(ids)} candidates: {dated_features_s:.2f} s with features, "
         f"{dated_recompute_s:.1f} s without")
     diff = max(abs(recomputed[i] - stored[i]) for i in ids)
-    ask_s = [_timed(lambda: searcher.ask(ids[0], QUESTION))[0] for _ in range(asks)]
+    ask_s = [_timed(lambda: searcher.questions.ask(ids[0], QUESTION))[0] for _ in range(asks)]
     log(f"features: ask p50 {statistics.median(ask_s):.2f} s")
     return {
         "dtype": dtype, "images": len(ids), "features_gained": summary.features,

@@ -25,8 +25,8 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
+from demo.shapes import write_collection
 from search.collection import Collection
-from search.demo.shapes import write_collection
 from search.models import generation, precision
 from search.models.engine import Blip2Engine
 from search.models.loading import LoadedPair

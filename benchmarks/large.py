@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from search import scoring
-from search.catalog import Catalog, database_url
 from search.collection import IndexPolicy
-from search.vectors import SegmentedIndex, build_segments
+from search.query import scoring
+from search.store.catalog import Catalog, database_url
+from search.store.vectors import SegmentedIndex, build_segments
 
 from .query import QUERIES, Data, _ms, fresh_process_ram
 from .query import build as write_catalog
@@ -41,8 +41,8 @@ def run(engine, *, images: int = 312_500, images_per_segment: int = 78_125, prob
         shape = (32, 256)
         started = time.perf_counter()
         stride = max(1, images // IndexPolicy().training_sample)
-        sample = np.concatenate([v[::stride].copy() for _, v in catalog.iter_vectors(shape)])
-        paths = build_segments(folder / "segments", sample, images, catalog.iter_vectors(shape),
+        sample = np.concatenate([v[::stride].copy() for _, v in catalog.vectors.iterate(shape)])
+        paths = build_segments(folder / "segments", sample, images, catalog.vectors.iterate(shape),
                                images_per_segment)
         built = time.perf_counter() - started
         log(f"{len(paths)} segments built in {built:.0f} s")
@@ -50,7 +50,7 @@ def run(engine, *, images: int = 312_500, images_per_segment: int = 78_125, prob
 
         def search(texts: np.ndarray) -> list[list[tuple[int, float]]]:
             """The first stage, its candidates re-scored exactly from the catalog's vectors."""
-            read = lambda ids, each: catalog.vectors_many(ids, shape, each)  # noqa: E731
+            read = lambda ids, each: catalog.vectors.many(ids, shape, each)  # noqa: E731
             texts = np.atleast_2d(texts)
             return [scoring.ranked(first, text, k, read)
                     for first, text in zip(index.search(texts, k), texts, strict=True)]

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from search.collection import Collection
-from search.demo.words import render
-from search.images import open_image
+from search.media.images import open_image
+from search.media.ocr import TextReader
 from search.models import generation
 from search.models.engine import Blip2Engine
-from search.ocr import TextReader
+from tests.support.words import render
 
 from . import realsize
 

@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from search.catalog import Catalog, database_url
 from search.collection import Collection, ModelInfo
-from search.queries import Searcher, SearchOptions
+from search.query.searcher import Searcher, SearchOptions
 from search.records import ImageFile
+from search.store.catalog import Catalog, database_url
 
 CLUSTERS = 1024
 CHUNK = 8192
@@ -188,7 +188,7 @@ def measure(folder: Path, index_type: str, engine, probes: np.ndarray, truth: Tr
     similar_times, similar_found = [], []
     for image_id in truth.similar_ids.tolist():  # images of the collection, by id: left out of their results
         started = time.perf_counter()
-        hits = random_text.similar(image_id=image_id, k=k)
+        hits = random_text.similar.find(image_id=image_id, k=k)
         similar_times.append(time.perf_counter() - started)
         similar_found.append([hit.id for hit in hits])
     similar_recall = np.mean([len(set(f) & set(t.tolist())) / k

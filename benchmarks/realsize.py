@@ -23,7 +23,7 @@ from transformers import (
     Blip2Processor,
 )
 
-from search.demo.vocabulary import bert_tokenizer, image_processor, opt_tokenizer
+from demo.vocabulary import bert_tokenizer, image_processor, opt_tokenizer
 from search.models import precision
 from search.models.engine import Blip2Engine
 from search.models.loading import LoadedPair

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search.catalog import Catalog, database_url
+from search.store.catalog import Catalog, database_url
 
 from . import realsize
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from search.demo.shapes import write_collection
+from demo.shapes import write_collection
 
 PARTS = ("photos", "phone", "writers", "server")
 

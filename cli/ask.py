@@ -23,6 +23,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.question.strip():
         raise InputError("the question is empty")
     with searcher(args) as found:
-        answer = found.ask(args.id, args.question)
+        answer = found.questions.ask(args.id, args.question)
     emit(args, Answer(id=args.id, question=args.question, answer=answer), [answer])
     return 0

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from search.config import Order, choices
+
 from .common import open_collection, settings_from
 from .output import emit
 
 
 def register(sub, parents: list[argparse.ArgumentParser]) -> None:
     browse = sub.add_parser("browse", parents=parents, help="list the indexed images, newest first")
-    browse.add_argument("--sort", choices=("newest", "oldest", "path"), default="newest",
+    browse.add_argument("--sort", choices=choices(Order), default="newest",
                         help="by date (EXIF, else modified) or by path (default newest)")
     browse.add_argument("--offset", type=int, default=0, help="skip this many images (paging)")
     browse.add_argument("--limit", type=int, default=50, help="images listed (default 50)")
@@ -19,16 +21,15 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from search.errors import InputError
-    from search.schemas import ImageInfo, ImagePage
 
     if args.offset < 0 or args.limit < 1:
         raise InputError("--offset must be at least 0 and --limit at least 1")
     collection = open_collection(settings_from(args))
     try:
-        total, records = collection.browse(args.offset, args.limit, args.sort)
+        page = collection.browse(args.offset, args.limit, args.sort)
     finally:
         collection.close()
-    page = ImagePage(total=total, images=[ImageInfo.of(record) for record in records])
+    total = page.total
     lines = [f"[{info.id}] {(info.taken_at or info.indexed_at)[:19]}  {info.path}  {info.caption or ''}"
              .rstrip() for info in page.images]
     emit(args, page, lines + [f"{len(page.images)} of {total} images from {args.offset + 1}"

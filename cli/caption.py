@@ -18,7 +18,7 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from search.errors import ImageError
-    from search.images import open_image
+    from search.media.images import open_image
     from search.presets import DEFAULT_PRESET
     from search.schemas import Caption, Captions, FileError
 

@@ -63,7 +63,7 @@ def load_engine(settings: Settings, model: str):
 def searcher(args: argparse.Namespace) -> Iterator:
     """A `Searcher` over the index, with the model that built it (another is refused before
     anything loads); the collection is closed afterwards."""
-    from search.queries import Searcher
+    from search.query.searcher import Searcher
 
     settings = settings_from(args)
     collection = open_collection(settings)

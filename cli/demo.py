@@ -22,10 +22,11 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from demo.shapes import write_collection
     from indexer.pipeline import IndexOptions, index_paths
     from search.collection import Collection
-    from search.demo.shapes import write_collection
-    from search.queries import Searcher, SearchOptions
+    from search.query.options import SearchOptions
+    from search.query.searcher import Searcher
 
     settings = settings_from(args)
     folder = Path(args.dir or "demo-images").expanduser().resolve()
@@ -46,11 +47,11 @@ def run(args: argparse.Namespace) -> int:
             results = [h.model_dump(mode="json") for h in hits]
             tour["searches"].append({"query": query, "rerank": rerank, "results": results})
         first = tour["searches"][0]["results"][0]
-        similar = searcher.similar(image_id=first["id"], k=3)
+        similar = searcher.similar.find(image_id=first["id"], k=3)
         tour["similar"] = {"query": first["id"], "results": [h.model_dump(mode="json") for h in similar]}
         for question in QUESTIONS:
             tour["questions"].append({"id": first["id"], "question": question,
-                                      "answer": searcher.ask(first["id"], question)})
+                                      "answer": searcher.questions.ask(first["id"], question)})
     finally:
         collection.close()
     tour["serve"] = f"blip2-search serve --index {index}"

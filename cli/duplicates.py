@@ -19,12 +19,12 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from search.duplicates import check_threshold
+    from search.query.duplicates import check_threshold, groups
 
     threshold = check_threshold(_number(args.threshold))
     collection = open_collection(settings_from(args))
     try:
-        found = collection.duplicates(threshold)
+        found = groups(collection, threshold)
     finally:
         collection.close()
     lines = []

@@ -19,7 +19,7 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from search.evaluation import evaluate, load_records
+    from search.models.evaluation import evaluate, load_records
     from search.presets import DEFAULT_PRESET
 
     settings = settings_from(args)

@@ -20,16 +20,16 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from search.images import heat_overlay
+    from search.media.images import heat_overlay
 
     if not args.text.strip():
         raise InputError("the text is empty")
     if args.out is not None and not args.out.parent.is_dir():
         raise InputError(f"--out: the folder {args.out.parent} does not exist")
     with searcher(args) as found:
-        explanation = found.explain(args.id, args.text)
+        explanation = found.questions.explain(args.id, args.text)
         if args.out is not None:
-            picture = found.picture(found.record(args.id).path, args.id)
+            picture = found.lookup.picture(args.id)
             heat_overlay(picture, explanation.grid).save(args.out, format="PNG")
     rows, cols = len(explanation.grid), len(explanation.grid[0])
     peak = max((value, r, c) for r, row in enumerate(explanation.grid) for c, value in enumerate(row))

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
 
     collection = open_collection(settings_from(args))
     try:
-        record = collection.image(args.id)
+        record = collection.catalog.get(args.id)
     finally:
         collection.close()
     if record is None:

@@ -77,7 +77,7 @@ def _here(args: argparse.Namespace, settings: Settings, collection):
 
 
 def _on_ray(args: argparse.Namespace, settings: Settings, collection):
-    from indexer.distributed import SHARD_SIZE, RayOptions, index_on_ray
+    from indexer.ray.driver import SHARD_SIZE, RayOptions, index_on_ray
 
     if args.ray and Path(args.ray).exists():
         raise InputError(f"--ray took {args.ray} for the cluster address: put --ray after the paths, "
@@ -89,8 +89,7 @@ def _on_ray(args: argparse.Namespace, settings: Settings, collection):
         raise InputError("--shard-size must be at least 1")
     model = collection.model_to_load(settings.model)  # checked here, loaded by each Ray worker
     ray = RayOptions(address=args.ray or None, shard_size=args.shard_size or SHARD_SIZE,
-                     device=settings.device, dtype=settings.dtype, encoder_dtype=settings.encoder_dtype,
-                     decoder_dtype=settings.decoder_dtype)
+                     device=settings.device, precision=settings.precision)
     return index_on_ray(collection, model, [Path(p) for p in args.paths],
                         options=_options(args, settings), ray=ray, notify=warn,
                         progress=lambda total: progress_bar(total, "image", args))

@@ -17,7 +17,7 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from search.errors import ImageError
-    from search.ocr import reader
+    from search.media.ocr import reader
     from search.schemas import FileError, Reading, Readings
 
     found = Readings(results=[], errors=[])

@@ -7,6 +7,7 @@ import argparse
 from datetime import datetime
 from pathlib import Path
 
+from search.config import Sort, choices
 from search.errors import InputError
 
 from .common import searcher
@@ -19,7 +20,7 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
                         "indexed image (#42); filters path:, after:, before:, caption:, text: anywhere")
     search.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     search.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
-    search.add_argument("--sort", choices=("relevance", "newest", "oldest"), default="relevance",
+    search.add_argument("--sort", choices=choices(Sort), default="relevance",
                         help="newest/oldest: the candidates the match head calls a match, by date")
     search.add_argument("--candidates", type=int, metavar="N",
                         help="first-stage hits a date order or --where considers (default 200)")
@@ -38,7 +39,7 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from search.queries import SearchOptions, check
+    from search.query.options import SearchOptions, check
 
     options = SearchOptions(
         k=args.k, offset=args.offset, rerank=args.rerank, rerank_top=args.rerank_top,

@@ -26,9 +26,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("give an image path or --id, not both")
     with searcher(args) as found:
         if args.id is not None:
-            hits, query = found.similar(image_id=args.id, k=args.k), args.id
+            hits, query = found.similar.find(image_id=args.id, k=args.k), args.id
         else:
-            hits = found.similar_to_file(str(Path(args.image).expanduser().resolve()), k=args.k)
+            hits = found.similar.to_file(str(Path(args.image).expanduser().resolve()), k=args.k)
             query = args.image
     emit(args, SearchResults(query=query, results=hits), hit_lines(hits))
     return 0

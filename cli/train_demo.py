@@ -22,7 +22,7 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from search.demo.training import DemoConfig, train
+    from demo.training import DemoConfig, train
 
     config = DemoConfig(minutes=args.minutes, seed=args.seed, max_steps=args.max_steps,
                         shape_focus=args.shape_focus, vision_minutes=args.vision_minutes)

@@ -11,25 +11,36 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
-from search import ocr, runtime
+from search import runtime
 from search.collection import Collection
 from search.config import IndexType
-from search.indexing import add_features, apply_plan, commit, embed, finish
+from search.media import ocr
 from search.records import ImageFile, ModelInfo
 from search.schemas import IndexSummary
 
 from .scan import plan_roots
+from .steps import apply_plan, commit, embed, features_of, finish
 from .workers import decoded
 
 Progress = Callable[[int], None]
+T = TypeVar("T")
+ModelTurn = Callable[[Callable[[], T]], T]  # runs one piece of model work, returns its result
+
+
+def at_once(work: Callable[[], T]) -> T:
+    """A `ModelTurn` that runs the work here and now. A server passes its runner's instead, so
+    that an index job's batches take their turns with the searches (`api.runner`)."""
+    return work()
 
 
 @dataclass(frozen=True)
 class IndexOptions:
     captions: bool = True
-    ocr: bool = True  # read the text written in images (search.ocr); also for images indexed without
+    ocr: bool = True  # read the text written in images (search.media.ocr); also for those indexed without
     batch_size: int | None = None  # None: the engine's `batch_size()`, sized to memory
     workers: int = 2  # decoding processes; 0 decodes in this process
     exclude: Sequence[str] = ()
@@ -41,10 +52,11 @@ class IndexOptions:
 def index_paths(
     collection: Collection, engine, roots: Iterable[Path], options: IndexOptions,
     progress: Callable[[int], Progress] | None = None, notify: Callable[[str], None] | None = None,
+    *, turn: ModelTurn = at_once,
 ) -> IndexSummary:
     """Bring the collection up to date with `roots`, as its one writer (`notify` hears whom
     it waits for). Raises before any change when a root is missing or holds no images.
-    `progress(total)` returns a per-file callback."""
+    `progress(total)` returns a per-file callback; `turn` runs each batch's model work."""
     if options.ocr:
         ocr.check()  # a missing reader stops the run here, before anything changes
     with collection.writing(wait=options.wait, waiting=notify):
@@ -53,11 +65,11 @@ def index_paths(
             collection.set_index_type(options.index_type)
         if options.keep_features:
             collection.keep_features()
-        return _index(collection, engine, roots, options, progress)
+        return _index(collection, engine, roots, options, progress, turn)
 
 
 def _index(collection: Collection, engine, roots: Iterable[Path], options: IndexOptions,
-           progress: Callable[[int], Progress] | None) -> IndexSummary:
+           progress: Callable[[int], Progress] | None, turn: ModelTurn) -> IndexSummary:
     batch_size = options.batch_size or engine.batch_size()
     plans = plan_roots(collection, roots, options.exclude)
     summary = IndexSummary()
@@ -70,25 +82,28 @@ def _index(collection: Collection, engine, roots: Iterable[Path], options: Index
     keep = collection.keeps_features
     with runtime.reusing_memory():  # each batch's activations reuse the last one's pages
         for batch in _batches(decoded(todo, options.workers, window, ocr=options.ocr), batch_size):
-            embed(engine, batch, captions=options.captions, features=keep)
+            turn(partial(embed, engine, batch, captions=options.captions, features=keep))
             commit(collection, batch, summary)
             tick(len(batch))
     finish(collection, plans, summary)
     if keep:
-        summary.features += _gain_features(collection, engine, options, batch_size, progress)
+        summary.features += _gain_features(collection, engine, options, batch_size, progress, turn)
     summary.text += gain_readings(collection, options, batch_size, progress)
     summary.model_calls = engine.model_calls - calls_before
     return summary
 
 
 def _gain_features(collection: Collection, engine, options: IndexOptions, batch_size: int,
-                   progress: Callable[[int], Progress] | None) -> int:
+                   progress: Callable[[int], Progress] | None, turn: ModelTurn) -> int:
     """Stored features for the images indexed before they were kept: decoded and run
     through the image encoder only."""
     def gain(batch: dict[int, ImageFile]) -> int:
-        return add_features(engine, collection, batch)
+        kept = turn(partial(features_of, engine, batch))
+        if kept:
+            collection.add_features(kept)
+        return len(kept)
 
-    lacking = collection.lacking_features(engine.feature_key("retrieval"))
+    lacking = collection.catalog.features.lacking(engine.feature_key("retrieval"))
     return _decode_again(collection, lacking, options, batch_size, progress, gain)
 
 
@@ -103,8 +118,8 @@ def gain_readings(collection: Collection, options: IndexOptions, batch_size: int
         collection.set_readings(readings)
         return sum(text is not None and before[image_id] is None for image_id, (text, _) in readings.items())
 
-    unread = collection.unread(text=options.ocr, picture=True)
-    before = {image_id: record.text for image_id, record in collection.images(unread).items()}
+    unread = collection.catalog.listing.unread(text=options.ocr, picture=True)
+    before = {image_id: record.text for image_id, record in collection.catalog.get_many(unread).items()}
     return _decode_again(collection, unread, options, batch_size, progress, gain, ocr=options.ocr)
 
 
@@ -115,7 +130,7 @@ def _decode_again(collection: Collection, ids: list[int], options: IndexOptions,
                   progress: Callable[[int], Progress] | None, gain: Gain, *, ocr: bool = False) -> int:
     """Decode the indexed images `ids` again (with `ocr`, reading the text of those that
     have none), a batch at a time through `gain`; the sum of what it returns."""
-    records = collection.images(ids)
+    records = collection.catalog.get_many(ids)
     files = {image_id: ImageFile(path=record.path, size=record.size, mtime=record.mtime, root=record.root,
                                  content_hash=record.content_hash, text=record.text)
              for image_id, record in records.items()}

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from search.collection import Collection
 from search.errors import InputError
-from search.indexing import Plan, plan
 from search.records import ImageFile
+
+from .plan import Plan, plan
 
 IMAGE_SUFFIXES = {
     ".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif",

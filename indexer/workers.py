@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from functools import partial
 
-from search import ocr
-from search.indexing import decode
+from search.media import ocr
 from search.records import ImageFile
+
+from .steps import decode
 
 
 def watch_parent(parent: int) -> None:

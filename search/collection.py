@@ -1,50 +1,49 @@
 """`Collection`: an index folder, the one object the front ends use for it.
 
 It owns the catalog (the store of record), the vector index (derived from the catalog:
-`snapshots`) and the thumbnails, and keeps them in step: every write goes through it, one
-writer at a time (`writing`), and reaches all three. `refresh()` brings a reader up to date
-with what another writer committed.
+`store.snapshot`) and the thumbnails, and keeps them in step. Reads go to `catalog` directly
+(rows, listings, full text, stored features); every write goes through the collection, one
+writer at a time (`writing`), and reaches all three. `refresh` brings a reader up to date
+with what another writer committed, in the background when a request asks.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
-from . import duplicates
-from .catalog import FILENAME, Catalog, database_url
-from .catalog_view import CatalogView
-from .config import IndexType, choices
+from .config import IndexType, Order, choices
 from .errors import CollectionError
-from .features import KEYS, Features
-from .records import ImageFile, ImageRecord, ModelInfo
-from .schemas import Duplicates, Stats
-from .scoring import Each
-from .snapshots import DEFAULT_POLICY, SNAPSHOT, IndexPolicy, Wanted, load_current, rebuild
-from .thumbnails import Thumbnails
-from .vectors import Candidates, MemoryIndex
-from .writer import OPENING, IndexBusy, exclusive, held
+from .presets import DEFAULT_PRESET, resolve
+from .records import ImageFile, ImageRecord, ModelInfo, Selection
+from .schemas import ImageInfo, ImagePage, Stats
+from .store.catalog import FILENAME, Catalog, database_url
+from .store.catalog.blobs import Each
+from .store.features import KEYS, Features
+from .store.lock import OPENING, exclusive
+from .store.snapshot import DEFAULT_POLICY, SNAPSHOT, IndexPolicy, SyncedIndex, Wanted
+from .store.thumbnails import Thumbnails
+from .store.vectors import Candidates
 
-log = logging.getLogger("blip2_search")
-__all__ = ["SNAPSHOT", "Collection", "CollectionError", "IndexPolicy", "ModelInfo"]
+T = TypeVar("T")
+__all__ = ["SNAPSHOT", "Collection", "CollectionError", "IndexPolicy"]
 
 
-class Collection(CatalogView):
+class Collection:
     def __init__(self, folder: Path, catalog: Catalog, policy: IndexPolicy = DEFAULT_POLICY) -> None:
-        super().__init__(catalog)
         self.folder = folder
         self.policy = policy
-        self._vectors: MemoryIndex | None = None
-        self.snapshot_state = "none"  # how the vector index was obtained: loaded / rebuilt / new
+        self.catalog = catalog  # for reading; writes go through the methods below
         self.thumbnails = Thumbnails(folder)
-        self._writing = False  # this object holds the writer lock
-        self._refreshing = threading.Lock()
+        self._index = SyncedIndex(folder, catalog, self._wanted)  # the vector index, in step
+        self._memo: tuple[int, dict] = (-1, {})  # (catalog generation, results computed at it)
+        self._memo_lock = threading.Lock()
 
     @classmethod
     def open(cls, folder: Path, *, create: bool = False, url: str | None = None,
@@ -69,25 +68,58 @@ class Collection(CatalogView):
             catalog_store = Catalog.open(database_url(folder, url))
         collection = cls(folder, catalog_store, policy)
         if collection.model is not None:
-            collection._sync_vectors()
+            collection._index.open()
         return collection
 
     def close(self) -> None:
-        self._catalog.close()
+        self._index.close()
+        self.catalog.close()
 
-    # -- the model that built it --------------------------------------------------------------
+    @property
+    def snapshot_state(self) -> str:
+        """How the vector index was obtained: loaded (its snapshot), rebuilt, new, or none."""
+        return self._index.state
+
+    # -- what the index remembers: its model, its vector index's kind, stored features -------
+
+    @property
+    def model(self) -> ModelInfo | None:
+        meta = self.catalog.meta()
+        if "model" not in meta:
+            return None
+        return ModelInfo(meta["model"], int(meta["queries"]), int(meta["dim"]))
+
+    def check_model(self, name: str, shape: tuple[int, int] | None = None) -> None:
+        """Refuse a model (and, when given, a vector shape) other than the index's own; an
+        index with no model yet takes any."""
+        current = self.model
+        if current is None or (current.name == name and shape in (None, (current.queries, current.dim))):
+            return
+        raise CollectionError(
+            f"the index at {self.folder} was built with model {current.name} "
+            f"({current.queries}x{current.dim} vectors), not {name}; use that model, or another --index"
+        )
+
+    def model_to_load(self, requested: str | None) -> str:
+        """`requested` (a flag), else the model that built the index, else the default preset;
+        a model other than the index's is refused before anything loads."""
+        if requested is None:
+            current = self.model
+            return current.name if current else DEFAULT_PRESET
+        self.check_model(resolve(requested).name)
+        return requested
 
     def bind_model(self, info: ModelInfo) -> None:
         """Record the model on first use; refuse another model on an existing index."""
         if self.model is None:
-            self._catalog.set_meta(model=info.name, queries=info.queries, dim=info.dim)
-            self._vectors = self._wanted().empty()
-            self._vectors.generation = self._catalog.generation
-            self.snapshot_state = "new"
+            self.catalog.set_meta(model=info.name, queries=info.queries, dim=info.dim)
+            self._index.start(self._wanted())
         else:
             self.check_model(info.name, (info.queries, info.dim))
 
-    # -- the vector index's kind --------------------------------------------------------------
+    @property
+    def index_type(self) -> str:
+        return self.catalog.meta().get("index_type", "auto")
 
     def set_index_type(self, index_type: IndexType) -> None:
         """Choose the vector index kind (auto, exact or compressed); an existing index is
@@ -96,62 +128,92 @@ class Collection(CatalogView):
             known = ", ".join(choices(IndexType))
             raise CollectionError(f"unknown index type {index_type!r}: use one of {known}")
         if index_type != self.index_type:
-            self._catalog.set_meta(index_type=index_type)
-            if self._vectors is not None:
+            self.catalog.set_meta(index_type=index_type)
+            if self._index.current is not None:
                 self.save()
+
+    @property
+    def keeps_features(self) -> bool:
+        """Whether indexing keeps each image's encoder output (`index --keep-features`, then
+        remembered)."""
+        return self.catalog.meta().get("features") == "kept"
+
+    def keep_features(self) -> None:
+        self.catalog.set_meta(features="kept")
 
     # -- reading ------------------------------------------------------------------------------
 
     def stats(self) -> Stats:
-        counts, model, vectors = self._catalog.stats(), self.model, self._vectors
-        with_features, feature_bytes = self._catalog.feature_totals()
+        counts, model, vectors = self.catalog.stats(), self.model, self._index.current
+        with_features, feature_bytes = self.catalog.features.totals()
         return Stats(
             images=counts["images"], vectors=vectors.ntotal if vectors else 0, failed=counts["failed"],
             model=model.name if model else None, queries_per_image=model.queries if model else None,
-            dim=model.dim if model else None, index=str(self.folder), generation=self._catalog.generation,
+            dim=model.dim if model else None, index=str(self.folder), generation=self.catalog.generation,
             index_type=self.index_type, vector_index=vectors.kind if vectors else None,
             features=with_features, feature_bytes=feature_bytes,
         )
 
+    def browse(self, offset: int, limit: int, order: Order = "newest") -> ImagePage:
+        """A page of every indexed image, newest or oldest first (EXIF date, else modified)
+        or by path, and how many there are: ordered and cut by the catalog."""
+        total, ids = self.catalog.listing.page(Selection(), offset, limit, order)
+        records = self.catalog.get_many(ids)
+        return ImagePage(total=total, images=[ImageInfo.of(records[i]) for i in ids if i in records])
+
     def candidates(self, text_vecs: np.ndarray, k: int, allowed: np.ndarray | None = None,
                    depth: int | None = None) -> list[Candidates]:
         """The vector index's first stage for each (D,) vector; none before anything is indexed."""
-        vectors = self._vectors
+        vectors = self._index.current
         return [] if vectors is None else vectors.search(text_vecs, k, allowed, depth)
 
     def read_vectors(self, ids: np.ndarray, each: Each) -> tuple[np.ndarray, np.ndarray]:
         """(the ids that have stored vectors, ascending; `each` applied to each part of their
-        (m, Q, D) float16 vectors, on the thread that read it): `scoring.Read`."""
+        (m, Q, D) float16 vectors, on the thread that read it): `query.scoring.Read`."""
         model = self.model
-        return self._catalog.vectors_many(ids, (model.queries, model.dim), each)
+        return self.catalog.vectors.many(ids, (model.queries, model.dim), each)
 
     def vectors_of(self, image_id: int) -> np.ndarray | None:
         """(Q, D) float16 stored vectors of one image."""
         model = self.model
-        return self._catalog.vectors(image_id, (model.queries, model.dim))
+        return self.catalog.vectors.one(image_id, (model.queries, model.dim))
 
     def iter_vectors(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (ids, (n, Q, D) vectors) of every indexed image: from memory when the index
         holds them (exact), else from the catalog."""
-        if self._vectors is not None and self._vectors.kind == "exact":
-            yield from self._vectors.iter_vectors()
+        vectors = self._index.current
+        if vectors is not None and vectors.kind == "exact":
+            yield from vectors.iter_vectors()
         elif self.model is not None:
-            yield from self._catalog.iter_vectors((self.model.queries, self.model.dim))
-
-    def duplicates(self, threshold: float | None = None) -> Duplicates:
-        """Groups of images that show the same picture (`search.duplicates`); nothing is moved
-        or deleted. `threshold`: 0 to 1, None for the calibrated default."""
-        return duplicates.find(self.fingerprints(), self.iter_vectors(), threshold)
+            yield from self.catalog.vectors.iterate((self.model.queries, self.model.dim))
 
     @property
     def indexed(self) -> int:
         """Images the vector index holds."""
-        return len(self._vectors) if self._vectors is not None else 0
+        vectors = self._index.current
+        return len(vectors) if vectors is not None else 0
 
     def thumbnail(self, record: ImageRecord) -> Path | None:
         """The thumbnail of an indexed image, made again from its file (no model call) when it
         is missing or damaged; None when there is neither."""
         return self.thumbnails.of(record) if record.status == "ok" else None
+
+    def memo(self, key: object, compute: Callable[[], T]) -> T:
+        """`compute()`, kept until the catalog changes: for a result that depends on the
+        collection alone (the duplicate groups). Kept only when the vector index was in step
+        with the catalog as it was computed."""
+        generation = self.catalog.generation
+        with self._memo_lock:
+            if self._memo[0] != generation:
+                self._memo = (generation, {})
+            if key in self._memo[1]:
+                return self._memo[1][key]
+        value = compute()
+        vectors = self._index.current
+        with self._memo_lock:
+            if self._memo[0] == generation and (vectors is None or vectors.generation == generation):
+                self._memo[1][key] = value
+        return value
 
     # -- writing: the catalog, the vector index and the thumbnails in step -------------------
 
@@ -162,20 +224,21 @@ class Collection(CatalogView):
         for file in files:
             if file.vectors is not None and file.thumbnail is not None:
                 self.thumbnails.write(file.content_hash, file.thumbnail)
-        ids = np.array(self._catalog.write(files), dtype=np.int64)
+        ids = np.array(self.catalog.write(files), dtype=np.int64)
         readable = np.array([file.vectors is not None for file in files], dtype=bool)
-        if self._vectors is None:  # no model yet (only failed files so far): no vectors to keep
+        vectors = self._index.current  # a writer's own: no reader shares it
+        if vectors is None:  # no model yet (only failed files so far): no vectors to keep
             return ids.tolist()
-        self._vectors.remove(ids[~readable])
+        vectors.remove(ids[~readable])
         if readable.any():
-            self._vectors.add(ids[readable], np.stack([f.vectors for f in files if f.vectors is not None]))
+            vectors.add(ids[readable], np.stack([f.vectors for f in files if f.vectors is not None]))
         return ids.tolist()
 
     def copy(self, twin: ImageRecord, file: ImageFile) -> int:
         """A new path holding the content of the indexed `twin`: its results, no model call."""
         model = self.model
-        vectors = self._catalog.vectors(twin.id, (model.queries, model.dim))
-        features = self._catalog.features([twin.id], KEYS).get(twin.id)
+        vectors = self.catalog.vectors.one(twin.id, (model.queries, model.dim))
+        features = self.catalog.features.read([twin.id], KEYS).get(twin.id)
         copied = replace(file, content_hash=twin.content_hash, width=twin.width, height=twin.height,
                          taken_at=twin.taken_at, caption=twin.caption, text=twin.text,
                          picture_hash=twin.picture_hash, vectors=vectors, features=features)
@@ -183,95 +246,52 @@ class Collection(CatalogView):
 
     def touch(self, image_id: int, file: ImageFile) -> None:
         """Same content, new size or mtime."""
-        self._catalog.touch(image_id, size=file.size, mtime=file.mtime)
+        self.catalog.touch(image_id, size=file.size, mtime=file.mtime)
 
     def move(self, image_id: int, file: ImageFile) -> None:
         """A file found at a new path with known content keeps its row, vectors and caption."""
-        self._catalog.move(image_id, path=file.path, root=file.root, size=file.size, mtime=file.mtime)
+        self.catalog.move(image_id, path=file.path, root=file.root, size=file.size, mtime=file.mtime)
 
     def remove(self, ids: Iterable[int]) -> None:
         ids = list(ids)
-        self._catalog.remove(ids)
-        if self._vectors is not None:
-            self._vectors.remove(np.array(ids, dtype=np.int64))
-
-    def keep_features(self) -> None:
-        self._catalog.set_meta(features="kept")
+        self.catalog.remove(ids)
+        vectors = self._index.current
+        if vectors is not None:
+            vectors.remove(np.array(ids, dtype=np.int64))
 
     def add_features(self, features: dict[int, dict[str, Features]]) -> None:
-        self._catalog.add_features(features)
+        self.catalog.add_features(features)
 
     def set_readings(self, readings: dict[int, tuple[str | None, int | None]]) -> None:
         """(text, picture hash) of images already indexed, by id; None leaves one as it is."""
-        self._catalog.set_readings(readings)
+        self.catalog.set_readings(readings)
 
     def save(self) -> None:
-        """Write the vector snapshot, tagged with the catalog generation it covers. An index of
-        the wrong kind, or a compressed one that outgrew its training sample, is rebuilt first."""
-        if self._vectors is None:
-            return
-        if not self._wanted().fits(self._vectors):
-            self._vectors = rebuild(self._catalog, self._wanted())
-        self._vectors.generation = self._catalog.generation
-        self._vectors.save(self.folder / SNAPSHOT)
+        """Write the vector snapshot, tagged with the catalog generation it covers."""
+        self._index.save()
 
     @contextmanager
     def writing(self, *, wait: bool = True, waiting: Callable[[str], None] | None = None) -> Iterator[None]:
-        """Hold the index's writer lock (one writer at a time: `search.writer`), with the
-        vector index brought in step with what writers before this one committed. Without
-        `wait`, another writer's hold is an `IndexBusy` naming it."""
-        with exclusive(self.folder, wait=wait, waiting=waiting), self._catalog.exclusive(wait=wait,
-                                                                                          waiting=waiting):
-            self._writing = True
+        """Hold the index's writer lock (one writer at a time: `store.lock`), with the vector
+        index brought in step with what writers before this one committed. Without `wait`,
+        another writer's hold is an `IndexBusy` naming it."""
+        with exclusive(self.folder, wait=wait, waiting=waiting), self.catalog.exclusive(wait=wait,
+                                                                                         waiting=waiting):
+            self._index.writing = True
             try:
-                self.refresh()
+                self._index.refresh()
                 yield
             finally:
-                self._writing = False
+                self._index.writing = False
 
-    def refresh(self) -> bool:
-        """Bring the vector index in step with what another writer committed (an index job, or
-        another process): the snapshot when it matches the catalog, else a rebuild in memory.
-        While another writer is at work, the view stays as it is, so a reader answers from
-        the collection as it was before that writer, never from half of its work. Returns
-        whether anything changed."""
-        with self._refreshing:
-            generation = self._catalog.generation  # one query a request in the common case: no change
-            if self._vectors is not None and self._vectors.generation == generation:
-                return False
-            if self.model is None:
-                return False
-            if not self._writing and held(self.folder):
-                return False
-            wanted = self._wanted()
-            self._vectors = (load_current(self.folder / SNAPSHOT, wanted, self._catalog)
-                             or rebuild(self._catalog, wanted))  # one assignment: old view or new
-            return True
+    def refresh(self, *, background: bool = False) -> bool:
+        """Bring the vector index in step with what another writer committed
+        (`SyncedIndex.refresh`: a request asks with `background`, and keeps the last
+        consistent view meanwhile). Returns whether it changed."""
+        return self._index.refresh(background=background)
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _sync_vectors(self) -> None:
-        """On open: the snapshot when it matches the catalog, else a rebuild from the
-        catalog's vectors (never an empty index), saved when no writer is at work and the
-        disk takes it; reading never needs to write."""
-        wanted, path = self._wanted(), self.folder / SNAPSHOT
-        index = load_current(path, wanted, self._catalog)
-        if index is not None:
-            self._vectors, self.snapshot_state = index, "loaded"
-            return
-        self._vectors, self.snapshot_state = rebuild(self._catalog, wanted), "rebuilt"
-        try:
-            with exclusive(self.folder, wait=False):
-                for stale in self.folder.glob(f".{SNAPSHOT}.*.tmp"):
-                    stale.unlink(missing_ok=True)  # left by a write that was killed before its rename
-                self._vectors.save(path)
-        except IndexBusy:
-            pass  # the writer at work saves its own when it is done
-        except OSError as exc:
-            log.warning("the rebuilt vector index is kept in memory only: it could not be saved (%s)",
-                        exc.strerror or exc)
-
-    def _wanted(self) -> Wanted:
+    def _wanted(self) -> Wanted | None:
         model = self.model
-        return Wanted(model.queries, model.dim, self.index_type, self.policy)
-
+        return None if model is None else Wanted(model.queries, model.dim, self.index_type, self.policy)

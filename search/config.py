@@ -2,13 +2,15 @@
 
 Every field can come from the environment with the `BLIP2_SEARCH_` prefix
 (`BLIP2_SEARCH_MODEL=/models/blip2`), and entry points override them with their flags. The
-`Literal` types are the one list of each choice: the CLI's argparse choices and the model
-loader's checks read them.
+`Literal` types are the one list of each choice (the CLI's argparse choices, the API's
+parameters and the library's checks read them), and `Precision` holds the one set of
+precision defaults.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -23,11 +25,27 @@ QueryDType = Literal["auto", "float32", "bfloat16"]
 EncoderDType = Literal["auto", "same", "int8"]
 DecoderDType = Literal["auto", "same", "int8"]
 IndexType = Literal["auto", "exact", "compressed"]
+Sort = Literal["relevance", "newest", "oldest"]  # a search: by score, or the matches by date
+Order = Literal["newest", "oldest", "path"]  # a listing of images (browse)
 
 
 def choices(kind: object) -> tuple[str, ...]:
     """The values of a `Literal` type, in order: `choices(Device)` is ("auto", "cpu", "cuda")."""
     return get_args(kind)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How each stage of the model runs. The defaults are the product's: the settings, the
+    engine and the Ray workers take theirs from here."""
+
+    dtype: DType = "auto"  # the weights: float16 on a GPU; on a CPU the faster of float32 and bfloat16
+    query: QueryDType = "auto"  # text queries: bfloat16 on a CPU for a float32 model, else the model's
+    encoder: EncoderDType = "auto"  # the image encoder: int8 weights on a CPU where int8 is 1.5x faster
+    decoder: DecoderDType = "auto"  # the language model: int8 weights on a CPU, else `dtype`
+
+
+DEFAULT_PRECISION = Precision()
 
 
 class Settings(BaseSettings):
@@ -37,10 +55,10 @@ class Settings(BaseSettings):
     model: str | None = None  # a preset or a folder with retrieval/ and generation/; None: the index's
     database_url: str | None = None  # any SQLAlchemy URL; default: SQLite in the index folder
     device: Device = "auto"
-    dtype: DType = "auto"  # float16 on a GPU; on a CPU the faster of float32 and bfloat16, measured
-    query_dtype: QueryDType = "auto"  # auto: bfloat16 text queries on CPU
-    encoder_dtype: EncoderDType = "auto"  # the image encoder's; auto: int8 weights on a CPU where faster
-    decoder_dtype: DecoderDType = "auto"  # the language model's; auto: int8 weights on a CPU, else `dtype`
+    dtype: DType = DEFAULT_PRECISION.dtype  # each as `Precision` says
+    query_dtype: QueryDType = DEFAULT_PRECISION.query
+    encoder_dtype: EncoderDType = DEFAULT_PRECISION.encoder
+    decoder_dtype: DecoderDType = DEFAULT_PRECISION.decoder
     batch_size: int | None = Field(default=None, ge=1, le=1024)  # images a batch; None: sized to memory
     workers: int = Field(default=2, ge=0, le=64)  # image-decoding processes while indexing
     threads: int | None = Field(default=None, ge=1, le=1024)  # torch and FAISS threads; None: every core
@@ -60,6 +78,10 @@ class Settings(BaseSettings):
         """`BLIP2_SEARCH_API_KEY=` (set, but empty, as compose passes an unset variable) means
         no key, not a key that is the empty string."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def precision(self) -> Precision:
+        return Precision(self.dtype, self.query_dtype, self.encoder_dtype, self.decoder_dtype)
 
     @property
     def loopback_only(self) -> bool:

@@ -1,5 +1,7 @@
-"""An image as the catalog hands it out (`ImageRecord`) and a file on its way in
-(`ImageFile`): plain dataclasses, light enough for decoding workers to import."""
+"""Plain dataclasses the library hands around, light enough for decoding workers and Ray
+actors to import: an image as the catalog hands it out (`ImageRecord`), a file on its way in
+(`ImageFile`), the model that built an index (`ModelInfo`), what a search may return
+(`Selection`), the duplicate finder's input (`Fingerprints`), a turn of a chat (`Turn`)."""
 
 from __future__ import annotations
 
@@ -108,3 +110,11 @@ class Fingerprints:
     hashed: np.ndarray  # (n,) bool: a picture hash was computed (images indexed since it exists)
     pixels: np.ndarray  # (n,) int64: width x height, 0 when unknown
     dates: np.ndarray  # (n,) float64: EXIF date, else modification time, seconds since the epoch
+
+
+@dataclass(frozen=True)
+class Turn:
+    """An earlier question about an image and its answer, in a chat."""
+
+    question: str
+    answer: str

@@ -29,8 +29,8 @@ def cores() -> int:
 
 def configure(threads: int | None = None) -> dict:
     """Set both thread pools to `threads` (default: every core)."""
-    from . import vectors
     from .models import loading
+    from .store import vectors
 
     threads = threads or cores()
     loading.set_threads(threads)

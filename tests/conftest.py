@@ -5,16 +5,17 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from search.demo.tiny import write_tiny_pair
 from search.models import Blip2Engine
 from search.presets import PRESETS
+from tests.support.corpus import make_images, write_corpus
+from tests.support.engines import EXACT, FLOAT32
+from tests.support.tiny import write_tiny_pair
 
 REAL_DTYPE = os.environ.get("BLIP2_SEARCH_TEST_DTYPE", "float32")
 
@@ -48,7 +49,7 @@ def tiny_dirs(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def engines(tiny_dirs) -> dict[str, Blip2Engine]:
     """float32 throughout, text queries included: the parity tests compare them at 1e-5."""
-    return {name: Blip2Engine.load(str(path), device="cpu", query_dtype="float32")
+    return {name: Blip2Engine.load(str(path), device="cpu", precision=EXACT)
             for name, path in tiny_dirs.items()}
 
 
@@ -73,7 +74,7 @@ def _real_pair(preset: str) -> Pair:
     for repo in (source.retrieval, source.generation):
         if not isinstance(try_to_load_from_cache(repo, "config.json"), str):
             pytest.skip(f"{repo} is not in the local Hugging Face cache")
-    engine = Blip2Engine.load(preset, dtype=REAL_DTYPE, query_dtype="float32")
+    engine = Blip2Engine.load(preset, precision=replace(EXACT, dtype=REAL_DTYPE))
     return Pair(engine, source.retrieval, source.generation, tiny=False)
 
 
@@ -91,45 +92,9 @@ def pair(request, tiny_dirs, engines) -> Pair:
     return _real_pair(name)
 
 
-def make_images(seed: int, count: int) -> list[Image.Image]:
-    """Seeded images of mixed sizes and modes, with structure (blocks of colour) and noise."""
-    rng = np.random.default_rng(seed)
-    modes = ["RGB", "L", "RGBA", "P", "CMYK", "I;16", "LA", "RGB"]
-    images = []
-    for i in range(count):
-        side_w, side_h = (int(v) for v in rng.integers(20, 90, size=2))
-        base = rng.integers(0, 256, size=(side_h // 4 + 1, side_w // 4 + 1, 3), dtype=np.uint8)
-        pixels = np.kron(base, np.ones((4, 4, 1), dtype=np.uint8))[:side_h, :side_w]
-        pixels = np.clip(pixels + rng.integers(-20, 20, size=pixels.shape), 0, 255).astype(np.uint8)
-        rgb = Image.fromarray(pixels, "RGB")
-        mode = modes[i % len(modes)]
-        if mode == "I;16":
-            gray = np.asarray(rgb.convert("L"), dtype=np.uint16) * 257
-            images.append(Image.fromarray(gray))  # uint16 -> mode I;16
-        elif mode == "P":
-            images.append(rgb.quantize(colors=32))
-        else:
-            images.append(rgb.convert(mode))
-    return images
-
-
 @pytest.fixture(scope="session")
 def images() -> list[Image.Image]:
     return make_images(seed=7, count=8)
-
-
-def write_corpus(folder: Path, count: int, seed: int = 0, side: int = 32) -> list[Path]:
-    """`count` distinct small PNGs (random blocks of colour) in `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(count):
-        base = rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8)
-        pixels = np.kron(base, np.ones((side // 4, side // 4, 1), dtype=np.uint8))
-        path = folder / f"img{i:04d}.png"
-        Image.fromarray(pixels).save(path)
-        paths.append(path)
-    return paths
 
 
 @pytest.fixture
@@ -164,7 +129,7 @@ def served_index(tmp_path_factory, tiny_dirs) -> dict:
     root = tmp_path_factory.mktemp("served")
     write_corpus(root / "photos", 10, seed=11)
     collection = Collection.open(root / "index", create=True)
-    engine = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu")
+    engine = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu", precision=FLOAT32)
     index_paths(collection, engine, [root / "photos"], IndexOptions(workers=0))
     collection.close()
     settings = load_settings(index=root / "index", model=str(tiny_dirs["opt"]), workers=0, device="cpu")
@@ -175,8 +140,8 @@ def served_index(tmp_path_factory, tiny_dirs) -> dict:
 def postgres_server(tmp_path_factory):
     """A PostgreSQL URL to create databases from: BLIP2_SEARCH_TEST_POSTGRES_URL (set by
     .ci/run), else a throwaway server started here (tests/postgres.py)."""
-    import postgres
-    from needs import missing
+    from tests.support import postgres
+    from tests.support.needs import missing
 
     given = os.environ.get(postgres.ENV)
     if given:
@@ -218,35 +183,23 @@ def catalog_url(request, tmp_path):
         admin.dispose()
 
 
-def all_vectors(collection) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, (n, Q, D) float32 vectors) of every indexed image, in id order."""
-    chunks = list(collection.iter_vectors())
-    if not chunks:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, 0, 0), dtype=np.float32)
-    ids = np.concatenate([ids for ids, _ in chunks])
-    order = np.argsort(ids, kind="stable")
-    vectors = np.concatenate([v.astype(np.float32) for _, v in chunks])
-    return ids[order], vectors[order]
-
-
 @pytest.fixture(scope="session")
 def duplicate_index(tmp_path_factory) -> dict:
     """A generated set of duplicates and look-alikes (tests/duplicate_images.py, the test seed)
     indexed by the real pipeline with the demo model; a byte copy of an original is made the
     oldest file of its group, so that it is the one to keep."""
-    from duplicate_images import TEST_SEED, write_set
-
     from indexer.pipeline import IndexOptions, index_paths
     from search.collection import Collection
     from search.config import load_settings
     from search.models import Blip2Engine
+    from tests.support.duplicate_images import TEST_SEED, write_set
 
     root = tmp_path_factory.mktemp("duplicates")
     made = write_set(root / "photos", TEST_SEED)
     source, twin = made.identical[0]
     os.utime(twin, (946_684_800, 946_684_800))  # 2000-01-01: older than every other file
     collection = Collection.open(root / "index", create=True)
-    engine = Blip2Engine.load("demo", device="cpu")
+    engine = Blip2Engine.load("demo", device="cpu", precision=FLOAT32)
     index_paths(collection, engine, [root / "photos"], IndexOptions(workers=0, captions=False))
     collection.close()
     settings = load_settings(index=root / "index", model="demo", workers=0, device="cpu")
@@ -256,6 +209,6 @@ def duplicate_index(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def browser():
     """Debian's Chromium, through Playwright: one a module (Playwright's sync API runs one at a time)."""
-    from browsing import chromium
+    from tests.support.browsing import chromium
 
     yield from chromium()

@@ -6,7 +6,8 @@ import re
 import urllib.request
 
 import pytest
-from browsing import open_page, serve
+
+from tests.support.browsing import open_page, serve
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +160,7 @@ def written_page(browser, tmp_path_factory, tiny_dirs):
     """A page over an index of rendered words (tiny model, OCR on, as `index` runs it)."""
     from cli.main import main
     from search.config import load_settings
-    from search.demo.words import render
+    from tests.support.words import render
 
     root = tmp_path_factory.mktemp("written-page")
     drawn = render(root / "photos", 6, seed=77)

@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from api.app import create_app
-
-from .conftest import write_corpus
+from tests.support.corpus import write_corpus
 
 QUERY = {"q": "a blue square", "k": 10}
 
@@ -86,7 +85,7 @@ def test_the_server_sees_what_another_process_committed_without_a_restart(tmp_pa
                      "--workers", "0", "--json"]) == 0
         assert everything() == 11
         write_corpus(tmp_path / "third", 12, seed=43)
-        harness = Path(__file__).parent / "crash_harness.py"
+        harness = Path(__file__).parent / "support" / "crash_harness.py"
         killed = subprocess.run([sys.executable, str(harness), "after-commit", "2", "--", "index",
                                  str(tmp_path / "third"), "--index", str(index), "--model", model,
                                  "--workers", "0", "--batch-size", "4", "--json"],

@@ -9,11 +9,11 @@ import json
 import urllib.request
 
 import pytest
-from browsing import open_page, serve
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from cli.main import main
+from tests.support.browsing import open_page, serve
 
 
 @pytest.fixture(scope="module")

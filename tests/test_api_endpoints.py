@@ -10,8 +10,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from api.app import create_app
-
-from .test_indexer_hostile import _bomb_png
+from tests.support.hostile import bomb_png
 
 HIT_KEYS = {"id", "path", "score", "caption", "match", "taken_at", "text", "text_marks"}
 
@@ -82,7 +81,7 @@ def test_ask_with_history(client):
 
 
 def test_index_job_and_stats(client, served_index):
-    from .conftest import write_corpus
+    from tests.support.corpus import write_corpus
 
     before = client.get("/api/stats").json()
     write_corpus(served_index["root"] / "photos" / "more", 3, seed=12)
@@ -138,7 +137,7 @@ def test_health_metrics_docs_and_page(client):
      ("post", "/api/index", {"json": {"paths": []}}, 422),
      ("post", "/api/search/image", {}, 422),
      ("post", "/api/search/image", {"files": {"file": ("x.png", b"not an image", "image/png")}}, 422),
-     ("post", "/api/search/image", {"files": {"file": ("bomb.png", _bomb_png(), "image/png")}}, 422)],
+     ("post", "/api/search/image", {"files": {"file": ("bomb.png", bomb_png(), "image/png")}}, 422)],
 )
 def test_error_paths(client, method, url, kwargs, status):
     response = getattr(client, method)(url, **kwargs)
@@ -147,5 +146,5 @@ def test_error_paths(client, method, url, kwargs, status):
 
 
 def test_bomb_upload_says_why(client):
-    response = client.post("/api/search/image", files={"file": ("bomb.png", _bomb_png(), "image/png")})
+    response = client.post("/api/search/image", files={"file": ("bomb.png", bomb_png(), "image/png")})
     assert "decompression bomb" in response.json()["detail"]

@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.request
 
-from browsing import free_port
+from tests.support.browsing import free_port
 
 FILES = 256
 SLOW = 400

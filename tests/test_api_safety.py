@@ -10,6 +10,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from search.records import Selection
 
 KEY = "s3cret-key"
 
@@ -92,8 +93,8 @@ def test_files_only_by_id_and_inside_the_root(served_index, tmp_path):
 
     with TestClient(_app(served_index)) as client:
         collection = Collection.open(served_index["settings"].index)
-        ids = collection.filter_ids().tolist()
-        record = collection.image(ids[-1])
+        ids = collection.catalog.listing.ids(Selection()).tolist()
+        record = collection.catalog.get(ids[-1])
         collection.close()
         assert client.get(f"/api/images/{record.id}/file").status_code == 200
         secret = tmp_path / "secret.txt"
@@ -131,8 +132,7 @@ def test_beyond_loopback_writes_need_a_key(served_index):
 
 def test_a_failed_file_is_never_served(tmp_path, served_index):
     from cli.main import main
-
-    from .conftest import write_corpus
+    from tests.support.corpus import write_corpus
 
     write_corpus(tmp_path / "photos", 2)
     (tmp_path / "photos" / "creds.png").write_text("password: hunter2")
@@ -156,7 +156,7 @@ def test_damaged_or_missing_thumbnails_are_made_again_not_served(served_index):
     from search.collection import Collection
 
     collection = Collection.open(served_index["settings"].index)
-    record = collection.image(3)
+    record = collection.catalog.get(3)
     path = collection.thumbnails.path(record.content_hash)
     collection.close()
     whole = path.read_bytes()

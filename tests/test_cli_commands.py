@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-
-from .conftest import write_corpus
+from tests.support.corpus import write_corpus
 
 HIT_KEYS = {"id", "path", "score", "caption", "match", "taken_at", "text", "text_marks"}
 

@@ -28,7 +28,7 @@ def test_caption_json(folder, tiny_dirs, engines, capsys):
     assert code == 0
     assert [r["path"] for r in out["results"]] == paths
     assert out["errors"] == []
-    from search.images import open_image
+    from search.media.images import open_image
 
     expected = engines["opt"].caption([open_image(p) for p in paths])
     assert [r["caption"] for r in out["results"]] == expected

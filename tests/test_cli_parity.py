@@ -11,8 +11,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from cli.main import main
-
-from .conftest import write_corpus
+from tests.support.corpus import write_corpus
 
 QUERY = "a red circle"
 TERMS = "2:a circle + #3 - a square path:photos"  # weighted, an image, a negative term, a filter

@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 
 from search.collection import SNAPSHOT, Collection
-from search.images import open_image
-from search.queries import Searcher
+from search.media.images import open_image
+from search.query.searcher import Searcher
+from tests.support.corpus import all_vectors, write_corpus
 
-from .conftest import all_vectors, write_corpus
-
-HARNESS = Path(__file__).parent / "crash_harness.py"
+HARNESS = Path(__file__).parent / "support" / "crash_harness.py"
 COUNT = 200
 
 
@@ -108,11 +107,11 @@ def test_resumed_index_is_complete_and_unduplicated(crashed_and_resumed, tiny_di
         assert len(set(ids.tolist())) == len(ids) == len(paths)
         searcher = Searcher(collection, engines["opt"])
         for path in paths:
-            record = collection.image_at(path)
-            hits = searcher.similar(image=open_image(path), k=1)
+            record = collection.catalog.at_path(path)
+            hits = searcher.similar.find(image=open_image(path), k=1)
             assert hits[0].id == record.id, path
             assert collection.thumbnails.path(record.content_hash).exists()
-        np.testing.assert_array_equal(np.sort(ids), np.sort([collection.image_at(p).id
+        np.testing.assert_array_equal(np.sort(ids), np.sort([collection.catalog.at_path(p).id
                                                               for p in paths]))
     finally:
         collection.close()

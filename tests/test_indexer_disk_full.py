@@ -11,9 +11,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from needs import missing
 
-from .conftest import write_corpus
+from tests.support.corpus import write_corpus
+from tests.support.needs import missing
 
 
 @pytest.fixture

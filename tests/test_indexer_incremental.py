@@ -9,9 +9,8 @@ import pytest
 from PIL import Image
 
 from search.errors import InputError
-from search.queries import Searcher
-
-from .conftest import all_vectors, write_corpus
+from search.query.searcher import Searcher
+from tests.support.corpus import all_vectors, write_corpus
 
 
 def test_first_run_then_unchanged_makes_no_model_call(indexer, tmp_path):
@@ -29,15 +28,15 @@ def test_first_run_then_unchanged_makes_no_model_call(indexer, tmp_path):
 def test_renamed_file_is_moved_with_no_model_call(indexer, tmp_path):
     paths = write_corpus(tmp_path / "photos", 6)
     _, collection = indexer(tmp_path / "photos")
-    old = collection.image_at(str(paths[2]))
+    old = collection.catalog.at_path(str(paths[2]))
     target = tmp_path / "photos" / "sub" / "renamed.png"
     target.parent.mkdir()
     os.rename(paths[2], target)
     summary, collection = indexer(tmp_path / "photos")
     assert (summary.moved, summary.added, summary.removed, summary.model_calls) == (1, 0, 0, 0)
-    moved = collection.image_at(str(target))
+    moved = collection.catalog.at_path(str(target))
     assert moved.id == old.id and moved.caption == old.caption
-    assert collection.image_at(str(paths[2])) is None
+    assert collection.catalog.at_path(str(paths[2])) is None
     ids, vectors = all_vectors(collection)  # the vector index holds the moved image's vectors
     np.testing.assert_array_equal(vectors[ids == old.id][0], collection.vectors_of(old.id))
 
@@ -45,7 +44,7 @@ def test_renamed_file_is_moved_with_no_model_call(indexer, tmp_path):
 def test_deleted_file_disappears_from_search(indexer, engines, tmp_path):
     paths = write_corpus(tmp_path / "photos", 6)
     _, collection = indexer(tmp_path / "photos")
-    gone = collection.image_at(str(paths[0]))
+    gone = collection.catalog.at_path(str(paths[0]))
     paths[0].unlink()
     summary, collection = indexer(tmp_path / "photos")
     assert (summary.removed, summary.model_calls) == (1, 0)
@@ -58,12 +57,12 @@ def test_deleted_file_disappears_from_search(indexer, engines, tmp_path):
 def test_changed_file_is_re_embedded(indexer, engines, tmp_path):
     paths = write_corpus(tmp_path / "photos", 4)
     _, collection = indexer(tmp_path / "photos")
-    before = collection.image_at(str(paths[1]))
+    before = collection.catalog.at_path(str(paths[1]))
     Image.new("RGB", (40, 40), (10, 200, 30)).save(paths[1])
     summary, collection = indexer(tmp_path / "photos")
     assert (summary.updated, summary.unchanged) == (1, 3)
     assert summary.model_calls > 0
-    after = collection.image_at(str(paths[1]))
+    after = collection.catalog.at_path(str(paths[1]))
     assert after.id == before.id and after.content_hash != before.content_hash
     expected = engines["opt"].embed_images([Image.open(paths[1]).convert("RGB")])[0]
     ids, vectors = all_vectors(collection)
@@ -118,7 +117,7 @@ def test_worker_processes_give_the_same_index(indexer, engines, tmp_path):
     assert summary.added == 10
     ids, vectors = all_vectors(collection)
     for image_id, stored in zip(ids, vectors, strict=True):
-        record = collection.image(int(image_id))
+        record = collection.catalog.get(int(image_id))
         fresh = engines["opt"].embed_images([Image.open(record.path).convert("RGB")])[0]
         np.testing.assert_allclose(stored, fresh, atol=2e-3)
 
@@ -134,7 +133,7 @@ def test_overlapping_roots_plan_each_file_once(indexer, tmp_path):
 
 
 def test_a_file_gone_between_the_walk_and_the_plan_is_skipped(indexer, tmp_path):
-    from search.indexing import plan
+    from indexer.steps import plan
     from search.records import ImageFile
 
     paths = write_corpus(tmp_path / "photos", 3)
@@ -154,7 +153,7 @@ def test_an_unreadable_file_is_a_failed_row_and_the_run_goes_on(tmp_path, tiny_d
     import subprocess
     import sys
 
-    from needs import missing
+    from tests.support.needs import missing
 
     setpriv = shutil.which("setpriv")
     if setpriv is None:
@@ -175,7 +174,7 @@ def test_an_unreadable_file_is_a_failed_row_and_the_run_goes_on(tmp_path, tiny_d
 def test_missing_or_damaged_thumbnails_are_made_again_without_the_model(indexer, tmp_path):
     paths = write_corpus(tmp_path / "photos", 4)
     _, collection = indexer(tmp_path / "photos")
-    records = [collection.image_at(str(path)) for path in paths]
+    records = [collection.catalog.at_path(str(path)) for path in paths]
     thumbnails = [collection.thumbnails.path(record.content_hash) for record in records]
     whole = thumbnails[0].read_bytes()
     thumbnails[0].unlink()

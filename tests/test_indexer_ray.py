@@ -15,17 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from needs import missing
 
+from demo import shapes
 from indexer.pipeline import IndexOptions, index_paths
 from search.collection import Collection
-from search.demo import shapes
-from search.queries import Searcher, SearchOptions
+from search.query.searcher import Searcher, SearchOptions
+from tests.support.corpus import all_vectors
+from tests.support.hostile import build_hostile_folder
+from tests.support.needs import missing
 
-from .conftest import all_vectors
-from .test_indexer_hostile import build_hostile_folder
-
-HARNESS = Path(__file__).parent / "crash_harness.py"
+HARNESS = Path(__file__).parent / "support" / "crash_harness.py"
 SHARD_SIZE = 16
 BATCH_SIZE = 16
 QUERIES = ("a red circle", "a small blue square on a white background")
@@ -70,7 +69,7 @@ def ray_index(ray_address, folder, tiny_dirs) -> tuple[Path, dict]:
 
 
 def _index_on_ray(index: Path, folder: Path, model: Path):
-    from indexer.distributed import RayOptions, index_on_ray
+    from indexer.ray.driver import RayOptions, index_on_ray
 
     collection = Collection.open(index, create=True)
     try:
@@ -93,7 +92,7 @@ def _catalog(index: Path, root: Path) -> dict[str, tuple]:
         return {path: ((r.status, r.error, r.caption, r.text, r.picture_hash, r.width, r.height,
                         r.content_hash, r.taken_at),
                        collection.vectors_of(r.id))
-                for path, r in collection.images_under(str(root)).items()}
+                for path, r in collection.catalog.under(str(root)).items()}
     finally:
         collection.close()
 

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from search.collection import Collection
-from search.writer import exclusive
-
-from .conftest import write_corpus
+from search.store.lock import exclusive
+from tests.support.corpus import write_corpus
 
 
 def _index(folder: Path, index: Path, model: Path, *extra: str) -> subprocess.Popen:
@@ -35,7 +34,7 @@ def _check(index: Path, folders: list[Path]) -> None:
     collection = Collection.open(index)
     try:
         files = sorted(str(p) for folder in folders for p in folder.iterdir())
-        stored = sorted(collection.images_under(str(folders[0].parent)))
+        stored = sorted(collection.catalog.under(str(folders[0].parent)))
         assert stored == files
         stats = collection.stats()
         assert stats.images == len(files) and stats.vectors == len(files) * stats.queries_per_image

@@ -9,9 +9,8 @@ import torch
 
 from search.models import Question, generation
 from search.models.loading import free_memory
-from search.prompts import Turn, vqa_prompt
-
-from .test_search_parity import QUESTIONS, TEXTS
+from search.models.prompts import Turn, vqa_prompt
+from tests.support.prompts import QUESTIONS, TEXTS
 
 
 def test_image_and_text_vectors(pair, images):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from search.catalog import Catalog
-from search.records import ImageFile
+from search.records import ImageFile, Selection
+from search.store.catalog import Catalog
 
 SHAPE = (4, 8)
 
@@ -51,7 +51,7 @@ def test_write_replaces_by_path_and_bumps_generation(catalog):
     [again] = catalog.write([_image("/r/a.png", "a blue square")])
     assert again == first and catalog.generation == 2
     assert catalog.get(first).caption == "a blue square"
-    np.testing.assert_array_equal(catalog.vectors(first, SHAPE), np.full(SHAPE, 0.5))
+    np.testing.assert_array_equal(catalog.vectors.one(first, SHAPE), np.full(SHAPE, 0.5))
 
 
 def test_a_large_mixed_batch_is_written_in_order(catalog):
@@ -64,10 +64,10 @@ def test_a_large_mixed_batch_is_written_in_order(catalog):
     ids = catalog.write(batch)
     assert ids[0:2500:2] == old and len(set(ids)) == 2500 and ids[-1] == ids[3]
     assert catalog.get(ids[10]).caption == "new 10" and catalog.get(ids[3]).caption == "last"
-    np.testing.assert_array_equal(catalog.vectors(ids[10], SHAPE), np.full(SHAPE, 3))
-    np.testing.assert_array_equal(catalog.vectors(ids[3], SHAPE), np.zeros(SHAPE))
+    np.testing.assert_array_equal(catalog.vectors.one(ids[10], SHAPE), np.full(SHAPE, 3))
+    np.testing.assert_array_equal(catalog.vectors.one(ids[3], SHAPE), np.zeros(SHAPE))
     assert catalog.stats() == {"images": 2500, "failed": 0, "with_vectors": 2500}
-    assert catalog.caption_search("last", 5) == [ids[3]]
+    assert catalog.fulltext.caption_search("last", 5) == [ids[3]]
 
 
 @pytest.mark.parametrize("count", [5, 1300])  # 1,300: read on several connections at once
@@ -76,12 +76,12 @@ def test_vectors_many_in_id_order_without_missing_ids(catalog, count):
     vectors = rng.normal(size=(count, *SHAPE)).astype(np.float16).astype(np.float32)
     ids = np.array(catalog.write([_image(f"/r/{i}.jpg", vectors=vectors[i]) for i in range(count)]))
     asked = np.concatenate([rng.permutation(ids), ids[:2], [ids.max() + 7]])  # twice, and missing
-    found, got = catalog.vectors_many(asked, SHAPE)
+    found, got = catalog.vectors.many(asked, SHAPE)
     assert found.tolist() == sorted(ids.tolist())
     np.testing.assert_array_equal(got, vectors[np.searchsorted(ids, found)])
     # `each` sees every part's vectors where it was read; the caller gets its results, in order
     sizes = []
-    found, best = catalog.vectors_many(asked, SHAPE, each=lambda part: sizes.append(len(part)) or
+    found, best = catalog.vectors.many(asked, SHAPE, each=lambda part: sizes.append(len(part)) or
                                        part.max(axis=(1, 2)))
     assert found.tolist() == sorted(ids.tolist()) and sum(sizes) == count
     assert (len(sizes) > 1) == (count >= 256)  # several connections for a large request only
@@ -90,7 +90,7 @@ def test_vectors_many_in_id_order_without_missing_ids(catalog, count):
 
 def test_failed_rows_have_no_vectors(catalog):
     [image_id] = catalog.write([_image("/r/bad.jpg", error="not an image", vectors=None)])
-    assert catalog.vectors(image_id, SHAPE) is None
+    assert catalog.vectors.one(image_id, SHAPE) is None
     assert catalog.stats() == {"images": 0, "failed": 1, "with_vectors": 0}
     assert (catalog.get(image_id).status, catalog.get(image_id).error) == ("failed", "not an image")
 
@@ -98,7 +98,7 @@ def test_failed_rows_have_no_vectors(catalog):
 def test_remove_cascades_and_iter_vectors(catalog):
     ids = catalog.write([_image(f"/r/{i}.png") for i in range(5)])
     catalog.remove(ids[:2])
-    got = np.concatenate([chunk for chunk, _ in catalog.iter_vectors(SHAPE, chunk=2)])
+    got = np.concatenate([chunk for chunk, _ in catalog.vectors.iterate(SHAPE, chunk=2)])
     assert got.tolist() == ids[2:]
     assert catalog.stats()["with_vectors"] == 3
 
@@ -107,7 +107,7 @@ def test_move_keeps_id_and_caption(catalog):
     [image_id] = catalog.write([_image("/r/a.png", "a star")])
     generation = catalog.generation
     catalog.move(image_id, path="/r/b.png", root="/r", size=1, mtime=2.0)
-    assert catalog.record_for_path("/r/b.png").caption == "a star"
+    assert catalog.at_path("/r/b.png").caption == "a star"
     assert catalog.generation == generation  # vectors untouched: the snapshot stays current
 
 
@@ -115,19 +115,19 @@ def test_move_keeps_id_and_caption(catalog):
                                    "AND AND", "col:red", "(((", "^", "red -circle", "日本"])
 def test_caption_search_escapes_any_user_text(catalog, query):
     catalog.write([_image("/r/a.png", "a red circle"), _image("/r/b.png", "a blue square")])
-    result = catalog.caption_search(query, limit=5)
+    result = catalog.fulltext.caption_search(query, limit=5)
     assert isinstance(result, list)
 
 
 def test_caption_search_ranks_and_follows_updates(catalog):
     a, b = catalog.write([_image("/r/a.png", "a red circle"), _image("/r/b.png", "a blue square")])
-    assert catalog.caption_search("red circle", 5) == [a]
+    assert catalog.fulltext.caption_search("red circle", 5) == [a]
     catalog.write([_image("/r/a.png", "a green star")])
-    assert catalog.caption_search("red", 5) == []
-    assert catalog.caption_search("green", 5) == [a]
+    assert catalog.fulltext.caption_search("red", 5) == []
+    assert catalog.fulltext.caption_search("green", 5) == [a]
     catalog.remove([a])
-    assert catalog.caption_search("green", 5) == []
-    assert catalog.caption_search("square", 5) == [b]
+    assert catalog.fulltext.caption_search("green", 5) == []
+    assert catalog.fulltext.caption_search("square", 5) == [b]
 
 
 def test_filters_by_prefix_and_date(catalog):
@@ -138,16 +138,17 @@ def test_filters_by_prefix_and_date(catalog):
         _image("/r/2024/c.png", mtime=datetime(2024, 1, 1).timestamp()),
         _image("/r/2024/d.png", vectors=None),
     ])
-    assert catalog.dated_ids(path_prefix="/r/2024/")[0].tolist() == ids[1:3]
-    assert catalog.dated_ids(after=datetime(2023, 1, 1))[0].tolist() == ids[1:3]
-    assert catalog.dated_ids(before=datetime(2024, 3, 1))[0].tolist() == [ids[0], ids[2]]
-    assert catalog.dated_ids(after=datetime(2024, 3, 1), path_prefix="/r/2024")[0].tolist() == [ids[1]]
+    listed = catalog.listing.ids
+    assert listed(Selection(path_prefix="/r/2024/")).tolist() == ids[1:3]
+    assert listed(Selection(after=datetime(2023, 1, 1))).tolist() == ids[1:3]
+    assert listed(Selection(before=datetime(2024, 3, 1))).tolist() == [ids[0], ids[2]]
+    assert listed(Selection(after=datetime(2024, 3, 1), path_prefix="/r/2024")).tolist() == [ids[1]]
 
 
 def test_writers_of_one_database_take_turns(catalog_url, catalog):
     """On PostgreSQL an advisory lock makes writers whose index folders differ take turns;
     on SQLite the index folder's lock is the one that counts."""
-    from search.writer import IndexBusy
+    from search.store.lock import IndexBusy
 
     other = Catalog.open(catalog_url)
     try:
@@ -173,18 +174,18 @@ def test_text_search_is_tolerant_and_the_same_on_both_backends(catalog):
 
     def found(phrase: str) -> set[str]:
         by_id = {image_id: path for path, image_id in ids.items()}
-        return {by_id[image_id] for image_id in catalog.text_scores(phrase)}
+        return {by_id[image_id] for image_id in catalog.fulltext.text_scores(phrase)}
 
     assert found("re16") == found("RE1") == found("E16") == found("re16tgk") == {"/r/sign.png"}
     assert found("recieve") == found("parce") == {"/r/note.png"}  # a swap; part of a word
     assert found("garden") == {"/r/note.png", "/r/menu.png"}
     assert found("garden parcel") == {"/r/note.png"} and found("garden banana") == set()
-    assert found("zqxw") == set() and failed not in catalog.text_scores("re16")
-    scores = catalog.text_scores("garden")
+    assert found("zqxw") == set() and failed not in catalog.fulltext.text_scores("re16")
+    scores = catalog.fulltext.text_scores("garden")
     assert scores[ids["/r/note.png"]] == scores[ids["/r/menu.png"]] == 1.0
-    assert catalog.text_scores("gardn")[ids["/r/note.png"]] < 1.0  # close, not exact
-    assert catalog.text_search("a garden cafe", 10)[0] == ids["/r/menu.png"]  # the most words first
-    assert set(catalog.unread(text=True)) == {ids["/r/unread.png"]}
+    assert catalog.fulltext.text_scores("gardn")[ids["/r/note.png"]] < 1.0  # close, not exact
+    assert catalog.fulltext.text_search("a garden cafe", 10)[0] == ids["/r/menu.png"]  # the most words first
+    assert set(catalog.listing.unread(text=True)) == {ids["/r/unread.png"]}
     catalog.set_readings({ids["/r/unread.png"]: ("Lighthouse", -5)})
-    assert found("lighthous") == {"/r/unread.png"} and catalog.unread(text=True) == []
+    assert found("lighthous") == {"/r/unread.png"} and catalog.listing.unread(text=True) == []
     assert catalog.get(ids["/r/unread.png"]).picture_hash == -5

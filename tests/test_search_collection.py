@@ -7,10 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from search.collection import SNAPSHOT, Collection, CollectionError, IndexPolicy, ModelInfo
-from search.records import ImageFile
-
-from .conftest import all_vectors
+from search.collection import SNAPSHOT, Collection, CollectionError, IndexPolicy
+from search.records import ImageFile, ModelInfo
+from tests.support.corpus import all_vectors
 
 INFO = ModelInfo("test-model", 4, 8)
 
@@ -88,7 +87,7 @@ def test_missing_index_is_a_clear_error(tmp_path):
 
 
 def _ranked(collection, texts, k=5):
-    from search.queries import Searcher
+    from search.query.searcher import Searcher
 
     return [[i for i, _ in hits] for hits in Searcher(collection, engine=None).nearest(texts, k)]
 
@@ -160,7 +159,7 @@ def test_a_snapshot_that_misses_images_is_not_trusted(built):
 
 
 def test_one_writer_at_a_time(built):
-    from search.writer import IndexBusy
+    from search.store.lock import IndexBusy
 
     first, second = Collection.open(built), Collection.open(built)
     waited = []
@@ -182,7 +181,7 @@ def test_one_writer_at_a_time(built):
 def test_similar_through_the_index_agrees_with_the_full_scan(tmp_path, kind):
     """3,000 seeded images in 60 clusters: similar by id through the first stage (candidates
     for each query vector, their union scored exactly) against scoring every image."""
-    from search.queries import Searcher
+    from search.query.searcher import Searcher
 
     rng = np.random.default_rng(20261202)
     queries, dim, n = 4, 32, 3000
@@ -199,8 +198,8 @@ def test_similar_through_the_index_agrees_with_the_full_scan(tmp_path, kind):
     searcher = Searcher(collection, engine=None)
     found = total = 0
     for image_id in range(1, 3001, 150):
-        fast = searcher.similar(image_id=image_id, k=10)
-        full = searcher.similar(image_id=image_id, k=10, exhaustive=True)
+        fast = searcher.similar.find(image_id=image_id, k=10)
+        full = searcher.similar.find(image_id=image_id, k=10, exhaustive=True)
         assert image_id not in [hit.id for hit in fast]
         exact = {hit.id: hit.score for hit in full}
         for hit in fast:  # every score is the exact one

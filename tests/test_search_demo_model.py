@@ -9,13 +9,14 @@ import itertools
 import re
 
 import numpy as np
-import other_renderer
 import pytest
 
-from search.demo.shapes import COLORS, SHAPES, write_collection
-from search.evaluation import evaluate, load_records
-from search.images import open_image
+from demo.shapes import COLORS, SHAPES, write_collection
+from search.media.images import open_image
 from search.models import Blip2Engine
+from search.models.evaluation import evaluate, load_records
+from tests.support import other_renderer
+from tests.support.engines import FLOAT32
 
 HELD_OUT_SEED = 20261122  # training draws seeds 0..47; the demo command uses 4242
 COUNT = 500
@@ -30,7 +31,7 @@ def held_out(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def engine():
-    return Blip2Engine.load("demo", device="cpu")
+    return Blip2Engine.load("demo", device="cpu", precision=FLOAT32)
 
 
 @pytest.fixture(scope="module")

@@ -9,23 +9,23 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-from duplicate_images import score
 from PIL import Image, ImageEnhance
 
+from demo.shapes import render
 from search.collection import Collection
-from search.demo.shapes import render
-from search.duplicates import build, near_pairs, pooled, similarity
 from search.errors import InputError
-from search.picturehash import distance, hamming, picture_hash
+from search.media.picturehash import distance, hamming, picture_hash
+from search.query.duplicates import build, groups, near_pairs, pooled, similarity
 from search.records import Fingerprints
+from tests.support.duplicate_images import score
 
 
 @pytest.fixture(scope="module")
 def found(duplicate_index):
     collection = Collection.open(duplicate_index["settings"].index)
     try:
-        yield collection.duplicates(), collection.images(
-            image.id for group in collection.duplicates().groups for image in group.images)
+        yield groups(collection), collection.catalog.get_many(
+            image.id for group in groups(collection).groups for image in group.images)
     finally:
         collection.close()
 
@@ -78,8 +78,8 @@ def test_threshold_out_of_range_is_refused(duplicate_index):
     try:
         for bad in (2, -1, float("nan")):
             with pytest.raises(InputError, match="from 0 to 1"):
-                collection.duplicates(bad)
-        strict = collection.duplicates(1.0)  # near copies must then match the kept image exactly
+                groups(collection, bad)
+        strict = groups(collection, 1.0)  # near copies must then match the kept image exactly
         assert all(image.similarity == 1.0 for group in strict.groups for image in group.images)
     finally:
         collection.close()
@@ -137,13 +137,13 @@ def test_fingerprints_and_byte_copies_on_each_catalog(indexer, catalog_url, tmp_
         render(random.Random(i), side=96, count=1).image.save(folder / f"{i}.png")
     (folder / "copy.png").write_bytes((folder / "1.png").read_bytes())
     _, collection = indexer(folder, url=catalog_url, captions=False)
-    prints = collection.fingerprints()
+    prints = collection.catalog.listing.fingerprints()
     assert prints.hashed.all() and len(set(prints.picture_hashes.tolist())) == 3
     want = {picture_hash(Image.open(folder / name)) for name in ("0.png", "1.png", "2.png")}
     assert set(prints.picture_hashes.tolist()) == want
-    groups = collection.duplicates().groups
-    assert [sorted(i.path.rsplit("/", 1)[1] for i in g.images) for g in groups] == [["1.png", "copy.png"]]
-    assert {i.reason for i in groups[0].images} == {"identical"}
+    found = groups(collection).groups
+    assert [sorted(i.path.rsplit("/", 1)[1] for i in g.images) for g in found] == [["1.png", "copy.png"]]
+    assert {i.reason for i in found[0].images} == {"identical"}
 
 
 def test_a_chain_of_near_pairs_does_not_make_one_group():
@@ -162,7 +162,7 @@ def test_a_chain_of_near_pairs_does_not_make_one_group():
 def test_the_inverted_file_finds_planted_neighbours():
     """Above EXACT_UP_TO the neighbours come from an inverted file (forced here at 4,000):
     each planted copy is still its original's nearest, and the original the copy's."""
-    from search.vectors.neighbours import nearest
+    from search.store.vectors.neighbours import nearest
 
     rng = np.random.default_rng(7)
     vectors = rng.standard_normal((4_000, 64)).astype(np.float32)

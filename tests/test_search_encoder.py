@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from search.models import Blip2Engine, Question
+from tests.support.engines import FLOAT32
 
 
 @pytest.fixture(scope="module")
 def two_pass(tiny_dirs) -> Blip2Engine:
     """The same checkpoints as engines["opt"], with sharing turned off."""
-    return Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu", share_encoder=False)
+    return Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu", precision=FLOAT32, share_encoder=False)
 
 
 def test_modes_follow_the_weights(engines, two_pass):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from cli.main import main
-from search.demo.shapes import write_collection
+from demo.shapes import write_collection
 from search.errors import InputError
-from search.evaluation import bleu4, evaluate, first_relevant_rank, load_records, recall_at
+from search.models.evaluation import bleu4, evaluate, first_relevant_rank, load_records, recall_at
 
 
 def test_recall_and_ranks():
@@ -74,7 +74,7 @@ def shapes_set(tmp_path_factory):
 
 
 def test_perfect_answers_give_perfect_figures(shapes_set):
-    from search.images import open_image
+    from search.media.images import open_image
 
     folder, records = shapes_set
     data = load_records(folder, records)

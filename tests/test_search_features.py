@@ -8,13 +8,14 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import write_corpus
 
-from search.demo.shapes import write_collection
-from search.features import Features
-from search.images import open_image
+from demo.shapes import write_collection
+from search.media.images import open_image
 from search.models import Blip2Engine
-from search.queries import Searcher, SearchOptions
+from search.query.searcher import Searcher, SearchOptions
+from search.store.features import Features
+from tests.support.corpus import write_corpus
+from tests.support.engines import FLOAT32
 
 
 def test_quantized_features_keep_outlier_channels_and_small_ones():
@@ -37,7 +38,7 @@ def test_quantized_features_keep_outlier_channels_and_small_ones():
 
 @pytest.fixture(scope="module")
 def demo_engine():
-    return Blip2Engine.load("demo", device="cpu")
+    return Blip2Engine.load("demo", device="cpu", precision=FLOAT32)
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +63,12 @@ def test_matches_from_stored_features_equal_those_from_the_image(demo_engine, ke
     collection, summary = kept
     assert summary.features == summary.added == 48
     searcher = Searcher(collection, demo_engine)
-    records = collection.images(range(1, 49))
+    records = collection.catalog.get_many(range(1, 49))
     ids = sorted(records)
     pictures = [open_image(records[i].path) for i in ids]
     worst = 0.0
     for query in ("a red circle", "two shapes", "a green triangle on a black background", "a blue square"):
-        stored = searcher.match(query, ids)
+        stored = searcher.questions.match(query, ids)
         direct = demo_engine.itm(pictures, query)
         worst = max(worst, float(np.abs(np.array([stored[i] for i in ids]) - direct).max()))
     assert worst <= 0.01, worst
@@ -80,22 +81,23 @@ def test_matches_from_stored_features_equal_those_from_the_image(demo_engine, ke
 def test_answers_from_stored_features_equal_those_from_the_image(demo_engine, kept):
     collection, _ = kept
     searcher = Searcher(collection, demo_engine)
-    records = collection.images(range(1, 13))
+    records = collection.catalog.get_many(range(1, 13))
     for image_id, record in records.items():
         for question in ("how many shapes are there?", "what shape is it?"):
-            assert searcher.ask(image_id, question) == demo_engine.ask(open_image(record.path), question)
+            expected = demo_engine.ask(open_image(record.path), question)
+            assert searcher.questions.ask(image_id, question) == expected
 
 
 def test_a_rerank_does_not_read_files_that_have_stored_features(demo_engine, kept, tmp_path):
     """The stored features stand in for the file: with the file gone, the match is the same."""
     collection, _ = kept
     searcher = Searcher(collection, demo_engine)
-    record = collection.image(1)
-    before = searcher.match("a red circle", [1])
+    record = collection.catalog.get(1)
+    before = searcher.questions.match("a red circle", [1])
     hidden = tmp_path / "aside.png"
     shutil.move(record.path, hidden)
     try:
-        assert searcher.match("a red circle", [1]) == before
+        assert searcher.questions.match("a red circle", [1]) == before
     finally:
         shutil.move(hidden, record.path)
 
@@ -104,7 +106,7 @@ def _feature_rows(collection) -> list[int]:
     """Image ids of every stored feature row, read from the catalog's table itself."""
     from sqlalchemy import text
 
-    with collection._catalog._engine.connect() as connection:
+    with collection.catalog._engine.connect() as connection:
         return sorted(row[0] for row in connection.execute(text("SELECT image_id FROM features")))
 
 
@@ -112,21 +114,23 @@ def test_features_follow_removes_moves_copies_and_changes(indexer, tmp_path, cat
     photos = tmp_path / "photos"
     paths = write_corpus(photos, 6, seed=3)
     summary, collection = indexer(photos, url=catalog_url, keep_features=True)
-    assert summary.features == 6 and _feature_rows(collection) == sorted(collection.images(range(1, 7)))
-    moved = collection.image_at(str(paths[0]))
+    assert summary.features == 6
+    assert _feature_rows(collection) == sorted(collection.catalog.get_many(range(1, 7)))
+    moved = collection.catalog.at_path(str(paths[0]))
     os.rename(paths[0], photos / "renamed.png")  # a move keeps its row, so its features
     shutil.copy(paths[1], photos / "copy.png")  # a copy gets the twin's features
     paths[2].unlink()  # a removal drops them
     write_corpus(tmp_path / "other", 1, seed=99)[0].replace(paths[3])  # new content: new features
-    changed = collection.image_at(str(paths[3]))
+    changed = collection.catalog.at_path(str(paths[3]))
     summary, collection = indexer(photos, url=catalog_url)  # remembered without the flag
     assert (summary.moved, summary.added, summary.removed, summary.updated) == (1, 1, 1, 1)
-    ids = sorted(collection.images(range(1, 20)))
+    ids = sorted(collection.catalog.get_many(range(1, 20)))
     assert _feature_rows(collection) == ids and len(ids) == 6
-    assert collection.image_at(str(photos / "renamed.png")).id == moved.id
-    twin, copy = collection.image_at(str(paths[1])), collection.image_at(str(photos / "copy.png"))
+    assert collection.catalog.at_path(str(photos / "renamed.png")).id == moved.id
+    twin = collection.catalog.at_path(str(paths[1]))
+    copy = collection.catalog.at_path(str(photos / "copy.png"))
     key = "shared"
-    stored = collection.features([twin.id, copy.id, changed.id], key)
+    stored = collection.catalog.features.read([twin.id, copy.id, changed.id], [key])
     assert stored[twin.id][key].to_bytes() == stored[copy.id][key].to_bytes()
     fresh = engines["opt"].features([open_image(changed.path)])[0][key]
     assert stored[changed.id][key].to_bytes() == fresh.to_bytes()
@@ -143,7 +147,7 @@ def test_an_index_gains_features_for_images_indexed_before(indexer, tmp_path, en
     summary, collection = indexer(photos, keep_features=True)
     assert summary.unchanged == 5 and summary.features == 5 and summary.added == 0
     assert engines["opt"].encoder_passes - calls == 5  # the encoder alone, once an image
-    assert _feature_rows(collection) == sorted(collection.images(range(1, 6)))
+    assert _feature_rows(collection) == sorted(collection.catalog.get_many(range(1, 6)))
     summary, _ = indexer(photos, keep_features=True)
     assert summary.features == 0 and summary.model_calls == 0
 
@@ -154,10 +158,11 @@ def test_separate_encoders_store_a_side_each(indexer, tmp_path, engines):
     photos = tmp_path / "photos"
     write_corpus(photos, 3, seed=4)
     _, collection = indexer(photos, engine=engine, keep_features=True)
-    image_id = min(collection.images(range(1, 4)))
-    assert set(collection.features([image_id], "retrieval")[image_id]) == {"retrieval"}
-    assert set(collection.features([image_id], "generation")[image_id]) == {"generation"}
+    image_id = min(collection.catalog.get_many(range(1, 4)))
+    assert set(collection.catalog.features.read([image_id], ["retrieval"])[image_id]) == {"retrieval"}
+    assert set(collection.catalog.features.read([image_id], ["generation"])[image_id]) == {"generation"}
     searcher = Searcher(collection, engine)
-    picture = open_image(collection.image(image_id).path)
-    assert abs(searcher.match("a photo", [image_id])[image_id] - engine.itm([picture], "a photo")[0]) <= 0.01
-    assert searcher.ask(image_id, "what is it?") == engine.ask(picture, "what is it?")
+    picture = open_image(collection.catalog.get(image_id).path)
+    match = searcher.questions.match("a photo", [image_id])[image_id]
+    assert abs(match - engine.itm([picture], "a photo")[0]) <= 0.01
+    assert searcher.questions.ask(image_id, "what is it?") == engine.ask(picture, "what is it?")

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from search.errors import ImageError
-from search.images import WORKING_SIDE, load_image, open_image, to_rgb
+from search.media.images import WORKING_SIDE, load_image, open_image, to_rgb
 
 
 def test_16_bit_grayscale_is_scaled_not_saturated():

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from search.config import Precision
 from search.errors import ConfigError, ModelNotAvailable
 from search.models import Blip2Engine
 from search.presets import PRESETS, resolve
+from tests.support.engines import FLOAT32
 
 
 def test_presets_name_real_checkpoints():
@@ -44,12 +46,12 @@ def test_broken_checkpoint_is_a_clear_error(tmp_path, tiny_dirs):
     shutil.copytree(tiny_dirs["opt"], broken)
     (broken / "generation" / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ModelNotAvailable, match="cannot load the checkpoint"):
-        Blip2Engine.load(str(broken), device="cpu")
+        Blip2Engine.load(str(broken), device="cpu", precision=FLOAT32)
 
 
 def test_bad_options(tiny_dirs):
     with pytest.raises(ConfigError, match="unknown dtype"):
-        Blip2Engine.load(str(tiny_dirs["opt"]), dtype="float8")
+        Blip2Engine.load(str(tiny_dirs["opt"]), precision=Precision(dtype="float8"))
     with pytest.raises(ConfigError, match="unknown device"):
         Blip2Engine.load(str(tiny_dirs["opt"]), device="tpu")
 

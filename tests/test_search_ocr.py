@@ -11,12 +11,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from needs import missing
 from PIL import Image
 
-from search.demo.words import render
-from search.ocr import TextReader
-from search.textmatch import phrase_score, text_matches
+from search.media.ocr import TextReader
+from search.media.textmatch import phrase_score, text_matches
+from tests.support.needs import missing
+from tests.support.words import render
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,7 +97,7 @@ def test_missing_rapidocr_is_a_clear_error():
         import sys
         sys.modules["rapidocr"] = None  # as if it were not installed
         from PIL import Image
-        from search.ocr import OcrUnavailable, TextReader
+        from search.media.ocr import OcrUnavailable, TextReader
         try:
             TextReader().read(Image.new("RGB", (64, 64)))
         except OcrUnavailable as exc:

@@ -13,15 +13,12 @@ import torch
 from torch.nn import functional as F
 from transformers import Blip2ForConditionalGeneration, Blip2ForImageTextRetrieval, Blip2Processor
 
-from search.images import to_rgb
+from search.media.images import to_rgb
 from search.models import Blip2Engine, Question
 from search.models.generation import ANSWER, CAPTION, decoding_kwargs
-from search.prompts import vqa_prompt
-
-TEXTS = ["a red circle", "a small blue square on a white background", "star", "two shapes"]
-QUESTIONS = ["what color is the circle?", "how many shapes are there?", "is there a star?",
-             "what shape is red?", "what color is the background?", "is there a blue square?",
-             "what color is the star?", "how many?"]
+from search.models.prompts import vqa_prompt
+from tests.support.engines import FLOAT32
+from tests.support.prompts import QUESTIONS, TEXTS
 
 
 def _load(cls, location, engine):
@@ -122,7 +119,7 @@ def test_answers_equal_transformers_generate(pair, images):
 
 @pytest.mark.parametrize("turns", [0, 2])
 def test_chat_prompt_format(turns):
-    from search.prompts import Turn
+    from search.models.prompts import Turn
 
     history = [Turn("what color is the circle?", "red"), Turn("is there a star?", "no")][:turns]
     prompt = vqa_prompt("how many shapes are there?", history)
@@ -132,7 +129,7 @@ def test_chat_prompt_format(turns):
 
 def test_bfloat16_text_queries_agree_with_float32(tiny_dirs, engines):
     """The CPU default (`query_dtype` auto) encodes text queries in bfloat16."""
-    fast = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu")
+    fast = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu", precision=FLOAT32)
     exact = engines["opt"]
     assert fast._text is not fast._ret and exact._text is exact._ret
     cosine = np.sum(fast.embed_texts(TEXTS) * exact.embed_texts(TEXTS), axis=1)  # both unit length

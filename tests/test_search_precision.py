@@ -4,14 +4,16 @@ default per stage keeps the trained demo model's retrieval, captions and answers
 from __future__ import annotations
 
 import weakref
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
+from search.config import Precision
 from search.models import Blip2Engine, precision
-
-from .test_search_parity import TEXTS
+from tests.support.engines import EXACT, FLOAT32
+from tests.support.prompts import TEXTS
 
 
 def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -26,7 +28,8 @@ def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
 def test_low_precision_agrees_with_float32(dtype, encoder_dtype, tiny_dirs, engines, images, record_property):
     """Every precision, and int8 image encoders between float32 or bfloat16 stages."""
     reference = engines["opt"]
-    engine = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu", dtype=dtype, encoder_dtype=encoder_dtype)
+    engine = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu",
+                              precision=replace(FLOAT32, dtype=dtype, encoder=encoder_dtype))
     dtype = dtype if encoder_dtype == "same" else f"{dtype}, int8 encoder"
     image_cos = _min_cosine(engine.embed_images(images), reference.embed_images(images))
     text_cos = _min_cosine(engine.embed_texts(TEXTS), reference.embed_texts(TEXTS))
@@ -43,7 +46,7 @@ def test_low_precision_agrees_with_float32(dtype, encoder_dtype, tiny_dirs, engi
 
 
 def test_int8_quantizes_linear_layers(tiny_dirs):
-    engine = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu", dtype="int8")
+    engine = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu", precision=replace(FLOAT32, dtype="int8"))
     modules = [m for model in engine.models for m in model.modules()]
     assert not any(isinstance(m, torch.nn.Linear) for m in modules)
     quantized = [m for m in modules if type(m).__module__.startswith("torch.ao.nn.quantized.dynamic")]
@@ -59,23 +62,25 @@ def test_auto_precision_follows_the_speeds_measured_on_the_machine(tiny_dirs):
     epyc = {"float32": 192.5, "bfloat16": 864.7, "int8": 700.0}
     amx = {"float32": 400.0, "bfloat16": 2270.0, "int8": 900.0}
     old = {"float32": 100.0, "int8": 120.0}
-    assert precision.plan(cuda, "auto", "auto", "auto") == precision.Plan("float16")
-    assert precision.plan(cpu, "auto", "auto", "auto", speeds=xeon) == precision.Plan("float32", True, True)
-    assert precision.plan(cpu, "auto", "auto", "auto", speeds=epyc) == precision.Plan("bfloat16", False, True)
-    assert precision.plan(cpu, "auto", "auto", "auto", speeds=amx) == precision.Plan("bfloat16", False, True)
-    assert precision.plan(cpu, "auto", "auto", "auto", speeds=old) == precision.Plan("float32", False, True)
-    assert precision.plan(cpu, "auto", "same", "same", speeds=xeon) == precision.Plan("float32")
-    forced = precision.plan(cpu, "float32", "int8", "same", speeds=amx)
+    auto = Precision()  # the product's defaults
+    assert precision.plan(cuda, auto) == precision.Plan("float16")
+    assert precision.plan(cpu, auto, speeds=xeon) == precision.Plan("float32", True, True)
+    assert precision.plan(cpu, auto, speeds=epyc) == precision.Plan("bfloat16", False, True)
+    assert precision.plan(cpu, auto, speeds=amx) == precision.Plan("bfloat16", False, True)
+    assert precision.plan(cpu, auto, speeds=old) == precision.Plan("float32", False, True)
+    same = Precision(encoder="same", decoder="same")
+    assert precision.plan(cpu, same, speeds=xeon) == precision.Plan("float32")
+    forced = precision.plan(cpu, Precision("float32", encoder="int8", decoder="same"), speeds=amx)
     assert forced == precision.Plan("float32", encoder_int8=True)
-    assert precision.plan(cpu, "int8", "auto", "auto", speeds=xeon) == precision.Plan("int8")
-    assert precision.plan(cuda, "float16", "int8", "int8") == precision.Plan("float16")  # int8 stages: CPU
+    assert precision.plan(cpu, Precision("int8"), speeds=xeon) == precision.Plan("int8")
+    int8_stages = Precision("float16", encoder="int8", decoder="int8")  # a CPU's only
+    assert precision.plan(cuda, int8_stages) == precision.Plan("float16")
 
     speeds = precision.cpu_speeds()  # measured here, once a process
     assert speeds["float32"] > 0 and speeds["int8"] > 0
     assert ("bfloat16" in speeds) == bool({"avx512_bf16", "amx_bf16"} & precision.cpu_flags())
-    engine = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu", dtype="auto", encoder_dtype="auto",
-                              decoder_dtype="auto")
-    here = precision.plan(cpu, "auto", "auto", "auto")
+    engine = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu")  # the product's defaults
+    here = precision.plan(cpu, auto)
     assert engine.precision == here
     assert next(engine.models[1].qformer.parameters()).dtype == getattr(torch, here.dtype)
     encoder = list(engine.models[0].vision_model.encoder.modules())
@@ -101,11 +106,11 @@ def test_bfloat16_keeps_the_trained_demo_models_captions():
     """The rule for a lower default precision, on trained weights: vector cosine >= 0.99 and
     identical captions on >= 90 % of images (random weights have near-tied logits, so the
     benchmark reports them apart)."""
-    from search.demo.shapes import generate
+    from demo.shapes import generate
 
     batch = [sample.image for sample in generate(seed=20261123, count=32)]
-    exact = Blip2Engine.load("demo", device="cpu", dtype="float32", query_dtype="float32")
-    fast = Blip2Engine.load("demo", device="cpu", dtype="bfloat16")
+    exact = Blip2Engine.load("demo", device="cpu", precision=EXACT)
+    fast = Blip2Engine.load("demo", device="cpu", precision=replace(FLOAT32, dtype="bfloat16"))
     cosine = np.sum(exact.embed_images(batch) * fast.embed_images(batch), axis=-1)
     same = np.mean([a == b for a, b in zip(exact.caption(batch), fast.caption(batch), strict=True)])
     print(f"bfloat16 on the demo model: min cosine {cosine.min():.4f}, identical captions {same:.3f}")
@@ -121,13 +126,13 @@ def test_the_cpu_int8_stages_keep_the_trained_demo_models_retrieval_captions_and
     queries: text->image R@1 within 0.02 and top-10 lists sharing 95 % of their images;
     image vectors at cosine >= 0.99 with float32's (the rule bfloat16 met); identical
     captions on >= 90 % of images and answers on >= 95 % of questions."""
-    from search.demo.shapes import generate, write_collection
-    from search.evaluation import load_records, recall_at
-    from search.images import open_image
+    from demo.shapes import generate, write_collection
+    from search.media.images import open_image
+    from search.models.evaluation import load_records, recall_at
 
-    exact = Blip2Engine.load("demo", device="cpu", dtype="float32", query_dtype="float32")
-    fast = Blip2Engine.load("demo", device="cpu", dtype=precision.default_dtype("cpu"), encoder_dtype="int8",
-                            decoder_dtype="int8", query_dtype="float32")
+    exact = Blip2Engine.load("demo", device="cpu", precision=EXACT)
+    fast = Blip2Engine.load("demo", device="cpu", precision=Precision(
+        precision.default_dtype("cpu"), query="float32", encoder="int8", decoder="int8"))
     # activations on all 8 bits where this CPU's int8 sums do not saturate (checked at load)
     dynamic = torch.ao.nn.quantized.dynamic.Linear
     full_range = precision.FullRangeLinear if precision.full_range_is_exact() else dynamic

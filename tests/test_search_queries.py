@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from search.errors import InputError, NotFound
-from search.images import open_image
-from search.queries import Searcher, SearchOptions
-
-from .conftest import all_vectors, write_corpus
+from search.media.images import open_image
+from search.query.searcher import Searcher, SearchOptions
+from tests.support.corpus import all_vectors, write_corpus
 
 
 @pytest.fixture
@@ -69,10 +68,10 @@ def test_min_match_drops_hits_and_implies_rerank(searcher):
 
 
 def test_hybrid_fuses_caption_ranks(searcher):
-    record = searcher.collection.image(3)
+    record = searcher.collection.catalog.get(3)
     word = record.caption.split()[0]
     hits = searcher.search(word, SearchOptions(k=16, hybrid=True))
-    by_text = searcher.collection.caption_search(word, 16)
+    by_text = searcher.collection.catalog.fulltext.caption_search(word, 16)
     by_vector = [h.id for h in searcher.search(word, SearchOptions(k=16))]
     assert 3 in by_text
     fused: dict[int, float] = {}
@@ -94,7 +93,7 @@ def test_path_and_date_filters(searcher, tmp_path):
 
 
 def test_similar_by_id_leaves_the_query_out_and_scores_by_mean_max(searcher):
-    hits = searcher.similar(image_id=5, k=4)
+    hits = searcher.similar.find(image_id=5, k=4)
     assert 5 not in [h.id for h in hits] and len(hits) == 4
     query = searcher.collection.vectors_of(5).astype(np.float32)
     ids, vectors = all_vectors(searcher.collection)
@@ -104,14 +103,14 @@ def test_similar_by_id_leaves_the_query_out_and_scores_by_mean_max(searcher):
 
 
 def test_similar_by_image_finds_itself_first(searcher):
-    record = searcher.collection.image(7)
-    hits = searcher.similar(image=open_image(record.path), k=3)
+    record = searcher.collection.catalog.get(7)
+    hits = searcher.similar.find(image=open_image(record.path), k=3)
     assert hits[0].id == 7 and hits[0].score > 0.99
 
 
 def test_ask_answers_about_the_image(searcher):
-    record = searcher.collection.image(2)
-    answer = searcher.ask(2, "what color is the circle?")
+    record = searcher.collection.catalog.get(2)
+    answer = searcher.questions.ask(2, "what color is the circle?")
     assert answer == searcher.engine.ask(open_image(record.path), "what color is the circle?")
 
 
@@ -119,8 +118,8 @@ def test_errors(searcher):
     with pytest.raises(InputError, match="empty"):
         searcher.search("   ")
     with pytest.raises(NotFound, match="no indexed image with id 999"):
-        searcher.ask(999, "what?")
+        searcher.questions.ask(999, "what?")
     with pytest.raises(NotFound):
-        searcher.similar(image_id=999)
+        searcher.similar.find(image_id=999)
     with pytest.raises(InputError):
         searcher.search("x", SearchOptions(k=0))

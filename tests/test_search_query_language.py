@@ -17,9 +17,9 @@ from PIL import Image
 
 from api.app import create_app
 from cli.main import main
+from demo.shapes import COLORS, SHAPES, coverage, generate
 from search.config import load_settings
-from search.demo.shapes import COLORS, SHAPES, coverage, generate
-from search.querylang import QueryError, parse
+from search.query.language import QueryError, parse
 
 SEED = 20261202  # training draws seeds 0..47; the demo command uses 4242
 COUNT = 240

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from search.demo.shapes import (
+from demo.shapes import (
     COLORS,
     JITTER,
     SHAPES,
@@ -154,7 +154,7 @@ def test_questions_have_the_right_answers(samples):
 
 
 def test_caption_for_uses_an_before_vowels():
-    from search.demo.shapes import Shape
+    from demo.shapes import Shape
 
     one = [Shape("circle", "orange", "large", (0, 0, 10, 10))]
     assert caption_for(one, "black") == "a large orange circle on a black background"

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from cli.main import main
 from search.config import load_settings
-from search.demo.words import render
-from search.textmatch import words
+from search.media.textmatch import words
+from tests.support.words import render
 
 SEED = 20261203
 COUNT = 48

@@ -9,13 +9,14 @@ import re
 import numpy as np
 import torch
 
-from search.demo.data import batch as make_batch
-from search.demo.data import build_pool, hard_negative
-from search.demo.phrases import Phrase, mismatch, phrase_for
-from search.demo.shapes import COLORS, SHAPES, Shape, caption_for, generate
-from search.demo.training import DemoConfig, build, losses, train
-from search.demo.vision_stage import AttributeHeads, pretrain, targets
+from demo.data import batch as make_batch
+from demo.data import build_pool, hard_negative
+from demo.phrases import Phrase, mismatch, phrase_for
+from demo.shapes import COLORS, SHAPES, Shape, caption_for, generate
+from demo.training import DemoConfig, build, losses, train
+from demo.vision_stage import AttributeHeads, pretrain, targets
 from search.models import Blip2Engine
+from tests.support.engines import FLOAT32
 
 SMALL = DemoConfig(image_size=32, vision_hidden=32, vision_layers=1, qformer_hidden=32, qformer_layers=1,
                    queries=4, embed_dim=16, lm_hidden=32, lm_layers=1, pool=48, batch_size=8, warmup=2)
@@ -83,7 +84,7 @@ def test_a_short_run_writes_a_pair_the_engine_loads_with_one_encoder(tmp_path):
     report = train(tmp_path / "model", DemoConfig(**{**SMALL.__dict__, "max_steps": 3}))
     assert report["steps"] == 3 and (tmp_path / "model" / "training.json").is_file()
     assert [entry["stage"] for entry in report["history"]] == [0, 1]  # step 1 of each stage is logged
-    engine = Blip2Engine.load(str(tmp_path / "model"), device="cpu")
+    engine = Blip2Engine.load(str(tmp_path / "model"), device="cpu", precision=FLOAT32)
     assert engine.encoder_mode == "shared"
     images = [s.image for s in generate(seed=5, count=2)]
     assert engine.embed_images(images).shape == (2, SMALL.queries, SMALL.embed_dim)

@@ -6,9 +6,10 @@ import faiss
 import numpy as np
 import pytest
 
-from search import scoring
 from search.errors import SearchError
-from search.vectors import MemoryIndex, SnapshotError, compressed
+from search.query import scoring
+from search.store.vectors import MemoryIndex, SnapshotError, compressed
+from tests.support.vectors import in_memory
 
 Q, D = 4, 8
 
@@ -27,7 +28,7 @@ def brute_force(ids, vectors, text, k, allowed=None):
 def ranked(index, texts, k, allowed=None, store=None):
     """The index's first stage, made exact as a query makes it: its own scores, or its
     candidates re-scored from `store`'s vectors."""
-    read = scoring.in_memory(store) if store else None
+    read = in_memory(store) if store else None
     return [scoring.ranked(first, text, k, read)
             for first, text in zip(index.search(texts, k, allowed), np.atleast_2d(texts), strict=True)]
 

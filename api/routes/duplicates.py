@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from search.query import duplicates as finder
 from search.schemas import Duplicates
 
 from ..deps import State, read_access
@@ -21,5 +22,6 @@ def duplicates(state: State, threshold: Annotated[float | None, Query(
 )] = None) -> Duplicates:
     """Groups of images that are the same picture: identical files, and near copies (resized,
     re-encoded, lightly cropped, brighter or darker, another format), each with the one to
-    keep first (the most pixels, then the oldest). Nothing is deleted or moved."""
-    return state.collection.duplicates(threshold)
+    keep first (the most pixels, then the oldest). Nothing is deleted or moved. Kept in
+    memory until the index changes."""
+    return finder.groups(state.collection, threshold)

@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import FileResponse
 
-from search.prompts import Turn
-from search.records import ImageRecord
+from search.records import ImageRecord, Turn
 from search.schemas import Answer, Explanation, ImageInfo, ImagePage, SearchResults
 
 from ..deps import State, read_access
@@ -20,7 +19,7 @@ ImageId = Annotated[int, Path(ge=1, le=2**62, description="the catalog id")]
 
 
 def _record(state: State, image_id: int) -> ImageRecord:
-    record = state.collection.image(image_id)
+    record = state.collection.catalog.get(image_id)
     if record is None:
         raise HTTPException(404, f"no image with id {image_id}")
     return record
@@ -30,8 +29,7 @@ def _record(state: State, image_id: int) -> ImageRecord:
 def browse(state: State, params: Annotated[BrowseQuery, Query()]) -> ImagePage:
     """Every indexed image, a page at a time: newest or oldest first (EXIF date, else
     modified), or by path."""
-    total, records = state.collection.browse(params.offset, params.limit, params.sort)
-    return ImagePage(total=total, images=[ImageInfo.of(record) for record in records])
+    return state.collection.browse(params.offset, params.limit, params.sort)
 
 
 @router.get("/{image_id}", response_model=ImageInfo)
@@ -41,7 +39,7 @@ def image(state: State, image_id: ImageId) -> ImageInfo:
 
 @router.get("/{image_id}/similar", response_model=SearchResults, responses=errors(503))
 async def similar(state: State, image_id: ImageId, k: Annotated[int, Query(ge=1, le=100)] = 10):
-    hits = await state.runner.run(state.searcher.similar, image_id=image_id, k=k)
+    hits = await state.runner.run(state.searcher.similar.find, image_id=image_id, k=k)
     return SearchResults(query=image_id, results=hits)
 
 
@@ -50,7 +48,7 @@ async def explain(state: State, image_id: ImageId,
                   q: Annotated[Text, Query(min_length=1, max_length=1000, description="the text to find")]):
     """Which of the image's query vectors scored best against `q`, and where in the image the
     match head finds it: a grid of rows x cols over the image, 0 to 1."""
-    return await state.runner.run(state.searcher.explain, image_id, q)
+    return await state.runner.run(state.searcher.questions.explain, image_id, q)
 
 
 @router.get("/{image_id}/thumbnail", response_class=FileResponse)
@@ -77,5 +75,5 @@ def file(state: State, image_id: ImageId) -> FileResponse:
 @router.post("/{image_id}/ask", response_model=Answer, responses=errors(413, 503))
 async def ask(state: State, image_id: ImageId, body: AskRequest) -> Answer:
     history = [Turn(turn.question, turn.answer) for turn in body.history]
-    answer = await state.runner.run(state.searcher.ask, image_id, body.question, history)
+    answer = await state.runner.run(state.searcher.questions.ask, image_id, body.question, history)
     return Answer(id=image_id, question=body.question, answer=answer)

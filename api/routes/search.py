@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, UploadFile
 
-from search.images import open_image
-from search.queries import Searcher, SearchOptions
+from search.media.images import open_image
+from search.query.searcher import Searcher, SearchOptions
 from search.schemas import Hit, Match, Matches, SearchResults
 
 from ..deps import State, read_access
@@ -33,7 +33,7 @@ async def search(state: State, params: Annotated[SearchQuery, Query()]) -> Searc
 async def match(state: State, params: Annotated[MatchQuery, Query()]) -> Matches:
     """The match head's P(match) for hits already shown: a page asks for its first-stage
     results, then for their matches a few at a time, and fills them in as they arrive."""
-    found = await state.runner.run(state.searcher.match, params.q, params.ids)
+    found = await state.runner.run(state.searcher.questions.match, params.q, params.ids)
     return Matches(query=params.q, matches=[Match(id=i, match=p) for i, p in found.items()])
 
 
@@ -47,4 +47,4 @@ async def search_by_image(
 
 
 def _similar_to_upload(searcher: Searcher, data: bytes, k: int) -> list[Hit]:
-    return searcher.similar(image=open_image(io.BytesIO(data)), k=k)
+    return searcher.similar.find(image=open_image(io.BytesIO(data)), k=k)

@@ -21,16 +21,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..config import Settings
+from ..config import DEFAULT_PRECISION, Precision, Settings
 from ..errors import InputError
-from ..images import to_rgb
+from ..media.images import to_rgb
 from ..presets import resolve
-from ..prompts import Turn, vqa_prompt
-from . import explain, generation, layout, precision, retrieval
+from ..records import Turn
+from ..store.features import Features
+from . import explain, generation, layout, precision, retrieval, stored
 from .loading import LoadedPair, free_memory, load_pair, processor_settings, resolve_device, text_side
 from .precision import Plan
-from .stored import StoredFeatures
-from .vision import ImageBatch, Images, encoder_fingerprint, encoder_hidden, tie_encoders
+from .precision import plan as plan_precision
+from .prompts import vqa_prompt
+from .vision import SIDES, ImageBatch, Images, encoder_fingerprint, encoder_hidden, tie_encoders
 from .work import model_work, to_numpy
 
 
@@ -41,7 +43,7 @@ class Question:
     history: Sequence[Turn] = ()
 
 
-class Blip2Engine(StoredFeatures):
+class Blip2Engine:
     def __init__(
         self, pair: LoadedPair, *, name: str, plan: Plan | None = None, share_encoder: bool = True,
         query_dtype: torch.dtype | None = None,
@@ -78,27 +80,17 @@ class Blip2Engine(StoredFeatures):
         self._max_text_tokens = qformer.max_position_embeddings
 
     @classmethod
-    def load(
-        cls, model: str, *, device: str = "auto", dtype: str = "float32", share_encoder: bool = True,
-        query_dtype: str = "auto", encoder_dtype: str = "same", decoder_dtype: str = "same",
-    ) -> Blip2Engine:
-        """Load a preset name or a folder holding `retrieval/` and `generation/` checkpoints.
-
-        `dtype` `auto`: float16 on a GPU; on a CPU bfloat16 where this machine's bfloat16
-        matmuls are no slower than float32's, else float32 (`precision`, measured once).
-        `share_encoder=False` forces one encoder pass per model even when they could share one.
-        `query_dtype`: the precision of text queries; `auto` is bfloat16 for a float32 model on
-        the CPU, else the model's own.
-        `encoder_dtype`: the image encoder's; `int8` on a CPU: int8 weights; `auto`: int8
-        where this CPU's int8 matmuls are at least 1.5 times faster; `same`: `dtype`.
-        `decoder_dtype`: the language model's (captions, answers); `int8` or `auto` on a CPU:
-        int8 weights (`precision.quantize_decoder_int8`); `same`: `dtype`.
-        """
+    def load(cls, model: str, *, device: str = "auto", precision: Precision = DEFAULT_PRECISION,
+             share_encoder: bool = True) -> Blip2Engine:
+        """Load a preset name or a folder holding `retrieval/` and `generation/` checkpoints,
+        each stage in the precision `precision` says (`config.Precision`; `auto` on a CPU is
+        measured once: `models.precision`). `share_encoder=False` forces one encoder pass
+        per model even when they could share one."""
         source = resolve(model)
-        plan = precision.plan(resolve_device(device), dtype, encoder_dtype, decoder_dtype)
+        plan = plan_precision(resolve_device(device), precision)
         pair = load_pair(source, device=device, dtype=plan.dtype)
-        fast_queries = query_dtype == "bfloat16" or (
-            query_dtype == "auto" and plan.dtype == "float32" and pair.device.type == "cpu")
+        fast_queries = precision.query == "bfloat16" or (
+            precision.query == "auto" and plan.dtype == "float32" and pair.device.type == "cpu")
         return cls(pair, name=source.name, plan=plan, share_encoder=share_encoder,
                    query_dtype=torch.bfloat16 if fast_queries else None)
 
@@ -106,8 +98,7 @@ class Blip2Engine(StoredFeatures):
     def from_settings(cls, settings: Settings, model: str) -> Blip2Engine:
         """`load` with the settings' device and precisions (the entry point has set up the
         process's threads: `runtime.configure`)."""
-        return cls.load(model, device=settings.device, dtype=settings.dtype, query_dtype=settings.query_dtype,
-                        encoder_dtype=settings.encoder_dtype, decoder_dtype=settings.decoder_dtype)
+        return cls.load(model, device=settings.device, precision=settings.precision)
 
     def batch_size(self, most: int = 32, share: float = 0.6, free: int | None = None) -> int:
         """Images an indexing batch should hold: as many as `share` of the `free` memory
@@ -189,6 +180,29 @@ class Blip2Engine(StoredFeatures):
                 ids, mask = self._text_tokens([text])
             self.model_calls += 1
             return explain.gradcam(self._ret, embeds, ids.clone(), mask.clone())
+
+    # -- stored features (`store.features`): the encoder output kept, the encoder skipped -----
+
+    def feature_key(self, side: str) -> str:
+        """The key under which `side`'s encoder output is stored: "shared" when one pass
+        feeds both stages."""
+        return "shared" if self.encoder_mode == "shared" else side
+
+    @model_work
+    def features(self, images: Images, sides: Sequence[str] = SIDES) -> list[dict[str, Features]]:
+        """Each image's encoder output for `sides`, compact, by key; encodes if needed."""
+        batch = self.encode(images)
+        keys = list(dict.fromkeys(self.feature_key(side) for side in sides))
+        for side in sides:
+            self._image_embeds(batch, side)  # fills batch.hidden[its key]
+        return stored.compact(batch, keys)
+
+    def from_features(self, kept: Sequence[dict[str, Features]], side: str) -> ImageBatch | None:
+        """A batch whose encoder output for `side` comes from stored features, or None when
+        one of them lacks it."""
+        model = self._ret if side == "retrieval" else self._gen
+        dtype = model.vision_model.post_layernorm.weight.dtype
+        return stored.batch(kept, self.feature_key(side), self.device, dtype)
 
     # -- text generation ----------------------------------------------------------------------
 

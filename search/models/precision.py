@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
+from ..config import Precision
+
 INT8_ENCODER_GAIN = 1.5  # int8 must beat the float encoder by this much to be chosen
 _PROBE = (257, 1408, 6144)  # one ViT-g image's tokens through the first layer of its MLP
 
@@ -45,17 +47,15 @@ class Plan:
         return f"{self.dtype} ({', '.join(stages)})"
 
 
-def plan(device: torch.device, dtype: str = "auto", encoder_dtype: str = "same",
-         decoder_dtype: str = "same", speeds: dict[str, float] | None = None) -> Plan:
-    """The stages' precisions from the settings; `auto` is float16 on a GPU, and on a CPU
-    the fastest of this machine's `speeds` (default: `cpu_speeds()`, measured once)."""
-    cpu = device.type == "cpu"
-    if dtype == "auto":
-        dtype = default_dtype(device, speeds)
-    if not cpu or dtype == "int8":
+def plan(device: torch.device, wanted: Precision, speeds: dict[str, float] | None = None) -> Plan:
+    """The stages' precisions from the settings' `wanted` ones; `auto` is float16 on a GPU,
+    and on a CPU the fastest of this machine's `speeds` (default: `cpu_speeds()`, measured
+    once)."""
+    dtype = default_dtype(device, speeds) if wanted.dtype == "auto" else wanted.dtype
+    if device.type != "cpu" or dtype == "int8":
         return Plan(dtype)
-    encoder = encoder_dtype == "int8" or (encoder_dtype == "auto" and int8_encoder_pays(dtype, speeds))
-    return Plan(dtype, encoder_int8=encoder, decoder_int8=decoder_dtype in ("auto", "int8"))
+    encoder = wanted.encoder == "int8" or (wanted.encoder == "auto" and int8_encoder_pays(dtype, speeds))
+    return Plan(dtype, encoder_int8=encoder, decoder_int8=wanted.decoder in ("auto", "int8"))
 
 
 def default_dtype(device: str | torch.device, speeds: dict[str, float] | None = None) -> str:

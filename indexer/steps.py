@@ -1,0 +1,135 @@
+"""The indexing steps every driver runs, after `plan`:
+
+    decode(file)                    pixels, size, date, thumbnail (and text), or why it cannot be read
+    embed(engine, files)            vectors (float16, as stored) and captions for a batch
+    apply_plan, commit, finish      the changes, through the collection, counted in a summary
+
+Every file is one `ImageFile` from the scan to the commit. The drivers (`pipeline`: this
+process with decoding workers; `ray`: a Ray cluster) walk the folders and run these steps.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from search.errors import ImageError
+from search.media.images import load_image
+from search.media.picturehash import picture_hash
+from search.records import ImageFile
+from search.schemas import FileError, IndexSummary
+from search.store import thumbnails
+
+log = logging.getLogger("blip2_search")
+FEATURE_SIDES = {True: ("retrieval", "generation"), False: ("retrieval",)}  # by whether captions run
+
+if TYPE_CHECKING:  # decoding workers import this module: it stays light (no FAISS, no SQLAlchemy)
+    from search.collection import Collection
+
+    from .plan import Plan
+
+
+def decode(file: ImageFile, data: bytes | None = None, *, ocr: bool = False) -> ImageFile:
+    """Fill `file`'s picture, dimensions, date and thumbnail, or its error; `data`: the
+    file's bytes when they are already in memory (its path then only names it); with `ocr`,
+    the text written in the picture when `file` has none yet (`search.ocr`, on the decoded
+    picture, whose `WORKING_SIDE` serves it). Returns it; a file the plan could not read
+    keeps its error."""
+    if file.error is not None:
+        return file
+    try:
+        loaded = load_image(file.path if data is None else io.BytesIO(data))
+    except ImageError as exc:
+        file.error = str(exc)
+        return file
+    except Exception as exc:  # a decoder bug must not stop the run: record it as this file's error
+        file.error = f"cannot decode: {type(exc).__name__}: {exc}"
+        return file
+    file.image, file.taken_at, file.thumbnail = loaded.image, loaded.taken_at, thumbnails.make(loaded.image)
+    file.width, file.height = loaded.size  # the picture's own, not the reduced one handed on
+    file.picture_hash = picture_hash(loaded.image)
+    if ocr and file.text is None:
+        file.text = read_text(loaded.image)
+    return file
+
+
+def read_text(image) -> str | None:
+    """The text written in `image`; None when the reader fails on it (a later run tries
+    again). Imported here, not above: a run without OCR never loads its models."""
+    from search.media.ocr import OcrUnavailable, reader
+
+    try:
+        return reader().read(image)
+    except OcrUnavailable:
+        raise
+    except Exception as exc:  # a reader bug on one picture must not stop the run
+        log.warning("could not read the text in an image: %s: %s", type(exc).__name__, exc)
+        return None
+
+
+def embed(engine, files: list[ImageFile], *, captions: bool, features: bool = False) -> None:
+    """Vectors (float16, as the catalog stores them) and captions for the decoded files, in
+    one batch, and with `features` the encoder output both used; each picture is dropped
+    once used."""
+    readable = [file for file in files if file.image is not None]
+    if not readable:
+        return
+    batch = engine.encode([file.image for file in readable])
+    vectors = engine.embed_images(batch).astype(np.float16)  # (B, Q, D)
+    texts = engine.caption(batch) if captions else [None] * len(readable)
+    kept = engine.features(batch, FEATURE_SIDES[captions]) if features else [None] * len(readable)
+    for file, vector, text, stored in zip(readable, vectors, texts, kept, strict=True):
+        file.vectors, file.caption, file.features, file.image = vector, text, stored, None
+
+
+def features_of(engine, files: dict[int, ImageFile]) -> dict[int, dict]:
+    """The stored features (`search.store.features`, by side) of the decoded ones of `files`
+    (by id), with no other model work; a file no longer readable has none."""
+    readable = {image_id: file for image_id, file in files.items() if file.image is not None}
+    if not readable:
+        return {}
+    kept = engine.features([file.image for file in readable.values()], FEATURE_SIDES[True])
+    return dict(zip(readable, kept, strict=True))
+
+
+
+def apply_plan(collection: Collection, root_plan: Plan, summary: IndexSummary) -> None:
+    """Everything that needs no model: unchanged, touched, moved and duplicate files, and
+    thumbnails made again from their files."""
+    summary.unchanged += len(root_plan.unchanged) + len(root_plan.touched)
+    for record in root_plan.thumbnails:
+        collection.thumbnail(record)
+    for record, file in root_plan.touched:
+        collection.touch(record.id, file)
+    for record, file in root_plan.moved:
+        collection.move(record.id, file)
+        summary.moved += 1
+    for twin, file in root_plan.copied:
+        collection.copy(twin, file)
+        summary.added += 1
+
+
+def commit(collection: Collection, files: list[ImageFile], summary: IndexSummary) -> None:
+    """One batch of embedded (or failed) files into the collection, counted."""
+    collection.commit(files)
+    for file in files:
+        if file.vectors is None:
+            summary.failed += 1
+            summary.errors.append(FileError(path=file.path, error=file.error or "not embedded"))
+        elif file.is_update:
+            summary.updated += 1
+        else:
+            summary.added += 1
+        summary.features += bool(file.vectors is not None and file.features)
+        summary.text += bool(file.vectors is not None and file.text is not None)
+
+
+def finish(collection: Collection, plans: list[Plan], summary: IndexSummary) -> None:
+    """Drop the files that vanished from the roots, then save the vector snapshot."""
+    for root_plan in plans:
+        collection.remove(record.id for record in root_plan.removed)
+        summary.removed += len(root_plan.removed)
+    collection.save()

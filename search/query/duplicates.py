@@ -1,0 +1,196 @@
+"""Duplicates: groups of indexed images that show the same picture. Nothing is deleted or moved.
+
+Two images are the same picture when
+- their files hold the same bytes (the same content hash): reason "identical", or
+- one is a near copy of the other (resized, re-encoded, lightly cropped, brighter or
+  darker, saved in another format): reason "near", when their `similarity` reaches the
+  threshold. It needs both signals, because either alone joins look-alikes:
+  - meaning: the cosine of the two images' pooled BLIP-2 vectors (the mean of their Q
+    query vectors, L2-normalised), rescaled so that MEANING_FLOOR is 0 and 1 is 1;
+    two different photos of the same kind of scene score high here;
+  - layout: 1 - distance / 32 between their 64-bit perceptual hashes (`picturehash`), 1
+    for the same layout, about 0 for unrelated pictures; the same shapes drawn elsewhere
+    score low here;
+  and `similarity` = min(meaning, layout), in 0..1. DEFAULT_THRESHOLD was calibrated on
+  generated duplicates (docs/duplicates.md). An image indexed before picture hashes
+  were computed has none: it can only be "identical" until the next `index` run fills it.
+
+Candidates come from the vector side, never from all pairs: each picture's NEIGHBOURS
+nearest by pooled vector (`vectors.neighbours`). Confirmed pairs join pictures into groups,
+strongest first, and two groups merge only when every member of the merged group reaches
+the threshold against its kept image, so a chain of look-alikes cannot grow one group. The
+kept image: the most pixels, then the oldest (EXIF date, else modified), then the lowest id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from ..collection import Collection
+from ..errors import InputError
+from ..media.picturehash import distance
+from ..records import Fingerprints
+from ..schemas import DuplicateGroup, DuplicateImage, Duplicates, KeptImage
+
+DEFAULT_THRESHOLD = 0.5  # calibrated on generated duplicates: README, "Duplicates"
+MEANING_FLOOR = 0.8  # pooled cosines at or below this mean different things
+LAYOUT_BITS = 32  # the farthest two hashes are (`picturehash.distance`)
+NEIGHBOURS = 16  # candidates per picture
+
+
+def check_threshold(threshold: float | None) -> float:
+    """The threshold to use: `threshold`, or DEFAULT_THRESHOLD; one outside 0..1 is an InputError."""
+    if threshold is None:
+        return DEFAULT_THRESHOLD
+    if not 0 <= threshold <= 1:  # NaN fails too
+        raise InputError(f"the threshold must be a number from 0 to 1, not {threshold}")
+    return float(threshold)
+
+
+def pooled(vectors: np.ndarray) -> np.ndarray:
+    """(n, Q, D) query vectors -> (n, D) float32: their mean, L2-normalised."""
+    mean = np.asarray(vectors).mean(axis=1, dtype=np.float32)  # no float32 copy of a float16 chunk
+    return mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+
+
+def similarity(cosines: np.ndarray, distances: np.ndarray) -> np.ndarray:
+    """min(meaning, layout) of pairs, from their pooled cosines and hash distances."""
+    meaning = np.clip((np.asarray(cosines, dtype=np.float64) - MEANING_FLOOR) / (1 - MEANING_FLOOR), 0, 1)
+    layout = np.clip(1 - np.asarray(distances, dtype=np.float64) / LAYOUT_BITS, 0, 1)
+    return np.minimum(meaning, layout)
+
+
+def groups(collection: Collection, threshold: float | None = None) -> Duplicates:
+    """The duplicate groups of a collection, kept until its catalog changes (a server asked
+    again, or for another page, answers from memory)."""
+    threshold = check_threshold(threshold)
+    return collection.memo(("duplicates", threshold),
+                           lambda: find(collection.catalog.listing.fingerprints(), collection.iter_vectors(),
+                                        threshold))
+
+
+def find(prints: Fingerprints, vectors: Iterable[tuple[np.ndarray, np.ndarray]],
+         threshold: float | None = None) -> Duplicates:
+    """Every group of readable images that show the same picture, from their fingerprints and
+    their stored vectors, (ids, (n, Q, D)) a chunk at a time."""
+    threshold = check_threshold(threshold)
+    pooled_vectors, has_vectors = _pooled_of(vectors, prints.ids)
+    return build(prints, pooled_vectors, has_vectors, threshold)
+
+
+def build(prints: Fingerprints, vectors: np.ndarray, has_vectors: np.ndarray, threshold: float) -> Duplicates:
+    """The groups, from fingerprints and each image's (n, D) pooled vector (rows by
+    `prints`; `has_vectors` says which rows have one)."""
+    first = _first_of_content(prints.content_hashes)  # (n,): the row of the first file with its bytes
+    pictures = np.flatnonzero((first == np.arange(len(first))) & prints.hashed & has_vectors)
+    files: dict[int, list[int]] = {}
+    for row, head in enumerate(first):
+        files.setdefault(int(head), []).append(row)
+    rank = _keep_rank(prints, files)
+    pairs, scores = near_pairs(vectors[pictures], prints.picture_hashes[pictures], threshold)
+    joined = _join(pictures[pairs], scores, rank,
+                   lambda keep, rows: _similarities(vectors, prints.picture_hashes, keep, rows), threshold)
+    grouped = {row for group in joined for row, _ in group}
+    joined += [[(head, 1.0)] for head, rows in files.items() if len(rows) > 1 and head not in grouped]
+    groups = [_group(prints, files, rank, members) for members in joined]
+    return Duplicates(groups=sorted(groups, key=lambda group: group.keep.id))
+
+
+def near_pairs(vectors: np.ndarray, hashes: np.ndarray, threshold: float,
+               k: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
+    """((m, 2) rows (a < b) of the pictures whose similarity reaches `threshold`, among each
+    one's `k` nearest by (n, D) pooled `vectors`, and their (m,) similarities); `hashes`:
+    the pictures' (n,) hashes."""
+    from ..store.vectors.neighbours import nearest
+
+    if len(vectors) < 2:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
+    found, cosines = nearest(vectors, k)
+    rows = np.repeat(np.arange(len(found)), found.shape[1])
+    others, cosines = found.ravel(), cosines.ravel()
+    seen = (others >= 0) & (cosines > MEANING_FLOOR)  # below the floor the meaning is 0
+    rows, others, cosines = rows[seen], others[seen], cosines[seen]
+    scores = similarity(cosines, distance(hashes[rows], hashes[others]))
+    sure = scores >= threshold
+    pairs = np.sort(np.stack([rows[sure], others[sure]], axis=1), axis=1)
+    pairs, first = np.unique(pairs, axis=0, return_index=True)
+    return pairs, scores[sure][first]
+
+
+def _join(pairs: np.ndarray, scores: np.ndarray, rank: dict[int, tuple], similar, threshold: float
+          ) -> list[list[tuple[int, float]]]:
+    """Groups of pictures from confirmed pairs, strongest first: two groups merge only when
+    every member of the merged one reaches `threshold` against its kept picture (the best
+    ranked), `similar(keep, rows)`. A look-alike joined to one copy by chance cannot pull
+    its own group in, nor can a chain of look-alikes grow. Each group: (row, similarity to
+    the kept one), kept first."""
+    group_of: dict[int, int] = {}
+    members: dict[int, list[int]] = {}
+    for at in np.argsort(-scores, kind="stable"):
+        a, b = (int(row) for row in pairs[at])
+        ga, gb = group_of.get(a, a), group_of.get(b, b)
+        if ga == gb:
+            continue
+        merged = members.get(ga, [a]) + members.get(gb, [b])
+        keep = min(merged, key=rank.__getitem__)
+        if (similar(keep, np.array([row for row in merged if row != keep])) >= threshold).all():
+            members.pop(gb, None)
+            members[ga] = merged
+            group_of.update(dict.fromkeys(merged, ga))
+    groups = []
+    for rows in members.values():
+        keep = min(rows, key=rank.__getitem__)
+        others = np.array([row for row in rows if row != keep])
+        groups.append([(keep, 1.0), *zip(others.tolist(), similar(keep, others).tolist(), strict=True)])
+    return groups
+
+
+def _similarities(vectors: np.ndarray, hashes: np.ndarray, keep: int, rows: np.ndarray) -> np.ndarray:
+    return similarity(vectors[rows] @ vectors[keep], distance(hashes[rows], hashes[keep]))
+
+
+def _group(prints: Fingerprints, files: dict[int, list[int]], rank: dict[int, tuple],
+           members: list[tuple[int, float]]) -> DuplicateGroup:
+    """A group's JSON: every file of each member picture, the kept one first, then by
+    similarity to it and id."""
+    head = members[0][0]
+    keep = min(files[head], key=lambda row: _file_rank(prints, row))
+    images = [(keep, 1.0, "identical")]
+    images += [(row, 1.0, "identical") for row in files[head] if row != keep]
+    near = [(row, score, "near") for picture, score in members[1:] for row in files[picture]]
+    images += sorted(near, key=lambda item: (-item[1], int(prints.ids[item[0]])))
+    return DuplicateGroup(
+        keep=KeptImage(id=int(prints.ids[keep]), path=prints.paths[keep]),
+        images=[DuplicateImage(id=int(prints.ids[row]), path=prints.paths[row], similarity=round(score, 4),
+                               reason=reason) for row, score, reason in images])
+
+
+def _keep_rank(prints: Fingerprints, files: dict[int, list[int]]) -> dict[int, tuple]:
+    """Each picture's sort key as a keep suggestion (smaller first): its best file's."""
+    return {head: min(_file_rank(prints, row) for row in rows) for head, rows in files.items()}
+
+
+def _file_rank(prints: Fingerprints, row: int) -> tuple:
+    return -int(prints.pixels[row]), float(prints.dates[row]), int(prints.ids[row])
+
+
+def _first_of_content(hashes: list[str]) -> np.ndarray:
+    first: dict[str, int] = {}
+    return np.array([first.setdefault(value, row) for row, value in enumerate(hashes)], dtype=np.int64)
+
+
+def _pooled_of(chunks: Iterable[tuple[np.ndarray, np.ndarray]], ids: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """((n, D) pooled vectors of the images `ids` (ascending), which of them have vectors)."""
+    vectors = np.zeros((len(ids), 0), dtype=np.float32)
+    present = np.zeros(len(ids), dtype=bool)
+    for chunk_ids, chunk in chunks:
+        if not vectors.shape[1]:  # the width is known with the first chunk
+            vectors = np.zeros((len(ids), chunk.shape[2]), dtype=np.float32)
+        at = np.searchsorted(ids, chunk_ids)
+        inside = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == chunk_ids)
+        vectors[at[inside]] = pooled(chunk[inside])
+        present[at[inside]] = True
+    return vectors, present

@@ -1,0 +1,76 @@
+"""Similar images: by an indexed image, a file or pixels, ranked by the mean over the query
+image's Q vectors of the max cosine against each candidate's Q vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from ..collection import Collection
+from ..errors import InputError
+from ..media.images import open_image
+from ..schemas import Hit
+from . import scoring
+from .lookup import Lookup, Timer, untimed
+
+SIMILAR_DEPTH = 16  # first-stage images asked for per query vector, per result wanted
+
+
+class Similar:
+    def __init__(self, collection: Collection, engine, lookup: Lookup, timer: Timer = untimed) -> None:
+        self.collection, self.engine, self.lookup, self.timer = collection, engine, lookup, timer
+
+    def find(self, *, image: Image.Image | None = None, image_id: int | None = None,
+             k: int = 10, offset: int = 0, exhaustive: bool = False) -> list[Hit]:
+        """Images like `image` (pixels: the model embeds them) or the indexed `image_id` (its
+        stored vectors: no model call; it is left out of its own results). The vector index
+        proposes candidates for each of the query's vectors and their union is scored exactly
+        (`exhaustive`: every image is, the reference the benchmark compares with)."""
+        if (image is None) == (image_id is None):
+            raise InputError("give an image or an image id")
+        if image_id is not None:
+            query = self.lookup.vectors(image_id)
+        else:
+            with self.timer("image_encode"):
+                query = self.engine.embed_images([image])[0]
+        want = offset + k + (image_id is not None)
+        with self.timer("vector_search"):
+            scored = (self._scan if exhaustive else self._union)(query, want)
+        ranked = [item for item in scored if item[0] != image_id][:want]
+        return self.lookup.hits(ranked)[offset : offset + k]
+
+    def to_file(self, path: str, k: int = 10) -> list[Hit]:
+        """Like the image at `path`: by its id when it is indexed (and left out of its own
+        results), else by its pixels."""
+        record = self.collection.catalog.at_path(path)
+        if record is not None and record.status == "ok":
+            return self.find(image_id=record.id, k=k)
+        return self.find(image=open_image(path), k=k)
+
+    def candidates(self, query: np.ndarray, want: int, allowed: np.ndarray | None = None) -> np.ndarray:
+        """The union of the first stage's best `SIMILAR_DEPTH` x `want` images for each of the
+        (Q, D) `query` vectors: candidates for an image-to-image score."""
+        depth = SIMILAR_DEPTH * want
+        firsts = self.collection.candidates(np.asarray(query, dtype=np.float32), depth, allowed, depth=depth)
+        if not firsts:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate([first.ids for first in firsts]))
+
+    def _union(self, query: np.ndarray, want: int) -> list[tuple[int, float]]:
+        """The first stage asked with each of the query's (Q, D) vectors; the union of what
+        they propose scored exactly from the stored vectors. The union, not the images most
+        vectors propose: with four-bit codes the true neighbours are often proposed by few
+        (BENCHMARKS.md has the figures)."""
+        ids = self.candidates(query, want)
+        if not len(ids):
+            return []
+        found, scores = self.collection.read_vectors(ids, scoring.image_similarity(query))
+        return scoring.top(found, scores, want)
+
+    def _scan(self, query: np.ndarray, want: int) -> list[tuple[int, float]]:
+        """Every stored image scored: the exact reference."""
+        score = scoring.image_similarity(query)
+        scored: list[tuple[int, float]] = []
+        for ids, vectors in self.collection.iter_vectors():
+            scored += scoring.top(ids, score(vectors), want)
+        return sorted(scored, key=lambda item: (-item[1], item[0]))[:want]

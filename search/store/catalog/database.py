@@ -1,0 +1,223 @@
+"""`Catalog`: the store of record, on SQLite (WAL) by default or any SQLAlchemy URL.
+
+Callers see plain dataclasses and numpy arrays; SQLAlchemy stays inside this package. Rows
+are read here; what reads them in bulk is composed in: `vectors` (stored vectors, `blobs`),
+`listing` (filters, pages, fingerprints), `fulltext` (captions and text read in images) and
+`features` (stored encoder output). The `generation` counter goes up in the same transaction
+as every change to stored vectors, so the vector index snapshot can tell whether it is behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from ...errors import CatalogError
+from ...records import ImageFile, ImageRecord
+from ..features import Features
+from . import featurestore
+from .blobs import READERS, StoredVectors, chunks, encode
+from .connect import reason, sqlite_pragmas
+from .dates import seconds
+from .featurestore import FeatureStore
+from .fulltext import FullText
+from .listing import Listing
+from .locks import writer_lock
+from .rows import bump_generation, record, row_values
+from .schema import ImageRow, MetaRow, VectorRow
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_KEY = 0x42_4C_49_50_33  # the advisory lock under which a PostgreSQL catalog is migrated
+
+
+class Catalog:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.vectors = StoredVectors(engine)
+        self.fulltext = FullText(engine)
+        self.listing = Listing(engine, self.fulltext)
+        self.features = FeatureStore(engine)
+
+    @classmethod
+    def open(cls, url: str) -> Catalog:
+        """Connect and migrate the schema to the newest version; a database that cannot be
+        read is a `CatalogError` in one line."""
+        engine = create_engine(url, pool_size=READERS + 4)  # parallel vector reads, and the rest
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", sqlite_pragmas)
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        try:
+            with engine.begin() as connection:
+                if engine.dialect.name == "postgresql":  # processes on other machines migrate in turn
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_KEY})
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except DBAPIError as exc:
+            engine.dispose()
+            where = engine.url.render_as_string(hide_password=True)
+            raise CatalogError(f"the catalog at {where} cannot be read ({reason(exc)}): restore it from a "
+                               "backup, or move it away and index again") from None
+        return cls(engine)
+
+    def close(self) -> None:
+        self.vectors.close()
+        self._engine.dispose()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        """A write transaction; the database refusing it (a full disk, a lost server) is a
+        `CatalogError` in one line, and the transaction is rolled back whole."""
+        try:
+            with Session(self._engine) as session, session.begin():
+                yield session
+        except DBAPIError as exc:
+            raise CatalogError(f"the catalog could not be written ({reason(exc)}); nothing of this "
+                               "batch was kept") from None
+
+    def exclusive(self, *, wait: bool = True, waiting: Callable[[str], None] | None = None):
+        """A context holding the database's writer lock (`locks`)."""
+        return writer_lock(self._engine, wait=wait, waiting=waiting)
+
+    # -- facts about the index ----------------------------------------------------------------
+
+    def meta(self) -> dict[str, str]:
+        with Session(self._engine) as session:
+            return {row.key: row.value for row in session.scalars(select(MetaRow))}
+
+    def set_meta(self, **values: str | int) -> None:
+        with self._transaction() as session:
+            for key, value in values.items():
+                session.merge(MetaRow(key=key, value=str(value)))
+
+    @property
+    def generation(self) -> int:
+        return int(self.meta().get("generation", 0))
+
+    def stats(self) -> dict[str, int]:
+        with Session(self._engine) as session:
+            by_status = select(ImageRow.status, func.count()).group_by(ImageRow.status)
+            counts = dict(session.execute(by_status).all())
+            vectors = session.scalar(select(func.count()).select_from(VectorRow)) or 0
+        return {"images": counts.get("ok", 0), "failed": counts.get("failed", 0), "with_vectors": vectors}
+
+    # -- rows ---------------------------------------------------------------------------------
+
+    def get(self, image_id: int) -> ImageRecord | None:
+        with Session(self._engine) as session:
+            row = session.get(ImageRow, image_id)
+            return record(row) if row else None
+
+    def get_many(self, ids: Iterable[int]) -> dict[int, ImageRecord]:
+        ids = list(ids)
+        found: dict[int, ImageRecord] = {}
+        with Session(self._engine) as session:
+            for part in chunks(ids):
+                rows = session.scalars(select(ImageRow).where(ImageRow.id.in_(part)))
+                found |= {row.id: record(row) for row in rows}
+        return found
+
+    def at_path(self, path: str) -> ImageRecord | None:
+        with Session(self._engine) as session:
+            row = session.scalar(select(ImageRow).where(ImageRow.path == path))
+            return record(row) if row else None
+
+    def under(self, root: str) -> dict[str, ImageRecord]:
+        """Rows whose path lies under the folder `root` (whatever root they were indexed from), by path."""
+        prefix = root.rstrip("/") + "/"
+        with Session(self._engine) as session:
+            inside = func.substr(ImageRow.path, 1, len(prefix)) == prefix
+            return {row.path: record(row) for row in session.scalars(select(ImageRow).where(inside))}
+
+    def with_hash(self, content_hash: str) -> list[ImageRecord]:
+        """Readable images with this content."""
+        with Session(self._engine) as session:
+            rows = session.scalars(
+                select(ImageRow).where(ImageRow.content_hash == content_hash, ImageRow.status == "ok"))
+            return [record(row) for row in rows]
+
+    # -- writing (through `Collection`, which keeps the vector index and thumbnails in step) --
+
+    def write(self, images: list[ImageFile]) -> list[int]:
+        """Insert or replace rows by path, with their vectors, in one transaction; returns each
+        image's id. Set-based: one lookup, then bulk statements, whatever the batch size (a
+        path given twice keeps its last record)."""
+        now = datetime.now(UTC).replace(tzinfo=None)
+        latest = {image.path: image for image in images}
+        with self._transaction() as session:
+            ids = self._ids_by_path(session, list(latest))
+            replaced = [{"id": ids[path], **row_values(image, now)} for path, image in latest.items()
+                        if path in ids]
+            fresh = [row_values(image, now) for path, image in latest.items() if path not in ids]
+            if fresh:
+                inserted = session.execute(
+                    insert(ImageRow).returning(ImageRow.id, sort_by_parameter_order=True), fresh)
+                ids |= {row["path"]: new_id for row, (new_id,) in zip(fresh, inserted, strict=True)}
+            if replaced:
+                session.execute(update(ImageRow), replaced)
+                for chunk in chunks([row["id"] for row in replaced]):
+                    session.execute(delete(VectorRow).where(VectorRow.image_id.in_(chunk)))
+                featurestore.forget(session, [row["id"] for row in replaced])
+            vectors = [{"image_id": ids[path], "data": encode(image.vectors)}
+                       for path, image in latest.items() if image.vectors is not None]
+            if vectors:
+                session.execute(insert(VectorRow), vectors)
+            featurestore.write(session, [row for path, image in latest.items() if image.vectors is not None
+                                         for row in featurestore.values(ids[path], image.features or {})])
+            bump_generation(session)
+        return [ids[image.path] for image in images]
+
+    @staticmethod
+    def _ids_by_path(session: Session, paths: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for chunk in chunks(paths):
+            rows = session.execute(select(ImageRow.path, ImageRow.id).where(ImageRow.path.in_(chunk)))
+            found |= dict(rows.all())
+        return found
+
+    def move(self, image_id: int, *, path: str, root: str, size: int, mtime: float) -> None:
+        """A file found at a new path with known content keeps its row, vectors and caption."""
+        with self._transaction() as session:
+            row = session.get(ImageRow, image_id)
+            row.path, row.root, row.size, row.mtime = path, root, size, mtime
+            row.dated = seconds(row.taken_at, mtime)
+
+    def touch(self, image_id: int, *, size: int, mtime: float) -> None:
+        with self._transaction() as session:
+            row = session.get(ImageRow, image_id)
+            row.size, row.mtime, row.dated = size, mtime, seconds(row.taken_at, mtime)
+
+    def add_features(self, features: dict[int, dict[str, Features]]) -> None:
+        """Features for images already written (an index gaining them), by image then side."""
+        with self._transaction() as session:
+            featurestore.forget(session, list(features))
+            featurestore.write(session, [row for image_id, sides in features.items()
+                                         for row in featurestore.values(image_id, sides)])
+
+    def set_readings(self, readings: dict[int, tuple[str | None, int | None]]) -> None:
+        """(text, picture hash) for images already written, by id; None leaves one as it is."""
+        with self._transaction() as session:
+            for image_id, (written, picture) in readings.items():
+                values = {"text": written, "picture_hash": picture}
+                changed = {name: value for name, value in values.items() if value is not None}
+                if changed:
+                    session.execute(update(ImageRow).where(ImageRow.id == image_id).values(**changed))
+
+    def remove(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        if not ids:
+            return
+        with self._transaction() as session:
+            featurestore.forget(session, ids)
+            for part in chunks(ids):
+                session.execute(delete(VectorRow).where(VectorRow.image_id.in_(part)))
+                session.execute(delete(ImageRow).where(ImageRow.id.in_(part)))
+            bump_generation(session)

@@ -1,0 +1,120 @@
+"""Full-text search over captions and over the text read from images, in each backend's
+own syntax: `FullText`, which the catalog holds as `catalog.fulltext`."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import Engine, select, text
+
+from ...media import textmatch
+from .schema import ImageRow
+
+CAPTION_SEARCH = {  # `:match` is the words joined by OR, in each backend's syntax
+    "sqlite": "SELECT rowid FROM images_fts WHERE images_fts MATCH :match ORDER BY rank, rowid LIMIT :limit",
+    "postgresql": "SELECT id FROM images, to_tsquery('simple', :match) AS q WHERE caption_terms @@ q "
+                  "ORDER BY ts_rank(caption_terms, q) DESC, id LIMIT :limit",
+}
+CAPTION_HOLDS = {  # `:match` is every word as a prefix, in each backend's syntax
+    "sqlite": "SELECT rowid FROM images_fts WHERE images_fts MATCH :match",
+    "postgresql": "SELECT id FROM images WHERE caption_terms @@ to_tsquery('simple', :match)",
+}
+
+# -- the text read from images (OCR, migration 0004): trigram indexes, a tolerant match ------
+
+QUIET = frozenset("the and for with are was were has have this that from into its his her their our you "
+                  "not but all any can one two".split())  # words a description holds, not a search for text
+TEXT_CANDIDATES = 2000  # images a typed word proposes by shared trigrams, most shared first
+HAS_SUBSTRING = {
+    "sqlite": "SELECT rowid FROM images_text WHERE text LIKE :pattern",
+    "postgresql": "SELECT id FROM images WHERE text ILIKE :pattern",
+}
+SHARES_TRIGRAMS = {  # `:match` is the word's trigrams joined by OR on SQLite, the word on PostgreSQL
+    "sqlite": "SELECT rowid FROM images_text WHERE images_text MATCH :match "
+              "ORDER BY rank, rowid LIMIT :limit",
+    "postgresql": "SELECT id FROM images WHERE :match <% text "
+                  "ORDER BY word_similarity(:match, text) DESC, id LIMIT :limit",
+}
+
+
+class FullText:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def caption_search(self, query: str, limit: int) -> list[int]:
+        """Ids whose caption holds any word of `query`, best first: BM25 on SQLite (FTS5),
+        `ts_rank` on PostgreSQL (migration 0002), ties by id. User text cannot break the
+        query: only its words (`\\w+`) reach it, each quoted for FTS5, and `\\w` holds no
+        tsquery operator."""
+        terms = re.findall(r"\w+", query.lower())
+        dialect = self._engine.dialect.name
+        if not terms or dialect not in CAPTION_SEARCH:
+            return []
+        match = (" OR ".join(f'"{term}"' for term in terms) if dialect == "sqlite"
+                 else " | ".join(terms))
+        with self._engine.connect() as connection:
+            rows = connection.execute(text(CAPTION_SEARCH[dialect]), {"match": match, "limit": limit})
+            return [row[0] for row in rows]
+
+    def caption_holds(self, phrase: str) -> list[int]:
+        """Ids whose caption holds every word of `phrase`, each also as the start of a longer
+        word (`car` finds `cars`), in any case."""
+        terms = re.findall(r"\w+", phrase.lower())
+        dialect = self._engine.dialect.name
+        if not terms or dialect not in CAPTION_HOLDS:
+            return []
+        match = (" AND ".join(f'"{term}"*' for term in terms) if dialect == "sqlite"
+                 else " & ".join(f"{term}:*" for term in terms))
+        with self._engine.connect() as connection:
+            return [row[0] for row in connection.execute(text(CAPTION_HOLDS[dialect]), {"match": match})]
+
+    def text_scores(self, phrase: str) -> dict[int, float]:
+        """Images whose text holds every word of `phrase` (`textmatch`: any case, part of a
+        word, small misreadings), with how well (0..1). Each word proposes the images holding it
+        as a substring, all of them, and the `TEXT_CANDIDATES` sharing most of its trigrams;
+        `textmatch` decides."""
+        typed = textmatch.words(phrase)
+        dialect = self._engine.dialect.name
+        if not typed or dialect not in HAS_SUBSTRING:
+            return {}
+        with self._engine.connect() as connection:
+            if dialect == "postgresql":
+                connection.execute(text("SET pg_trgm.word_similarity_threshold = 0.3"))
+            proposed = None
+            for word in typed:
+                ids = _text_candidates(connection, dialect, word)
+                proposed = ids if proposed is None else proposed & ids
+            texts = _texts(connection, sorted(proposed))
+        scores = {image_id: textmatch.phrase_score(written, phrase) for image_id, written in texts}
+        return {image_id: score for image_id, score in scores.items() if score > 0}
+
+    def text_search(self, query: str, limit: int) -> list[int]:
+        """Ids whose text holds words of `query` (each as `text_scores` matches one), the most
+        words first, then the closest, ties by id: the text ranking `--hybrid` fuses. Words of
+        one or two letters, and the commonest (`QUIET`), are left out: `a` is in most texts."""
+        totals: dict[int, float] = {}
+        for word in {word for word in textmatch.words(query) if len(word) > 2 and word not in QUIET}:
+            for image_id, score in self.text_scores(word).items():
+                totals[image_id] = totals.get(image_id, 0.0) + score
+        return sorted(totals, key=lambda image_id: (-totals[image_id], image_id))[:limit]
+
+
+def _text_candidates(connection, dialect: str, word: str) -> set[int]:
+    pattern = f"%{word}%"  # a word is letters and digits: nothing LIKE reads as a wildcard
+    ids = {row[0] for row in connection.execute(text(HAS_SUBSTRING[dialect]), {"pattern": pattern})}
+    if len(word) >= 4:  # shorter words take no slip (`textmatch`): the substrings are all
+        grams = [word[i : i + 3] for i in range(len(word) - 2)]
+        match = " OR ".join(f'"{gram}"' for gram in grams) if dialect == "sqlite" else word
+        rows = connection.execute(text(SHARES_TRIGRAMS[dialect]), {"match": match, "limit": TEXT_CANDIDATES})
+        ids |= {row[0] for row in rows}
+    return ids
+
+
+def _texts(connection, ids: list[int]) -> list[tuple[int, str]]:
+    found = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = connection.execute(select(ImageRow.id, ImageRow.text).where(
+            ImageRow.id.in_(chunk), ImageRow.status == "ok", ImageRow.text.is_not(None)))
+        found += [(row[0], row[1]) for row in rows]
+    return found

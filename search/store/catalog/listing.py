@@ -1,0 +1,78 @@
+"""Which images a search or a listing may return, a page of them in date or path order, and
+what the duplicate finder and the indexer ask of every row."""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import Engine, func, or_, select
+from sqlalchemy.orm import Session
+
+from ...config import Order
+from ...records import Fingerprints, Selection
+from .fulltext import FullText
+from .rows import conditions
+from .schema import ImageRow
+
+ORDERS = {  # ties by id, ascending
+    "newest": (ImageRow.dated.desc(), ImageRow.id),
+    "oldest": (ImageRow.dated, ImageRow.id),
+    "path": (ImageRow.path,),
+}
+
+
+class Listing:
+    def __init__(self, engine: Engine, fulltext: FullText) -> None:
+        self._engine = engine
+        self._fulltext = fulltext
+
+    def ids(self, selection: Selection) -> np.ndarray:
+        """(n,) int64: the readable images `selection` lets through, ascending."""
+        with Session(self._engine) as session:
+            found = session.scalars(self._chosen(selection).order_by(ImageRow.id)).all()
+        return np.array(found, dtype=np.int64)
+
+    def page(self, selection: Selection, offset: int, limit: int | None,
+             order: Order = "newest") -> tuple[int, list[int]]:
+        """(how many images `selection` lets through, the ids of `limit` of them from
+        `offset`, all when None): newest or oldest first by date (EXIF, else modified), or by
+        path. Counted, ordered and cut by the database: a page reads its own rows only."""
+        chosen = self._chosen(selection)
+        with Session(self._engine) as session:
+            total = session.scalar(select(func.count()).select_from(chosen.subquery())) or 0
+            ids = session.scalars(chosen.order_by(*ORDERS[order]).offset(offset).limit(limit)).all()
+        return total, list(ids)
+
+    def unread(self, *, text: bool = False, picture: bool = False) -> list[int]:
+        """Readable images with no text read yet (`text`) or no picture hash (`picture`):
+        indexed before either existed, or with OCR off; ascending."""
+        wanted = [ImageRow.text.is_(None)] * text + [ImageRow.picture_hash.is_(None)] * picture
+        if not wanted:
+            return []
+        with Session(self._engine) as session:
+            return list(session.scalars(select(ImageRow.id).where(ImageRow.status == "ok", or_(*wanted))
+                                        .order_by(ImageRow.id)))
+
+    def fingerprints(self) -> Fingerprints:
+        """Readable images' ids, paths, content and picture hashes, pixels and dates, by id."""
+        columns = (ImageRow.id, ImageRow.path, ImageRow.content_hash, ImageRow.picture_hash, ImageRow.width,
+                   ImageRow.height, ImageRow.dated)
+        with Session(self._engine) as session:
+            readable = select(*columns).where(ImageRow.status == "ok")
+            rows = session.execute(readable.order_by(ImageRow.id)).all()
+        return Fingerprints(
+            ids=np.array([row.id for row in rows], dtype=np.int64), paths=[row.path for row in rows],
+            content_hashes=[row.content_hash for row in rows],
+            picture_hashes=np.array([row.picture_hash or 0 for row in rows], dtype=np.int64),
+            hashed=np.array([row.picture_hash is not None for row in rows], dtype=bool),
+            pixels=np.array([(row.width or 0) * (row.height or 0) for row in rows], dtype=np.int64),
+            dates=np.array([row.dated for row in rows], dtype=np.float64))
+
+    def _chosen(self, selection: Selection):
+        """SELECT the ids of what `selection` lets through: its conditions, and its caption
+        and text phrases (each a full-text search, `fulltext`)."""
+        chosen = select(ImageRow.id).where(*conditions(selection))
+        for phrase in selection.caption:
+            chosen = chosen.where(ImageRow.id.in_(self._fulltext.caption_holds(phrase)))
+        for phrase in selection.text:
+            chosen = chosen.where(ImageRow.id.in_(list(self._fulltext.text_scores(phrase))))
+        return chosen

@@ -1,0 +1,57 @@
+"""Rows as the catalog writes and reads them, and the conditions it filters them by."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlalchemy.orm import Session
+
+from ...records import ImageFile, ImageRecord, Selection
+from .dates import local, seconds
+from .schema import ImageRow, MetaRow
+
+
+def record(row: ImageRow) -> ImageRecord:
+    return ImageRecord(**{f.name: getattr(row, f.name) for f in fields(ImageRecord)})
+
+
+def date_bound(bound: datetime) -> float:
+    """A date filter's bound as `dated` holds dates: `bound` is naive local time, as EXIF
+    dates are; an aware one is converted to it."""
+    return seconds(local(bound), 0.0)
+
+
+def conditions(selection: Selection) -> list:
+    """Readable images under `path_prefix`, with `path_part` in their path after a slash (a
+    folder or file name that starts with it), whose date (EXIF, else mtime) is in range.
+    (The caption and text conditions are full-text searches: `fulltext`.)"""
+    found = [ImageRow.status == "ok"]
+    if selection.path_prefix:
+        prefix = selection.path_prefix
+        found.append(func.substr(ImageRow.path, 1, len(prefix)) == prefix)
+    if selection.path_part:
+        found.append(ImageRow.path.contains("/" + selection.path_part.lstrip("/"), autoescape=True))
+    if selection.after:
+        found.append(ImageRow.dated >= date_bound(selection.after))
+    if selection.before:
+        found.append(ImageRow.dated < date_bound(selection.before))
+    return found
+
+
+def bump_generation(session: Session) -> None:
+    row = session.get(MetaRow, "generation", with_for_update=True)  # no lost update on PostgreSQL
+    if row is None:
+        session.add(MetaRow(key="generation", value="1"))
+    else:
+        row.value = str(int(row.value) + 1)
+
+
+ROW_FIELDS = ("path", "root", "content_hash", "size", "mtime", "width", "height", "taken_at", "caption",
+              "text", "picture_hash", "status", "error")
+
+
+def row_values(image: ImageFile, now: datetime) -> dict:
+    return ({name: getattr(image, name) for name in ROW_FIELDS}
+            | {"indexed_at": now, "dated": seconds(image.taken_at, image.mtime)})

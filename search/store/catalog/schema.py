@@ -1,0 +1,73 @@
+"""The catalog's tables (SQLAlchemy 2 typed ORM). Changes here need a numbered migration."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ImageRow(Base):
+    """One row per file seen under an indexed root, readable or not."""
+
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)  # absolute path of the file
+    root: Mapped[str] = mapped_column(Text)  # the indexed root it was found under
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int]
+    mtime: Mapped[float]
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    taken_at: Mapped[datetime | None]  # EXIF DateTimeOriginal
+    caption: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)  # written in the image (OCR); NULL: not read yet
+    picture_hash: Mapped[int | None] = mapped_column(BigInteger)  # perceptual, 64 bits, signed
+    status: Mapped[str] = mapped_column(String(16))  # "ok" or "failed"
+    error: Mapped[str | None] = mapped_column(Text)
+    indexed_at: Mapped[datetime]
+    dated: Mapped[float | None]  # `dates.seconds`: the EXIF date, else mtime, as one sortable number
+
+    vectors: Mapped[VectorRow | None] = relationship(
+        back_populates="image", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    __table_args__ = (Index("ix_images_root", "root"), Index("ix_images_status_dated", "status", "dated"))
+
+
+class VectorRow(Base):
+    """The image's Q query vectors, float16, row-major (Q, D)."""
+
+    __tablename__ = "vectors"
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+    image: Mapped[ImageRow] = relationship(back_populates="vectors")
+
+
+class FeatureRow(Base):
+    """One side of the image's stored encoder output (`search.features`), (tokens, width)."""
+
+    __tablename__ = "features"
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(16), primary_key=True)  # shared, retrieval or generation
+    tokens: Mapped[int]
+    width: Mapped[int]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class MetaRow(Base):
+    """Key/value facts about the index: model, vector size, query tokens, generation."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,191 @@
+"""The vector index a collection holds, kept in step with its catalog (`SyncedIndex`): which
+kind it wants, the snapshot file when that covers the catalog, else a rebuild from the
+catalog's stored vectors (no model call), and a refresh when another writer committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import describe
+from .catalog import Catalog
+from .lock import IndexBusy, exclusive, held
+from .vectors import MemoryIndex, SnapshotError
+
+log = logging.getLogger("blip2_search")
+
+SNAPSHOT = "vectors.faiss"
+
+
+@dataclass(frozen=True)
+class IndexPolicy:
+    """How a collection chooses and trains its vector index."""
+
+    compressed_from: int = 20_000  # images; where `auto` switches from exact to compressed
+    training_sample: int = 8_192  # images whose vectors train a compressed index's quantiser
+
+
+DEFAULT_POLICY = IndexPolicy()
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """The index a collection wants: its vector shape, its kind and how to size it."""
+
+    queries: int
+    dim: int
+    index_type: str  # auto, exact or compressed
+    policy: IndexPolicy
+
+    def kind(self, images: int) -> str:
+        if self.index_type != "auto":
+            return self.index_type
+        return "compressed" if images >= self.policy.compressed_from else "exact"
+
+    def fits(self, index: MemoryIndex) -> bool:
+        """`index` is of the wanted kind for its size and needs no retraining."""
+        return index.kind == self.kind(len(index)) and not index.needs_training
+
+    def empty(self, images: int = 0) -> MemoryIndex:
+        return MemoryIndex(self.queries, self.dim, self.kind(images))
+
+
+def load_current(path: Path, wanted: Wanted, catalog: Catalog) -> MemoryIndex | None:
+    """The snapshot at `path` when it matches the catalog (its generation, and a row for
+    every stored vector) and fits; None when it is behind, missing, corrupt, of another kind,
+    or holds another count of vectors than the catalog (a writer that saved what it had,
+    unaware of another's images)."""
+    try:
+        index = MemoryIndex.load(path, wanted.queries, wanted.dim)
+    except SnapshotError:
+        return None
+    if index.generation != catalog.generation or not wanted.fits(index):
+        return None
+    return index if len(index) == catalog.stats()["with_vectors"] else None
+
+
+def rebuild(catalog: Catalog, wanted: Wanted) -> MemoryIndex:
+    """A fresh index of the wanted kind from the catalog's vectors, tagged with its
+    generation; a compressed one is trained first on an even sample of them (a second pass)."""
+    generation = catalog.generation
+    total = catalog.stats()["with_vectors"]
+    index = wanted.empty(images=total)
+    shape = (wanted.queries, wanted.dim)
+    if index.kind == "compressed":
+        stride = max(1, total // wanted.policy.training_sample)
+        # copies: a strided view would keep each whole chunk (1 GB at a million images) alive
+        sample = [v[::stride].copy() for _, v in catalog.vectors.iterate(shape, chunk=stride * 256)]
+        if sample:
+            index.train(np.concatenate(sample), population=total)
+    for ids, vectors in catalog.vectors.iterate(shape):
+        index.add(ids, vectors)
+    index.generation = generation
+    return index
+
+
+class SyncedIndex:
+    """The in-memory vector index of one index folder. A refresh replaces `current` whole, so
+    a reader that took it answers from one consistent view; only a writer's own collection,
+    which no reader shares, changes it in place. `wanted()` says the index the collection
+    wants now (its model's shape and its kind), or None before it has a model."""
+
+    def __init__(self, folder: Path, catalog: Catalog, wanted: Callable[[], Wanted | None]) -> None:
+        self.folder, self.catalog, self.wanted = folder, catalog, wanted
+        self.current: MemoryIndex | None = None
+        self.state = "none"  # how it was obtained: loaded / rebuilt / new
+        self.writing = False  # its collection holds the writer lock
+        self._lock = threading.Lock()  # one refresh at a time
+        self._starting = threading.Lock()  # guards `_refresher`, never held while a refresh works
+        self._refresher: threading.Thread | None = None  # a refresh a request started
+
+    def start(self, wanted: Wanted) -> None:
+        """An empty index for a collection that just got its model."""
+        self.current, self.state = wanted.empty(), "new"
+        self.current.generation = self.catalog.generation
+
+    def open(self) -> None:
+        """On open: the snapshot when it matches the catalog, else a rebuild from the
+        catalog's vectors (never an empty index), saved when no writer is at work and the
+        disk takes it; reading never needs to write."""
+        wanted, path = self.wanted(), self.folder / SNAPSHOT
+        index = load_current(path, wanted, self.catalog)
+        if index is not None:
+            self.current, self.state = index, "loaded"
+            return
+        self.current, self.state = rebuild(self.catalog, wanted), "rebuilt"
+        try:
+            with exclusive(self.folder, wait=False):
+                for stale in self.folder.glob(f".{SNAPSHOT}.*.tmp"):
+                    stale.unlink(missing_ok=True)  # left by a write that was killed before its rename
+                self.current.save(path)
+        except IndexBusy:
+            pass  # the writer at work saves its own when it is done
+        except OSError as exc:
+            log.warning("the rebuilt vector index is kept in memory only: it could not be saved (%s)",
+                        exc.strerror or exc)
+
+    def save(self) -> None:
+        """Write the snapshot, tagged with the catalog generation it covers. An index of the
+        wrong kind, or a compressed one that outgrew its training sample, is rebuilt first."""
+        if self.current is None:
+            return
+        wanted = self.wanted()
+        if not wanted.fits(self.current):
+            self.current = rebuild(self.catalog, wanted)
+        self.current.generation = self.catalog.generation
+        self.current.save(self.folder / SNAPSHOT)
+
+    def refresh(self, *, background: bool = False) -> bool:
+        """Bring the index in step with what another writer committed (an index job, or
+        another process). While another writer is at work it stays as it is, so a reader
+        answers from the collection as it was before that writer, never from half of its
+        work. `background`: what a request asks; the work, when there is any, runs on a
+        thread of its own, and until it is done readers keep the last consistent view.
+        Returns whether the index changed (always False in the background)."""
+        if not self._behind():
+            return False
+        if background:
+            self._refresh_in_background()
+            return False
+        with self._lock:
+            if not self._behind():  # another refresh did it while this one waited
+                return False
+            wanted = self.wanted()
+            self.current = (load_current(self.folder / SNAPSHOT, wanted, self.catalog)
+                            or rebuild(self.catalog, wanted))  # one assignment: old view or new
+            return True
+
+    def close(self) -> None:
+        """Wait for a refresh under way: it reads the catalog, which closes next."""
+        refresher = self._refresher
+        if refresher is not None:
+            refresher.join()
+
+    def _behind(self) -> bool:
+        """It covers less than the catalog holds, and may be brought up to it now: the
+        collection has a model, and no other writer is at work. One query in the common case."""
+        generation = self.catalog.generation
+        current = self.current
+        if current is not None and current.generation == generation:
+            return False
+        return self.wanted() is not None and (self.writing or not held(self.folder))
+
+    def _refresh_in_background(self) -> None:
+        with self._starting:
+            if self._refresher is not None and self._refresher.is_alive():
+                return  # one at a time; a later request starts the next if still behind
+            self._refresher = threading.Thread(target=self._refresh_quietly, name="vector-refresh",
+                                               daemon=True)
+            self._refresher.start()
+
+    def _refresh_quietly(self) -> None:
+        try:
+            self.refresh()
+        except Exception as exc:  # readers keep the view they have; a later request tries again
+            log.warning("the vector index could not be brought up to date: %s", describe(exc))
