@@ -1,9 +1,9 @@
 """The benchmark suite: `python -m benchmarks.run [--quick] [--out FILE] [--only NAME ...]`.
 
 `make bench` runs it in full and writes benchmarks/results/latest.json, and a copy named for
-the host's kind (host-amx.json or host-no-amx.json: one full run kept per kind); `make bench-quick`
-runs one small iteration of every part (the same widths, fewer layers, fewer images), says
-so in its output, and is what CI runs as a smoke test.
+the host's bucket (`machine.host_bucket`, e.g. host-amd-avx512-bf16.json: one full run kept
+per bucket); `make bench-quick` runs one small iteration of every part (the same widths, fewer
+layers, fewer images), says so in its output, and is what CI runs as a smoke test.
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + "\n")
-        if not args.quick and not args.only:  # one full run kept per host kind (AMX or not)
-            (args.out.parent / f"host-{report['machine']['host_kind']}.json").write_text(text + "\n")
+        if not args.quick and not args.only:  # one full run kept per host bucket
+            (args.out.parent / f"host-{report['machine']['host_bucket']}.json").write_text(text + "\n")
     print(text)
     return 0
 
