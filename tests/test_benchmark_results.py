@@ -4,9 +4,11 @@ from each report (benchmarks/results.py), and BENCHMARKS.md's table made from it
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from benchmarks import hosts, results
+from benchmarks import hosts, results, targets
 
+ROOT = Path(__file__).resolve().parents[1]
 FIELDS = {"value", "run", "date", "host", "command"}
 HOST_FIELDS = {"vendor", "model", "family_id", "model_id", "flags", "cores", "bucket"}
 EPYC = {"cpu": "AMD EPYC", "cpu_id": "AuthenticAMD 25 17", "amx": False, "avx512_bf16": True,
@@ -103,3 +105,9 @@ def test_the_committed_current_json_gives_every_key_its_provenance():
     assert not [key for key in current if key.startswith(("rerank20", "date_order20"))]
     assert not {"bytes_per_image_disk", "bytes_per_image_ram_compressed"} & set(current)
 
+
+def test_benchmarks_md_opens_with_the_table_of_the_committed_current_json():
+    text = (ROOT / "BENCHMARKS.md").read_text()
+    begin, end = text.index(targets.BEGIN) + len(targets.BEGIN), text.index(targets.END)
+    assert text[begin:end].strip() == targets.table(results.load(results.CURRENT))
+    assert text.index(targets.BEGIN) < text.index("## History")
