@@ -12,32 +12,45 @@ import torch
 
 from search.models import precision
 
+from . import hosts
+
 
 def machine() -> dict:
-    """The host, and which matmul instructions it has: figures from hosts of one kind (AMX or
-    not) compare, across kinds they do not."""
-    cpu, flags = platform.processor() or platform.machine(), set()
-    family_model: dict[str, str] = {}  # "Intel(R) Xeon(R) Processor" alone names no generation
-    try:
-        for line in open("/proc/cpuinfo"):
-            key = line.split(":", 1)[0].strip()
-            if key == "model name" and cpu == (platform.processor() or platform.machine()):
-                cpu = line.split(":", 1)[1].strip()
-            elif key in ("vendor_id", "cpu family", "model"):
-                family_model.setdefault(key, line.split(":", 1)[1].strip())
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
+    """The host, and which matmul instructions it has. `host_bucket` (`hosts.bucket`: vendor, then
+    the widest matrix instructions, e.g. "intel-amx", "amd-avx512-bf16") says which figures
+    compare: those from hosts of one bucket. `host_kind` ("amx" or "no-amx") is the older,
+    coarser split, kept for the readers of earlier reports: it puts together an AMD EPYC and an
+    Intel Xeon without AMX, whose bfloat16 matmuls ran at 4 times and at half float32's speed."""
+    cpu, ids, flags = _cpuinfo()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    cpu_id = " ".join(family_model.get(key, "?") for key in ("vendor_id", "cpu family", "model"))
+    cpu_id = " ".join(ids.get(key, "?") for key in ("vendor_id", "cpu family", "model"))
     return {"cpu": cpu, "cpu_id": cpu_id,
-            "amx": "amx_bf16" in flags, "avx512_bf16": "avx512_bf16" in flags,
+            "amx": "amx_bf16" in flags, "avx512_bf16": "avx512_bf16" in flags, "avx512": "avx512f" in flags,
+            "host_bucket": hosts.bucket(ids.get("vendor_id", platform.machine()), flags),
             "host_kind": "amx" if "amx_bf16" in flags else "no-amx",
             "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "memory_gib": round(memory, 1), "torch": torch.__version__, "python": platform.python_version(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def _cpuinfo() -> tuple[str, dict[str, str], set[str]]:
+    """The first CPU's model name, its ids (vendor_id, cpu family, model: "Intel(R) Xeon(R)
+    Processor" alone names no generation) and its flags, from /proc/cpuinfo where there is one."""
+    cpu, ids, flags = platform.processor() or platform.machine(), {}, set()
+    named = False
+    try:
+        for line in open("/proc/cpuinfo"):
+            key, _, value = (part.strip() for part in line.partition(":"))
+            if key == "model name" and not named:
+                cpu, named = value, True
+            elif key in ("vendor_id", "cpu family", "model"):
+                ids.setdefault(key, value)
+            elif key == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    return cpu, ids, flags
 
 
 def matmul_peak(dtype: torch.dtype | str, size: int = 2048, seconds: float = 2.0,

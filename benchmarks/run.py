@@ -1,9 +1,15 @@
 """The benchmark suite: `python -m benchmarks.run [--quick] [--out FILE] [--only NAME ...]`.
 
 `make bench` runs it in full and writes benchmarks/results/latest.json, and a copy named for
-the host's kind (host-amx.json or host-no-amx.json: one full run kept per kind); `make bench-quick`
-runs one small iteration of every part (the same widths, fewer layers, fewer images), says
-so in its output, and is what CI runs as a smoke test.
+the host's bucket (`machine.host_bucket`, e.g. host-amd-avx512-bf16.json: one full run kept
+per bucket); `make bench-quick` runs one small iteration of every part (the same widths, fewer
+layers, fewer images), says so in its output, and is what CI runs as a smoke test.
+
+Every command but a quick one ends by merging its figures into
+benchmarks/results/current.json, the newest measurement of each key with its run, date, host
+and command, and rewriting BENCHMARKS.md's table from it (`benchmarks/results.py`), whether
+or not `--out` is given. A quick run leaves both alone: its figures come from cut-down
+models, and would replace real ones.
 """
 
 from __future__ import annotations
@@ -22,27 +28,51 @@ import torch
 from search import runtime
 from search.models import precision
 
-from . import dates, duplicates, features, hardware, indexing, large, ocr, query, realsize, serving
+from . import dates, duplicates, features, hardware, indexing, large, ocr, query, realsize, results, serving
 
-PARTS = ("hardware", "indexing", "features", "dates", "ocr", "duplicates", "query", "large")
+PARTS = results.PARTS
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = runtime.configure()  # as the CLI and the server set up the process
+    started = time.perf_counter()
+    given = argv if argv is not None else sys.argv[1:]
+    report: dict = {"quick": args.quick, "machine": hardware.machine() | settings,
+                    "command": " ".join(["python -m benchmarks.run", *given])}
+    _run_parts(report, args)
+    report["seconds"] = round(time.perf_counter() - started)
+    report["date"] = results.now()
+    text = json.dumps(report, indent=1)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+        if not args.quick and not args.only:  # one full run kept per host bucket
+            (args.out.parent / f"host-{report['machine']['host_bucket']}.json").write_text(text + "\n")
+    if results.record(report, run=str(args.out) if args.out else "printed only (no --out)"):
+        _log(f"{results.CURRENT}: this run's figures merged where newer; BENCHMARKS.md's table from it")
+    else:
+        _log(f"a quick run is a smoke test: {results.CURRENT} is left as it was")
+    print(text)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one small iteration of every part")
+    parser.add_argument("--quick", action="store_true", help="one small iteration of every part "
+                        "(a smoke test: current.json is not updated)")
     parser.add_argument("--out", type=Path, help="JSON file to write (default: print only)")
     parser.add_argument("--only", nargs="+", choices=PARTS, help="run these parts only")
     parser.add_argument("--scratch", type=Path, help="folder for the synthetic collections (default /tmp)")
     parser.add_argument("--sizes", type=int, nargs="+", help="collection sizes for the query part")
     parser.add_argument("--default-dtype", default=None, choices=("float32", "bfloat16"),
                         help="the precision counted as the product's default (default: what it picks here)")
-    args = parser.parse_args(argv)
-    settings = runtime.configure()  # as the CLI and the server set up the process
+    return parser
+
+
+def _run_parts(report: dict, args: argparse.Namespace) -> None:
+    """Each part asked for, its report under its name and its figures at the top level."""
     parts = args.only or PARTS
-    started = time.perf_counter()
-    given = argv if argv is not None else sys.argv[1:]
-    report: dict = {"quick": args.quick, "machine": hardware.machine() | settings,
-                    "command": " ".join(["python -m benchmarks.run", *given])}
     if "hardware" in parts:
         report["hardware"] = _hardware(args.quick)
     if "indexing" in parts:
@@ -50,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         report |= {key: report["indexing"][key] for key in INDEXING_KEYS}
     if "features" in parts:
         report["features"] = _features(args.quick)
-        report |= {key: report["features"][key] for key in FEATURE_KEYS}
+        report |= results.feature_figures(report["features"])
     if "dates" in parts:
         report["dates"] = _dates(args.quick)
         report |= {key: report["dates"][key] for key in DATE_KEYS}
@@ -66,15 +96,6 @@ def main(argv: list[str] | None = None) -> int:
     if "large" in parts:
         report["large"] = _large(args.quick, args.scratch)
         report |= {f"{key}_10m": report["large"][key] for key in LARGE_KEYS}
-    report["seconds"] = round(time.perf_counter() - started)
-    text = json.dumps(report, indent=1)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-        if not args.quick and not args.only:  # one full run kept per host kind (AMX or not)
-            (args.out.parent / f"host-{report['machine']['host_kind']}.json").write_text(text + "\n")
-    print(text)
-    return 0
 
 
 def _hardware(quick: bool) -> dict:
@@ -167,10 +188,6 @@ def _duplicates(quick: bool) -> dict:
 
 DUPLICATE_KEYS = ("seconds_finding", "peak_rss_mb", "planted_pair_recall")
 DATE_KEYS = ("date_order_p50_ms_demo_features", "date_order_p50_ms_demo_files")
-FEATURE_KEYS = ("rerank20_ms_realsize_cpu_features", "rerank20_ms_realsize_cpu_recompute",
-                "rerank_speedup_features", "match_max_abs_diff_features", "ask_p50_ms_realsize_cpu",
-                "date_order20_ms_realsize_cpu_features", "date_order20_ms_realsize_cpu_recompute",
-                "disk_bytes_per_image_features")
 
 
 OCR_KEYS = ("ocr_share_of_index_time", "index_seconds_per_image_with_ocr")
@@ -209,7 +226,8 @@ def _query(quick: bool, scratch: Path | None, sizes: list[int] | None) -> list[d
 
 
 def _query_summary(rows: list[dict], machine_hw: dict | None) -> dict:
-    """The top-level keys of latest.json that the query part answers."""
+    """The top-level keys of a report that the query part answers; the bytes an image are the
+    largest size's, and their keys say it (`bytes_per_image_disk_1m`): `--sizes` changes it."""
     def pick(images, vectors="clustered", mode="auto"):
         wanted = (images, vectors, mode)
         return next((r for r in rows if (r["images"], r["vectors"], r["mode"]) == wanted), None)
@@ -232,10 +250,11 @@ def _query_summary(rows: list[dict], machine_hw: dict | None) -> dict:
         out["exact_p50_over_bandwidth_bound_100k"] = round(exact["search_p50_ms"] / bound_ms, 2)
     largest = max(rows, key=lambda r: r["images"]) if rows else None
     if largest:
-        out["bytes_per_image_disk"] = largest["bytes_per_image_disk"]
+        size = results.size_label(largest["images"])
+        out[f"bytes_per_image_disk_{size}"] = largest["bytes_per_image_disk"]
         compressed = [r for r in rows if r["index"] == "compressed" and r["images"] == largest["images"]]
         if compressed:
-            out["bytes_per_image_ram_compressed"] = compressed[0]["bytes_per_image_ram"]
+            out[f"bytes_per_image_ram_compressed_{size}"] = compressed[0]["bytes_per_image_ram"]
     return out
 
 
