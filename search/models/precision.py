@@ -8,9 +8,12 @@ precision the CPU offers, once per process (about half a second), and picks from
 
 - the models' weights: bfloat16 where its matmul is no slower than float32's, else float32;
 - the image encoder: int8 weights (dynamic quantization, a scale per output channel) where
-  that matmul runs at least 1.5 times the chosen float one. It carries most of an indexing
-  run's arithmetic (about 520 GFLOP an image at ViT-g size); its vectors kept a cosine of
-  0.998 with float32's at real size and the demo model's retrieval recall unchanged;
+  that matmul runs at least 1.5 times the chosen float one and its activations keep all 8
+  bits (`full_range_is_exact`). It carries most of an indexing run's arithmetic (about 520
+  GFLOP an image at ViT-g size); its vectors kept a cosine of 0.998 with float32's at real
+  size and the demo model's retrieval recall unchanged. With 7-bit activations (AVX2
+  without VNNI) the demo model's lowest cosine fell to 0.974, below the 0.99 a lower
+  precision must keep, so there it stays in the float dtype unless asked for;
 - the language model: int8 weights on every CPU (`quantize_decoder_int8`).
 """
 
@@ -47,14 +50,18 @@ class Plan:
         return f"{self.dtype} ({', '.join(stages)})"
 
 
-def plan(device: torch.device, wanted: Precision, speeds: dict[str, float] | None = None) -> Plan:
+def plan(device: torch.device, wanted: Precision, speeds: dict[str, float] | None = None,
+         full_range: bool | None = None) -> Plan:
     """The stages' precisions from the settings' `wanted` ones; `auto` is float16 on a GPU,
     and on a CPU the fastest of this machine's `speeds` (default: `cpu_speeds()`, measured
-    once)."""
+    once) that keeps its accuracy (`full_range`: whether int8 activations keep all 8 bits
+    here, default `full_range_is_exact()`)."""
     dtype = default_dtype(device, speeds) if wanted.dtype == "auto" else wanted.dtype
     if device.type != "cpu" or dtype == "int8":
         return Plan(dtype)
-    encoder = wanted.encoder == "int8" or (wanted.encoder == "auto" and int8_encoder_pays(dtype, speeds))
+    full_range = full_range_is_exact() if full_range is None else full_range
+    encoder = wanted.encoder == "int8" or (wanted.encoder == "auto" and full_range
+                                          and int8_encoder_pays(dtype, speeds))
     return Plan(dtype, encoder_int8=encoder, decoder_int8=wanted.decoder in ("auto", "int8"))
 
 
