@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -74,11 +75,16 @@ def recall_at(ranks: Sequence[int], ks: Sequence[int] = KS) -> dict[str, float]:
     return {f"r{k}": float((ranks < k).mean()) if len(ranks) else 0.0 for k in ks}
 
 
+NOT_FOUND = sys.maxsize  # the rank of a relevant item the ranking does not hold: past every k
+
+
 def first_relevant_rank(order: np.ndarray, relevant: set[int]) -> int:
+    """The 0-based rank of the first relevant item of `order`; NOT_FOUND when it holds none
+    (a rerank's top 4 that missed it does not count it as found at 5 or 10)."""
     for rank, item in enumerate(order.tolist()):
         if item in relevant:
             return rank
-    return len(order)
+    return NOT_FOUND
 
 
 def bleu4(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
@@ -131,7 +137,7 @@ def _retrieval(engine, images, image_vecs, data: EvalSet, rerank_top: int, batch
     t2i = [first_relevant_rank(np.argsort(-sims[:, t], kind="stable"), owners[text])
            for t, text in enumerate(texts)]
     own = [{t for t, text in enumerate(texts) if i in owners[text]} for i in range(len(images))]
-    i2t = [first_relevant_rank(np.argsort(-sims[i], kind="stable"), own[i]) if own[i] else len(texts)
+    i2t = [first_relevant_rank(np.argsort(-sims[i], kind="stable"), own[i]) if own[i] else NOT_FOUND
            for i in range(len(images))]
     result = {"t2i": recall_at(t2i), "i2t": recall_at([r for r, o in zip(i2t, own, strict=True) if o])}
     if rerank_top > 0:
