@@ -1,5 +1,5 @@
 """`blip2-search index PATH...`: new and changed files are embedded and captioned; moved files
-keep theirs. With `--ray`, the embedding runs on a Ray cluster (indexer.distributed)."""
+keep theirs. With `--ray`, the embedding runs on a Ray cluster (indexer.ray)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,11 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from search.media import ocr
+
     settings = settings_from(args)
+    if not args.no_ocr:
+        ocr.check()  # a missing reader stops the run before the index folder is even made
     collection = open_collection(settings, create=True)
     try:
         summary = (_here if args.ray is None else _on_ray)(args, settings, collection)

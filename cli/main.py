@@ -69,6 +69,7 @@ def _library_warnings() -> None:
     log = logging.getLogger("blip2_search")
     if not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)  # its debug lines stay in the library's log
         handler.setFormatter(logging.Formatter("blip2-search: warning: %(message)s"))
         log.addHandler(handler)
         log.propagate = False

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import DateTime, bindparam, create_engine, inspect, text
 
 from search.records import ImageFile, Selection
 from search.store.catalog import Catalog
@@ -33,7 +33,7 @@ def test_schema_is_migrated_and_versioned(catalog_url, catalog):
     tables = set(inspect(engine).get_table_names())
     assert {"images", "vectors", "features", "meta", "alembic_version"} <= tables
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
         if engine.dialect.name == "sqlite":
             assert "images_fts" in tables
             assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
@@ -43,6 +43,39 @@ def test_schema_is_migrated_and_versioned(catalog_url, catalog):
             assert "caption_terms" in columns and "ix_images_caption_terms" in indexes
     engine.dispose()
     Catalog.open(catalog_url).close()  # opening again migrates nothing and fails nothing
+
+
+def test_rows_written_before_migration_0005_are_dated_by_it(catalog_url):
+    """A catalog at 0004 with an EXIF-dated row and a row dated by its file: the upgrade fills
+    `dated` with the rule new rows are written with (`dates.seconds`)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from search.store.catalog.database import MIGRATIONS
+    from search.store.catalog.dates import seconds
+
+    engine = create_engine(catalog_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    taken = datetime(2021, 6, 5, 14, 30)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004")
+        for path, when in (("/r/exif.png", taken), ("/r/file.png", None)):
+            insert = text("INSERT INTO images (path, root, content_hash, size, mtime, taken_at, status, "
+                          "indexed_at) VALUES (:path, '/r', :hash, 1, 1700000000.5, :taken, 'ok', :now)")
+            connection.execute(insert.bindparams(bindparam("taken", type_=DateTime)),
+                               {"path": path, "hash": path, "taken": when, "now": datetime(2026, 1, 1)})
+    engine.dispose()
+    catalog = Catalog.open(catalog_url)
+    try:
+        prints = catalog.listing.fingerprints()
+        newest_first = [catalog.get(i).path for i in catalog.listing.page(Selection(), 0, 10, "newest")[1]]
+    finally:
+        catalog.close()
+    assert dict(zip(prints.paths, prints.dates.tolist(), strict=True)) == {
+        "/r/file.png": 1_700_000_000.5, "/r/exif.png": seconds(taken, 0.0)}
+    assert newest_first == ["/r/file.png", "/r/exif.png"]  # November 2023, then June 2021
 
 
 def test_write_replaces_by_path_and_bumps_generation(catalog):
@@ -114,9 +147,10 @@ def test_move_keeps_id_and_caption(catalog):
 @pytest.mark.parametrize("query", ['"', "red OR", "NEAR(", "circle*", "'; DROP TABLE images; --",
                                    "AND AND", "col:red", "(((", "^", "red -circle", "日本"])
 def test_caption_search_escapes_any_user_text(catalog, query):
-    catalog.write([_image("/r/a.png", "a red circle"), _image("/r/b.png", "a blue square")])
+    written = catalog.write([_image("/r/a.png", "a red circle"), _image("/r/b.png", "a blue square")])
     result = catalog.fulltext.caption_search(query, limit=5)
-    assert isinstance(result, list)
+    words = {"red": written[0], "circle": written[0]}  # the only words of these queries a caption holds
+    assert set(result) == {words[w] for w in words if w in query.lower()}
 
 
 def test_caption_search_ranks_and_follows_updates(catalog):
@@ -143,6 +177,36 @@ def test_filters_by_prefix_and_date(catalog):
     assert listed(Selection(after=datetime(2023, 1, 1))).tolist() == ids[1:3]
     assert listed(Selection(before=datetime(2024, 3, 1))).tolist() == [ids[0], ids[2]]
     assert listed(Selection(after=datetime(2024, 3, 1), path_prefix="/r/2024")).tolist() == [ids[1]]
+
+
+def test_a_page_is_ordered_counted_and_cut_by_the_database(catalog):
+    """Browse and filter-only listings: newest or oldest first (EXIF date, else modified; ties
+    by id) or by path, failed rows left out, the total counted; each page is one statement
+    with ORDER BY, OFFSET and LIMIT, never every row's date read into Python."""
+    from sqlalchemy import event
+
+    rng = np.random.default_rng(5)
+    days = rng.permutation(40)
+    images = [_image(f"/r/{rng.integers(1000):03d}-{i}.png", mtime=1_600_000_000.0 + day * 86_400,
+                     taken_at=datetime(2020, 1, 1 + day % 28) if i % 3 == 0 else None)
+              for i, day in enumerate(days)]
+    images[7] = _image("/r/failed.png", vectors=None)
+    ids = catalog.write(images)
+    readable = [(i, image) for i, image in zip(ids, images, strict=True) if image.vectors is not None]
+    date = {i: image.taken_at.timestamp() if image.taken_at else image.mtime for i, image in readable}
+    expected = {"newest": sorted(date, key=lambda i: (-date[i], i)),
+                "oldest": sorted(date, key=lambda i: (date[i], i)),
+                "path": [i for i, _ in sorted(readable, key=lambda pair: pair[1].path)]}
+    statements = []
+    event.listen(catalog._engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *rest: statements.append(statement))
+    for order, want in expected.items():
+        for offset, limit in ((0, 5), (5, 7), (35, 10)):
+            statements.clear()
+            total, page = catalog.listing.page(Selection(), offset, limit, order)
+            assert (total, page) == (len(readable), want[offset : offset + limit]), (order, offset)
+            [paged] = [sql for sql in statements if "ORDER BY" in sql]
+            assert "LIMIT" in paged and "OFFSET" in paged
 
 
 def test_writers_of_one_database_take_turns(catalog_url, catalog):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -143,6 +146,39 @@ def test_refresh_sees_what_another_writer_committed(built):
     assert not reader.refresh()  # in step: nothing to do
     reader.close()
     writer.close()
+
+
+def test_a_refresh_asked_in_the_background_runs_on_a_thread_of_its_own(built, caplog):
+    """What a server's request asks: the call returns at once with the view unchanged, and the
+    catch-up runs on the `vector-refresh` thread (its log record says so), after which the
+    view is the catalog's."""
+    caplog.set_level(logging.DEBUG, logger="blip2_search")
+    reader, writer = Collection.open(built), Collection.open(built)
+    _fill(writer, 3, seed=5)
+    assert reader.refresh(background=True) is False
+    deadline = time.monotonic() + 60
+    while reader.indexed != 13 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert reader.indexed == 13
+    [record] = [r for r in caplog.records if "caught up" in r.getMessage()]
+    assert record.threadName == "vector-refresh" and record.threadName != threading.current_thread().name
+    assert reader.refresh(background=True) is False and not reader.refresh()  # in step now
+    reader.close()
+    writer.close()
+
+
+def test_duplicate_groups_are_kept_until_the_catalog_changes(built):
+    from search.query.duplicates import groups
+
+    collection = Collection.open(built)
+    first = groups(collection)
+    assert groups(collection) is first  # from memory: the catalog has not changed
+    assert groups(collection, 0.9) is not first  # another threshold is its own result
+    with collection.writing():
+        _fill(collection, 1, seed=9)
+        collection.save()
+    assert groups(collection) is not first  # a new generation: found again
+    collection.close()
 
 
 def test_a_snapshot_that_misses_images_is_not_trusted(built):

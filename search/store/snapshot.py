@@ -157,8 +157,10 @@ class SyncedIndex:
             if not self._behind():  # another refresh did it while this one waited
                 return False
             wanted = self.wanted()
-            self.current = (load_current(self.folder / SNAPSHOT, wanted, self.catalog)
-                            or rebuild(self.catalog, wanted))  # one assignment: old view or new
+            loaded = load_current(self.folder / SNAPSHOT, wanted, self.catalog)
+            self.current = loaded or rebuild(self.catalog, wanted)  # one assignment: old view or new
+            log.debug("the vector index caught up with the catalog (generation %d, %d images): %s",
+                      self.current.generation, len(self.current), "loaded" if loaded else "rebuilt")
             return True
 
     def close(self) -> None:

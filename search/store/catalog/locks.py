@@ -1,6 +1,6 @@
 """The database's writer lock: on PostgreSQL an advisory lock, so that writers whose index
 folders differ (other machines sharing one database) still take turns; elsewhere the index
-folder's lock (`search.writer`) is the only one needed."""
+folder's lock (`search.store.lock`) is the only one needed."""
 
 from __future__ import annotations
 

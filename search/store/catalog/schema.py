@@ -53,7 +53,7 @@ class VectorRow(Base):
 
 
 class FeatureRow(Base):
-    """One side of the image's stored encoder output (`search.features`), (tokens, width)."""
+    """One side of the image's stored encoder output (`search.store.features`), (tokens, width)."""
 
     __tablename__ = "features"
 

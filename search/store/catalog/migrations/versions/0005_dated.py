@@ -17,10 +17,8 @@ from alembic import op
 
 from search.store.catalog.dates import seconds
 
-revision = "0005"
-down_revision = "0004"
-branch_labels = None
-depends_on = None
+revision, down_revision = "0005", "0004"
+branch_labels = depends_on = None
 
 
 def upgrade() -> None:
