@@ -18,6 +18,19 @@ from tests.support.engines import EXACT, FLOAT32
 from tests.support.tiny import write_tiny_pair
 
 REAL_DTYPE = os.environ.get("BLIP2_SEARCH_TEST_DTYPE", "float32")
+NEEDS = {"browser": "browser", "postgres_server": "postgres"}  # a fixture -> the marker of what it needs
+
+
+def pytest_collection_modifyitems(items):
+    """A test that uses Chromium or a PostgreSQL server is marked with what it needs, from its
+    fixtures, so `make check` (which leaves them out) cannot miss one. The benchmark smoke
+    run, the longest test by far, goes first: on two workers the other takes everything else
+    meanwhile, instead of it starting last and running alone."""
+    for item in items:
+        for fixture, marker in NEEDS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
+    items.sort(key=lambda item: item.get_closest_marker("bench") is None)  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -118,28 +131,39 @@ def indexer(engines, tmp_path):
         collection.close()
 
 
-@pytest.fixture(scope="module")
-def served_index(tmp_path_factory, tiny_dirs) -> dict:
-    """A small index built by the real pipeline, and settings for an app over it."""
+def _served(root: Path, tiny_dirs, engine) -> dict:
+    """Ten pictures indexed by the real pipeline under `root`, and settings for an app over them."""
     from indexer.pipeline import IndexOptions, index_paths
     from search.collection import Collection
     from search.config import load_settings
-    from search.models import Blip2Engine
 
-    root = tmp_path_factory.mktemp("served")
     write_corpus(root / "photos", 10, seed=11)
     collection = Collection.open(root / "index", create=True)
-    engine = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu", precision=FLOAT32)
     index_paths(collection, engine, [root / "photos"], IndexOptions(workers=0))
     collection.close()
     settings = load_settings(index=root / "index", model=str(tiny_dirs["opt"]), workers=0, device="cpu")
     return {"root": root, "settings": settings}
 
 
+@pytest.fixture(scope="module")
+def served_index(tmp_path_factory, tiny_dirs) -> dict:
+    """A small index, and settings for an app over it, that the tests of a module read and
+    none changes (a test that writes takes `own_index`)."""
+    engine = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu", precision=FLOAT32)
+    return _served(tmp_path_factory.mktemp("served"), tiny_dirs, engine)
+
+
+@pytest.fixture
+def own_index(tmp_path, tiny_dirs, engines) -> dict:
+    """The same index as `served_index`, for one test that changes it: its catalog (an index
+    job), its thumbnails or its pictures."""
+    return _served(tmp_path / "own", tiny_dirs, engines["opt"])
+
+
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory):
     """A PostgreSQL URL to create databases from: BLIP2_SEARCH_TEST_POSTGRES_URL (set by
-    .ci/run), else a throwaway server started here (tests/postgres.py)."""
+    .ci/run), else a throwaway server started here (tests/support/postgres.py)."""
     from tests.support import postgres
     from tests.support.needs import missing
 
@@ -161,7 +185,7 @@ def postgres_server(tmp_path_factory):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def catalog_url(request, tmp_path):
     """A fresh, empty catalog database of each kind: a file in tmp_path, or a new PostgreSQL
     database dropped afterwards."""
@@ -185,7 +209,7 @@ def catalog_url(request, tmp_path):
 
 @pytest.fixture(scope="session")
 def duplicate_index(tmp_path_factory) -> dict:
-    """A generated set of duplicates and look-alikes (tests/duplicate_images.py, the test seed)
+    """A generated set of duplicates and look-alikes (tests/support/duplicate_images.py, the test seed)
     indexed by the real pipeline with the demo model; a byte copy of an original is made the
     oldest file of its group, so that it is the one to keep."""
     from indexer.pipeline import IndexOptions, index_paths

@@ -19,17 +19,20 @@ from api.app import create_app
 from cli.main import main
 from demo.shapes import COLORS, SHAPES, coverage, generate
 from search.config import load_settings
-from search.query.language import QueryError, parse
+from search.presets import DEMO_FOLDER
 
 SEED = 20261202  # training draws seeds 0..47; the demo command uses 4242
 COUNT = 240
 FIRST_DAY = datetime(2021, 1, 1, 9, 0, 0)
+pytestmark = pytest.mark.slow  # a held-out set indexed with the demo model, searched through the API
 
 
 @pytest.fixture(scope="module")
 def dated(tmp_path_factory):
     """COUNT images, each with its own EXIF date (days in a shuffled order), indexed with the
-    demo model by the CLI; what each image holds and when it was taken."""
+    demo model by the CLI, their encoder output kept (a date order and a where condition ask
+    the match head and the decoder of hundreds of candidates: without the image encoder);
+    what each image holds and when it was taken."""
     root = tmp_path_factory.mktemp("dated")
     days = list(range(COUNT))
     random.Random(SEED).shuffle(days)
@@ -46,7 +49,7 @@ def dated(tmp_path_factory):
                             "drawn": sample.shapes, "side": sample.image.size[0]}
     index = root / "index"
     assert main(["index", str(root / "photos"), "--index", str(index), "--model", "demo", "--workers", "0",
-                 "--json"]) == 0
+                 "--keep-features", "--json"]) == 0
     return {"index": index, "truth": truth}
 
 
@@ -73,8 +76,9 @@ def _pairs(truth, least: int) -> list[tuple[str, str]]:
 
 
 def test_date_order_keeps_the_matches_newest_first(client, dated):
-    """`a red circle` with sort=newest, min_match=0.5: dates never increase, >= 90 % of the
-    hits hold the coloured shape, >= 80 % of the images that hold it come back."""
+    """`a red circle` with sort=newest, min_match=0.5: dates never increase; of the hits,
+    361 of 365 hold the coloured shape, and 361 of the 362 images that hold it come back (the
+    targets: 90 % and 80 %), give or take two where a sum's order flips a tie."""
     truth = dated["truth"]
     pairs = _pairs(truth, 3)
     assert len(pairs) >= 20
@@ -92,7 +96,8 @@ def test_date_order_keeps_the_matches_newest_first(client, dated):
         holders += len(holding)
         found += len(holding & {hit["path"] for hit in hits})
     print(f"date order: precision {right}/{returned}, recall {found}/{holders}")
-    assert right / returned >= 0.90 and found / holders >= 0.80, (right, returned, found, holders)
+    assert holders == 362 and abs(returned - 365) <= 2, (returned, holders)
+    assert right >= 361 - 2 and found >= 361 - 2, (right, found)
 
 
 def test_oldest_first_is_the_same_hits_reversed(client):
@@ -102,8 +107,8 @@ def test_oldest_first_is_the_same_hits_reversed(client):
 
 
 def test_negative_terms_exclude_the_coloured_shape(client, dated):
-    """`a circle - a red circle`: the top 5 all hold a circle and none a red one, in >= 90 %
-    of at least 10 colour/shape pairs."""
+    """`a circle - a red circle`: the top 5 all hold a circle and none a red one, for 32 of
+    the 32 colour/shape pairs the set holds (the target: 90 %), give or take one."""
     truth = dated["truth"]
     def others(color, shape):  # images with the shape in another colour
         return sum(shape in {k for _, k in t["shapes"]} and (color, shape) not in t["shapes"]
@@ -117,7 +122,7 @@ def test_negative_terms_exclude_the_coloured_shape(client, dated):
         held = [truth[hit["path"]]["shapes"] for hit in hits]
         good += len(hits) == 5 and all(shape in {k for _, k in h} and (color, shape) not in h for h in held)
     print(f"negative terms: {good}/{len(pairs)}")
-    assert good / len(pairs) >= 0.90, (good, len(pairs))
+    assert len(pairs) == 32 and good >= 32 - 1, (good, len(pairs))
 
 
 def test_filters_alone_list_the_images_newest_first(client, dated):
@@ -173,19 +178,10 @@ def test_malformed_queries_are_a_422_and_exit_1_with_the_place(client, dated, ca
     assert reason in err and len(err.splitlines()) == 1, err
 
 
-def test_the_parser_reads_weights_images_and_filters():
-    query = parse('2:golden retriever + #42 - fruit after:2024-05 path:holidays caption:"on a beach"')
-    assert [(t.weight, t.text, t.image_id) for t in query.terms] == [
-        (2.0, "golden retriever", None), (1.0, None, 42), (-1.0, "fruit", None)]
-    assert query.filters.after == datetime(2024, 5, 1) and query.filters.path == "holidays"
-    assert query.filters.caption == ("on a beach",)
-    with pytest.raises(QueryError, match="character 8"):
-        parse("circle foo:bar")
-
-
 def test_a_question_as_a_filter_keeps_the_hits_that_answer_it(client, dated):
-    """`a red circle` where "how many shapes are there?=two": >= 90 % of the hits hold two
-    shapes; the response says how many candidates were asked and why it stopped."""
+    """`a red circle` where "how many shapes are there?=two": 60 of the 60 hits of 12 queries
+    hold two shapes (the target: 90 %), give or take one; the response says how many
+    candidates were asked and why it stopped."""
     truth = dated["truth"]
     returned = right = 0
     for color, shape in _pairs(truth, 3)[:12]:
@@ -197,7 +193,7 @@ def test_a_question_as_a_filter_keeps_the_hits_that_answer_it(client, dated):
         returned += len(body["results"])
         right += sum(len(truth[hit["path"]]["shapes"]) == 2 for hit in body["results"])
     print(f"where: {right}/{returned} hold two shapes")
-    assert returned >= 30 and right / returned >= 0.90, (right, returned)
+    assert returned >= 60 - 1 and right >= returned - 1, (right, returned)
     one = _search(client, q="a circle", where=["how many shapes are there?=1", "is there a circle?=yes"], k=4)
     assert len(one["results"]) == 4
     assert all(len(truth[hit["path"]]["shapes"]) == 1 for hit in one["results"])  # "1" is "one"
@@ -213,8 +209,12 @@ def test_a_malformed_where_is_a_422_and_exit_1(client, dated, capsys, condition)
 
 def test_explanations_point_inside_the_named_shape(client, dated):
     """On two-shape images returned for `a {colour} {shape}`, the grid's highest cell lies
-    inside the named shape (at least half the cell is that shape) in >= 75 % of cases."""
+    inside the named shape (at least half the cell is that shape) in 107 of 114 cases (the
+    target: 75 %), give or take two."""
     truth = dated["truth"]
+    queries = client.get("/api/stats").json()["queries_per_image"]
+    vision = json.loads((DEMO_FOLDER / "retrieval" / "config.json").read_text())["vision_config"]
+    side = vision["image_size"] // vision["patch_size"]  # the encoder's patch grid
     inside = total = 0
     for color, shape in _pairs(truth, 3):
         for hit in _search(client, q=_query(color, shape), k=5)["results"]:
@@ -225,13 +225,14 @@ def test_explanations_point_inside_the_named_shape(client, dated):
             assert response.status_code == 200, response.text
             body = response.json()
             grid = np.array(body["grid"])
-            assert body["id"] == hit["id"] and 0 <= body["token"] < 32 and -1 <= body["score"] <= 1
-            assert grid.ndim == 2 and grid.min() >= 0 and grid.max() == 1
+            assert body["id"] == hit["id"] and 0 <= body["token"] < queries
+            assert body["score"] == pytest.approx(hit["score"], abs=1e-5)  # its best vector: the ITC score
+            assert grid.shape == (side, side) and grid.max() == 1
             share = coverage(held["drawn"], held["side"], grid.shape[0])[..., 1 + SHAPES.index(shape)]
             inside += share[np.unravel_index(grid.argmax(), grid.shape)] >= 0.5
             total += 1
     print(f"explanations inside the named shape: {inside}/{total}")
-    assert total >= 30 and inside / total >= 0.75, (inside, total)
+    assert abs(total - 114) <= 2 and inside >= 107 - 2, (inside, total)
 
 
 def test_explain_from_the_cli_writes_an_overlay(dated, tmp_path, capsys):
