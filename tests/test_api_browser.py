@@ -15,15 +15,18 @@ def server(served_index):
     yield from serve(served_index["settings"])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def page(browser, server):
+    """A page of each test's own: what one test leaves (a query, a view, a slider) is not
+    where the next starts."""
     opened = open_page(browser, server)
+    opened.wait_for_function("document.querySelector('#message').textContent.includes('images indexed')")
     yield opened
     opened.close()
 
 
+@pytest.mark.smoke  # the web page end to end
 def test_search_open_similar_ask_and_upload(page, served_index):
-    page.wait_for_function("document.querySelector('#message').textContent.includes('images indexed')")
     page.fill("#query", "a red circle")
     page.keyboard.press("Enter")
     page.wait_for_selector("#results .hit")

@@ -15,6 +15,8 @@ from api.app import create_app
 from cli.main import main
 from tests.support.browsing import open_page, serve
 
+pytestmark = pytest.mark.slow  # a set of duplicates indexed with the demo model
+
 
 @pytest.fixture(scope="module")
 def client(duplicate_index):
@@ -98,6 +100,7 @@ def test_the_review_view_shows_groups_with_the_kept_image_marked(page, tmp_path)
 
     strict = json.loads(urllib.request.urlopen(f"{url}/api/duplicates?threshold=0.9", timeout=60).read())
     strict = strict["groups"]
+    assert 0 < len(strict) < len(want)  # the page has to change for the wait below to see it
     page.fill("#threshold", "0.9")
     page.locator("#threshold-form button").click()
     page.wait_for_function(f"document.querySelectorAll('#groups .group').length === {len(strict)}")

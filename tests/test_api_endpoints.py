@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import io
+import json
 import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from api.app import create_app
+from tests.support.browsing import serve
 from tests.support.hostile import bomb_png
 
 HIT_KEYS = {"id", "path", "score", "caption", "match", "taken_at", "text", "text_marks"}
@@ -27,6 +32,27 @@ def _png(colour=(200, 30, 30)) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.smoke  # the HTTP API end to end: `blip2-search serve`, uvicorn, a socket
+def test_the_real_server_answers_over_http(served_index):
+    with contextmanager(serve)(served_index["settings"]) as url:
+        def get(path: str):
+            with urllib.request.urlopen(url + path, timeout=60) as response:
+                return response.status, json.loads(response.read())
+
+        status, found = get("/api/search?q=a+red+circle&k=3")
+        assert status == 200 and len(found["results"]) == 3
+        assert [hit["id"] for hit in found["results"]] == [hit["id"] for hit in _in_process(served_index)]
+        assert get("/api/stats")[1]["images"] == 10
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            get("/api/search?q=%22unclosed&k=3")
+        assert refused.value.code == 422 and "never closed" in json.loads(refused.value.read())["detail"]
+
+
+def _in_process(served_index) -> list:
+    with TestClient(create_app(served_index["settings"])) as client:
+        return client.get("/api/search", params={"q": "a red circle", "k": 3}).json()["results"]
+
+
 def test_search(client):
     body = client.get("/api/search", params={"q": "a red circle", "k": 4}).json()
     assert body["query"] == "a red circle" and len(body["results"]) == 4
@@ -39,9 +65,10 @@ def test_search(client):
 
 def test_search_options(client, served_index):
     reranked = client.get("/api/search", params={"q": "blue", "k": 3, "rerank": True}).json()["results"]
-    assert all(0 <= hit["match"] <= 1 for hit in reranked)
+    assert len(reranked) == 3
+    assert [hit["match"] for hit in reranked] == sorted((hit["match"] for hit in reranked), reverse=True)
     kept = client.get("/api/search", params={"q": "blue", "k": 10, "min_match": 0.0}).json()["results"]
-    assert all(hit["match"] is not None for hit in kept)
+    assert len(kept) == 10 and all(hit["match"] is not None for hit in kept)
     hybrid = client.get("/api/search", params={"q": "shape", "k": 10, "hybrid": True})
     assert hybrid.status_code == 200
     prefix = str(served_index["root"] / "photos" / "img000")
@@ -77,27 +104,29 @@ def test_ask_with_history(client):
     body = {"question": "what color is the circle?", "history": [{"question": "is there a star?",
                                                                    "answer": "no"}]}
     answer = client.post("/api/images/3/ask", json=body).json()
-    assert answer["id"] == 3 and answer["question"] == body["question"] and isinstance(answer["answer"], str)
+    assert answer["id"] == 3 and answer["question"] == body["question"]
 
 
-def test_index_job_and_stats(client, served_index):
+def test_index_job_and_stats(own_index):
     from tests.support.corpus import write_corpus
 
-    before = client.get("/api/stats").json()
-    write_corpus(served_index["root"] / "photos" / "more", 3, seed=12)
-    started = client.post("/api/index", json={"paths": [str(served_index["root"] / "photos")]})
-    assert started.status_code == 202
-    job_id = started.json()["id"]
-    deadline = time.monotonic() + 60
-    while (job := client.get(f"/api/jobs/{job_id}").json())["status"] in ("queued", "running"):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    assert job["status"] == "done", job
-    assert job["summary"]["added"] == 3 and job["done"] == job["total"] == 3
-    after = client.get("/api/stats").json()
-    assert after["images"] == before["images"] + 3
+    write_corpus(own_index["root"] / "photos" / "more", 3, seed=12)
+    with TestClient(create_app(own_index["settings"])) as client:
+        before = client.get("/api/stats").json()
+        started = client.post("/api/index", json={"paths": [str(own_index["root"] / "photos")]})
+        assert started.status_code == 202
+        job_id = started.json()["id"]
+        deadline = time.monotonic() + 60
+        while (job := client.get(f"/api/jobs/{job_id}").json())["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert job["status"] == "done", job
+        assert (job["summary"]["added"], job["summary"]["unchanged"]) == (3, 10)
+        assert job["done"] == job["total"] == 3
+        after = client.get("/api/stats").json()
+        found = client.get("/api/search", params={"q": "x", "k": 50}).json()["results"]
+    assert before["images"] == 10 and after["images"] == 13
     assert after["vectors"] == after["images"] * after["queries_per_image"]
-    found = client.get("/api/search", params={"q": "x", "k": 50}).json()["results"]
     assert len(found) == after["images"]  # the new images are searchable
 
 

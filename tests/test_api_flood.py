@@ -10,7 +10,11 @@ import sys
 import time
 import urllib.request
 
+import pytest
+
 from tests.support.browsing import free_port
+
+pytestmark = pytest.mark.slow  # hundreds of slow clients against the real server
 
 FILES = 256
 SLOW = 400

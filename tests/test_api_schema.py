@@ -75,7 +75,6 @@ def test_inputs_that_once_gave_500s_get_a_reason(served_index, method, url, kwar
     kwargs.setdefault("headers", {"content-type": "application/json"})
     with TestClient(create_app(served_index["settings"])) as client:
         response = getattr(client, method)(url, **kwargs)
-    assert response.status_code < 500, response.text
     assert response.status_code in (200, 422), response.text
     body = response.json()
     if response.status_code == 422:

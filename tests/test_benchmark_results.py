@@ -65,10 +65,15 @@ def test_every_key_carries_its_provenance_and_only_figures_are_keys(tmp_path):
     merged = results.merge(report("2026-12-02T10:00:00+00:00", recall_at_10_100k=0.999,
                                   index_speedup_same_precision={"float32": 3.34, "bfloat16": 4.27}),
                            "run 9", current, note="reconstructed")
-    assert set(merged) == {"recall_at_10_100k", "index_speedup_same_precision"}  # no part, no provenance
+    assert set(merged) == {"recall_at_10_100k", "index_speedup_same_precision_float32",  # a key a precision;
+                           "index_speedup_same_precision_bfloat16"}  # no part, no provenance
     for entry in merged.values():
         assert FIELDS <= set(entry) and entry["note"] == "reconstructed"
         assert entry["host"]["vendor"] == "AuthenticAMD" and entry["host"]["flags"]["amx"] is False
+    later = results.merge(report("2026-12-03T10:00:00+00:00", index_speedup_same_precision={"float32": 5.02}),
+                          "after run 11", current)
+    assert later["index_speedup_same_precision_float32"]["value"] == 5.02
+    assert later["index_speedup_same_precision_bfloat16"]["value"] == 4.27  # not measured again: kept
 
 
 def test_keys_say_the_size_they_were_measured_at():

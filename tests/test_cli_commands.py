@@ -50,7 +50,7 @@ def test_search_json(indexed, capsys):
     assert len(out["results"]) == 3
     assert all(set(hit) == HIT_KEYS and hit["match"] is None for hit in out["results"])
     out = _json(["search", "a red circle", "--index", index, "-k", "2", "--rerank", "--json"], capsys)
-    assert all(isinstance(hit["match"], float) for hit in out["results"])
+    assert len(out["results"]) == 2 and all(isinstance(hit["match"], float) for hit in out["results"])
     out = _json(["search", "circle", "--index", index, "--hybrid", "--after", "2000-01-01", "--json"], capsys)
     assert len(out["results"]) == 6
 
@@ -69,7 +69,7 @@ def test_similar_json(indexed, tmp_path, capsys):
 def test_ask_and_stats_json(indexed, capsys):
     index, _ = indexed
     out = _json(["ask", "2", "what color is the circle?", "--index", index, "--json"], capsys)
-    assert set(out) == {"id", "question", "answer"} and out["id"] == 2 and isinstance(out["answer"], str)
+    assert set(out) == {"id", "question", "answer"} and out["id"] == 2
     stats = _json(["stats", "--index", index, "--json"], capsys)
     assert stats["images"] == 6 and stats["failed"] == 1
     assert stats["vectors"] == 6 * stats["queries_per_image"]

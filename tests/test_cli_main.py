@@ -68,6 +68,7 @@ def test_user_errors_are_one_line(argv, message, capsys):
     assert message in err[0]
 
 
+@pytest.mark.smoke  # the CLI end to end
 def test_demo_renders_indexes_and_tours(tmp_path, capsys):
     assert main(["demo", str(tmp_path / "demo-images"), "--json"]) == 0
     tour = json.loads(capsys.readouterr().out)

@@ -47,6 +47,10 @@ def test_dockerfile_is_multi_stage_non_root_and_serves(name):
         if op == "RUN" and "pip install" in args and "/src[" in args:
             extras = re.findall(r"/src\[([a-z,]+)\]", args)[0].split(",")
             assert set(extras) <= set(_project()["project"]["optional-dependencies"])
+    copied = {source for op, args in steps if op == "COPY" and "--from=" not in args
+              for source in args.split()[:-1]}
+    packages = {name.rstrip("*") for name in _project()["tool"]["setuptools"]["packages"]["find"]["include"]}
+    assert packages <= copied, f"{name} leaves out {sorted(packages - copied)}"
     users = [args for op, args in steps if op == "USER"]
     assert users and users[-1] not in ("root", "0")
     runtime = steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM"):]
@@ -102,8 +106,15 @@ def test_an_empty_environment_value_means_unset(monkeypatch):
     assert (settings.api_key, settings.database_url, settings.model) == (None, None, None)
 
 
-def test_the_readme_documents_docker():
-    readme = (ROOT / "README.md").read_text()
-    assert "docker/compose.yml" in readme and "docker compose" in readme
-    for line in re.findall(r"^\s*(docker (?:compose|build|run)[^\n]*)", readme, flags=re.M):
-        shlex.split(line)  # every documented command at least parses as a shell line
+def test_the_docs_document_docker():
+    page = (ROOT / "docs" / "docker.md").read_text()
+    assert "docker/compose.yml" in page and "docker compose" in page
+    lines = re.findall(r"^\s*(docker (?:compose|build|run)[^\n]*)", page, flags=re.M)
+    assert any(line.startswith("docker compose") for line in lines)
+    parser = build_parser()
+    for line in lines:
+        words = shlex.split(line)  # every documented command parses as a shell line
+        if words[1] == "run":  # and what it hands the image's entry point, as blip2-search's arguments
+            image = next(i for i, word in enumerate(words) if word.startswith("blip2-search:"))
+            if image + 1 < len(words):
+                parser.parse_args(words[image + 1 :])

@@ -18,13 +18,15 @@ from search.media.images import open_image
 from search.query.searcher import Searcher
 from tests.support.corpus import all_vectors, write_corpus
 
+pytestmark = pytest.mark.slow  # indexers killed at several points, each a process
+
 HARNESS = Path(__file__).parent / "support" / "crash_harness.py"
 COUNT = 200
 
 
 def _run(mode: str, n: int, photos: Path, index: Path, model: Path) -> subprocess.CompletedProcess:
     argv = [sys.executable, str(HARNESS), mode, str(n), "--", "index", str(photos), "--index", str(index),
-            "--model", str(model), "--json", "--batch-size", "8", "--workers", "1"]
+            "--model", str(model), "--json", "--batch-size", "8", "--workers", "1", "--no-ocr"]
     return subprocess.run(argv, capture_output=True, text=True, timeout=300)
 
 
@@ -41,7 +43,7 @@ def _kill_when(rows_at_least: int, photos, index, model) -> int:
     """Start a plain run and SIGKILL it from outside once the catalog holds enough rows;
     returns its exit status (-SIGKILL when the kill came before the run ended)."""
     argv = [sys.executable, "-m", "cli.main", "index", str(photos), "--index", str(index),
-            "--model", str(model), "--json", "--batch-size", "8", "--workers", "1"]
+            "--model", str(model), "--json", "--batch-size", "8", "--workers", "1", "--no-ocr"]
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while process.poll() is None and time.monotonic() < deadline:

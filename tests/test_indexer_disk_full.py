@@ -15,6 +15,8 @@ import pytest
 from tests.support.corpus import write_corpus
 from tests.support.needs import missing
 
+pytestmark = pytest.mark.slow  # a small filesystem filled up
+
 
 @pytest.fixture
 def small_disk(tmp_path):

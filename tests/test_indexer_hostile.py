@@ -14,6 +14,8 @@ from PIL import Image
 from search.collection import Collection
 from tests.support.hostile import build_hostile_folder
 
+pytestmark = pytest.mark.slow  # a folder of hostile files indexed by the CLI
+
 
 @pytest.fixture(scope="module")
 def hostile_run(tmp_path_factory, tiny_dirs):
@@ -63,7 +65,7 @@ def test_the_bomb_is_never_decoded(hostile_run):
     bomb would need 2.7 GB, so only a refusal before decoding can give the bomb error."""
     *_, root, _ = hostile_run
     code = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20)); "
-            "from search.indexing import decode; from search.records import ImageFile; import sys; "
+            "from indexer.steps import decode; from search.records import ImageFile; import sys; "
             "print(decode(ImageFile(sys.argv[1], 0, 0.0)).error)")
     result = subprocess.run([sys.executable, "-c", code, str(root / "files" / "bomb.png")],
                             capture_output=True, text=True, timeout=60)

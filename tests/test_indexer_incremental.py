@@ -133,7 +133,7 @@ def test_overlapping_roots_plan_each_file_once(indexer, tmp_path):
 
 
 def test_a_file_gone_between_the_walk_and_the_plan_is_skipped(indexer, tmp_path):
-    from indexer.steps import plan
+    from indexer.plan import plan
     from search.records import ImageFile
 
     paths = write_corpus(tmp_path / "photos", 3)

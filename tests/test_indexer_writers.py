@@ -15,6 +15,8 @@ from search.collection import Collection
 from search.store.lock import exclusive
 from tests.support.corpus import write_corpus
 
+pytestmark = pytest.mark.slow  # writer processes that wait for each other
+
 
 def _index(folder: Path, index: Path, model: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(

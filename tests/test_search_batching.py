@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 
@@ -55,8 +53,7 @@ def test_a_chat_longer_than_the_model_keeps_the_question(engines, images):
         model, _ = engine.models
         tokenizer = engine._gen_processor.tokenizer
         history = [Turn(f"is there a {shape} ?", "no") for shape in ["circle", "square", "star"] * 30]
-        answer = engine.ask(images[0], "what color is the circle?", history)
-        assert isinstance(answer, str)
+        engine.ask(images[0], "what color is the circle?", history)  # past the positions it would raise
         prompt = vqa_prompt("what color is the circle?", history)
         ids, _ = prompt_tokens(model, tokenizer, [prompt], ANSWER.max_new_tokens)
         assert ids.shape[1] + ANSWER.max_new_tokens <= max_positions(model, tokenizer)
@@ -67,13 +64,14 @@ def test_a_chat_longer_than_the_model_keeps_the_question(engines, images):
 def test_batch_size_is_what_a_share_of_the_free_memory_holds(pair):
     engine = pair.engine
     per_image = generation.memory_per_image(engine.models[1], engine.caption_decoding)
-    assert per_image > 0
     assert engine.batch_size(share=0.5, free=2 * 5 * per_image + 1) == 5
     assert engine.batch_size(free=0) == 1
     assert engine.batch_size(most=12, free=1 << 50) == 12
-    assert 1 <= engine.batch_size() <= 32  # this machine's free memory
 
 
-def test_free_memory_is_within_the_machine():
-    free = free_memory(torch.device("cpu"))
-    assert 0 < free <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+def test_free_memory_is_what_the_kernel_says_is_available():
+    """MemAvailable (page cache that can be dropped included), read alongside: it moves a
+    little between the two reads."""
+    with open("/proc/meminfo") as info:
+        available = next(int(line.split()[1]) * 1024 for line in info if line.startswith("MemAvailable:"))
+    assert abs(free_memory(torch.device("cpu")) - available) <= 0.05 * available

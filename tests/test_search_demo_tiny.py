@@ -1,4 +1,4 @@
-"""`python -m search.demo.tiny` writes checkpoints that load through `from_pretrained`."""
+"""`python -m tests.support.tiny` writes checkpoints that load through `from_pretrained`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import sys
 import pytest
 from transformers import Blip2ForConditionalGeneration, Blip2Processor
 
+pytestmark = pytest.mark.slow  # checkpoints written by a module run as a process
+
 FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
          "processor_config.json")
 
@@ -15,7 +17,7 @@ FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config
 @pytest.mark.parametrize("decoder", ["opt", "t5"])
 def test_module_writes_a_loadable_pair(decoder, tmp_path):
     out = tmp_path / decoder
-    subprocess.run([sys.executable, "-m", "search.demo.tiny", str(out), "--decoder", decoder],
+    subprocess.run([sys.executable, "-m", "tests.support.tiny", str(out), "--decoder", decoder],
                    check=True, capture_output=True, timeout=120)
     for part in ("retrieval", "generation"):
         for name in FILES:

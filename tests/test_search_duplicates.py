@@ -1,4 +1,4 @@
-"""The duplicate finder on a generated set (tests/duplicate_images.py, the test seed; the default
+"""The duplicate finder on a generated set (tests/support/duplicate_images.py, the test seed; the default
 threshold was calibrated on another seed), indexed by the real pipeline with the demo model:
 real FAISS, real SQLite."""
 
@@ -15,7 +15,7 @@ from demo.shapes import render
 from search.collection import Collection
 from search.errors import InputError
 from search.media.picturehash import distance, hamming, picture_hash
-from search.query.duplicates import build, groups, near_pairs, pooled, similarity
+from search.query.duplicates import DEFAULT_THRESHOLD, build, groups, near_pairs, pooled, similarity
 from search.records import Fingerprints
 from tests.support.duplicate_images import score
 
@@ -37,7 +37,10 @@ def _paths(duplicates) -> list[list[str]]:
 def test_pairs_are_found_with_precision_and_recall(found, duplicate_index):
     duplicates, _ = found
     got = score(duplicate_index["set"], _paths(duplicates))
-    assert got.precision >= 0.95 and got.recall >= 0.90, str(got)
+    print(f"duplicates on the tests' set: {got}")
+    # observed: 156 pairs grouped, all right (precision 1.000), of the set's 161 (recall 0.969;
+    # the targets 0.95 and 0.90), give or take two
+    assert got.true == 161 and got.right >= 156 - 2 and got.grouped - got.right <= 1, str(got)
 
 
 def test_no_lookalike_is_joined_to_its_original(found, duplicate_index):
@@ -68,7 +71,9 @@ def test_the_kept_image_has_the_most_pixels_then_is_the_oldest(found, duplicate_
         ids = [image.id for image in group.images]
         assert group.keep.id == ids[0] == min(ids, key=rank)
         assert (group.images[0].reason, group.images[0].similarity) == ("identical", 1.0)
-        assert all(0 <= image.similarity <= 1 for image in group.images)
+        for image in group.images[1:]:  # each member reaches the threshold against the kept image
+            assert image.similarity >= DEFAULT_THRESHOLD
+            assert (image.reason == "identical") == (image.similarity == 1.0)
     source, twin = duplicate_index["oldest_twin"]  # same pixels as its source, and older
     assert twin in {group.keep.path for group in duplicates.groups}
 
@@ -80,6 +85,7 @@ def test_threshold_out_of_range_is_refused(duplicate_index):
             with pytest.raises(InputError, match="from 0 to 1"):
                 groups(collection, bad)
         strict = groups(collection, 1.0)  # near copies must then match the kept image exactly
+        assert strict.groups  # the byte copies are groups at any threshold
         assert all(image.similarity == 1.0 for group in strict.groups for image in group.images)
     finally:
         collection.close()
@@ -94,7 +100,6 @@ def test_picture_hash_survives_copies_and_sees_layout():
     turned = sample.image.transpose(Image.Transpose.ROTATE_180)  # the same shape, elsewhere
     assert distance(original, picture_hash(turned)) >= 12
     assert hamming(original, ~original) == 64 and distance(original, ~original) == 0
-    assert -(2**63) <= original < 2**63
 
 
 def test_near_pairs_match_brute_force_on_seeded_vectors():

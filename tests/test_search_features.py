@@ -73,6 +73,7 @@ def test_matches_from_stored_features_equal_those_from_the_image(demo_engine, ke
         worst = max(worst, float(np.abs(np.array([stored[i] for i in ids]) - direct).max()))
     assert worst <= 0.01, worst
     reranked = searcher.search("a red circle", SearchOptions(k=5, rerank=True, rerank_top=20))
+    assert len(reranked) == 5
     assert [hit.match for hit in reranked] == sorted((hit.match for hit in reranked), reverse=True)
     assert all(abs(hit.match - demo_engine.itm([open_image(hit.path)], "a red circle")[0]) <= 0.01
                for hit in reranked)
@@ -88,18 +89,22 @@ def test_answers_from_stored_features_equal_those_from_the_image(demo_engine, ke
             assert searcher.questions.ask(image_id, question) == expected
 
 
-def test_a_rerank_does_not_read_files_that_have_stored_features(demo_engine, kept, tmp_path):
+def test_a_rerank_does_not_read_files_that_have_stored_features(demo_engine, shapes, tmp_path):
     """The stored features stand in for the file: with the file gone, the match is the same."""
-    collection, _ = kept
+    from indexer.pipeline import IndexOptions, index_paths
+    from search.collection import Collection
+
+    (tmp_path / "one").mkdir()
+    source = next(path for path in sorted(shapes.iterdir()) if path.suffix in (".png", ".jpg"))
+    picture = tmp_path / "one" / f"picture{source.suffix}"
+    shutil.copy(source, picture)
+    collection = Collection.open(tmp_path / "index", create=True)
+    index_paths(collection, demo_engine, [tmp_path / "one"], IndexOptions(workers=0, keep_features=True))
     searcher = Searcher(collection, demo_engine)
-    record = collection.catalog.get(1)
     before = searcher.questions.match("a red circle", [1])
-    hidden = tmp_path / "aside.png"
-    shutil.move(record.path, hidden)
-    try:
-        assert searcher.questions.match("a red circle", [1]) == before
-    finally:
-        shutil.move(hidden, record.path)
+    picture.unlink()
+    assert searcher.questions.match("a red circle", [1]) == before
+    collection.close()
 
 
 def _feature_rows(collection) -> list[int]:

@@ -1,4 +1,4 @@
-"""search.ocr: real RapidOCR on rendered pictures with known words; search.textmatch: the
+"""search.media.ocr: real RapidOCR on rendered pictures with known words; textmatch: the
 phrase matching."""
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def reader() -> TextReader:
     return TextReader()
 
 
+@pytest.mark.slow  # hundreds of rendered words read
 def test_word_recall_on_rendered_pictures(reader, tmp_path):
     pictures = render(tmp_path, 40, seed=2024)
     assert {p.path.suffix for p in pictures} == {".jpg", ".png"}
@@ -39,8 +40,9 @@ def test_word_recall_on_rendered_pictures(reader, tmp_path):
         hits = [w for w in picture.words if w.casefold() in words]
         found, total = found + len(hits), total + len(picture.words)
         missed += [f"{picture.path.name}:{w}" for w in picture.words if w not in hits]
-    recall = found / total
-    assert recall >= 0.95, f"word recall {recall:.3f} ({found}/{total}); missed {missed}"
+    print(f"word recall {found}/{total}; missed {missed}")
+    # observed: 225 of 230 (0.978; the target 0.95), give or take two
+    assert total == 230 and found >= 225 - 2, f"word recall {found}/{total}; missed {missed}"
 
 
 def test_reading_order_and_empty_picture(reader, tmp_path):

@@ -80,7 +80,6 @@ def test_itm_equals_transformers_softmax(pair, images):
     expected = logits.float().softmax(dim=-1)[:, 1].cpu().numpy()
     got = pair.engine.itm(images, texts)
     np.testing.assert_allclose(got, expected, atol=pair.atol)
-    assert np.all((got > 0) & (got < 1))
 
 
 def _hf_generate(pair, images, prompts, decoding) -> list[str]:
@@ -114,7 +113,6 @@ def test_answers_equal_transformers_generate(pair, images):
     expected = _hf_generate(pair, images, prompts, ANSWER)
     got = pair.engine.ask_batch([Question(img, q) for img, q in zip(images, QUESTIONS, strict=True)])
     assert got == expected
-    assert all(isinstance(answer, str) for answer in got)
 
 
 @pytest.mark.parametrize("turns", [0, 2])

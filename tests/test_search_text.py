@@ -18,6 +18,8 @@ from search.config import load_settings
 from search.media.textmatch import words
 from tests.support.words import render
 
+pytestmark = pytest.mark.slow  # real OCR over rendered pictures, indexed by the CLI
+
 SEED = 20261203
 COUNT = 48
 
@@ -48,7 +50,8 @@ def _ids_by_path(client) -> dict[str, int]:
 
 
 def test_the_words_drawn_are_read_at_index_time(written):
-    """>= 0.95 of the drawn words are in the image's stored text."""
+    """236 of the 245 drawn words are in the images' stored text (the target: 95 %), give or
+    take two."""
     client, drawn = written["client"], written["drawn"]
     ids = _ids_by_path(client)
     assert set(ids) == set(drawn)
@@ -60,7 +63,7 @@ def test_the_words_drawn_are_read_at_index_time(written):
         total += len(drawn_words)
         found += sum(word.lower() in read for word in drawn_words)
     print(f"word recall {found}/{total}")
-    assert found / total >= 0.95, (found, total)
+    assert total == 245 and found >= 236 - 2, (found, total)
 
 
 def _sample(drawn: dict[str, list[str]], count: int) -> list[tuple[str, str]]:
@@ -73,8 +76,8 @@ def _holders(drawn, word: str) -> set[str]:
 
 
 def test_text_filter_puts_the_image_in_the_top_3(written):
-    """`text:"word"` lists the image holding the word in its top 3 for >= 0.95 of sampled
-    words, with the word marked in the hit's text."""
+    """`text:"word"` lists the image holding the word in its top 3 for 60 of 60 sampled words
+    (the target: 95 %), with the word marked in the hit's text for 59, give or take one."""
     client, drawn = written["client"], written["drawn"]
     sample = _sample(drawn, 60)
     placed = marked = 0
@@ -85,15 +88,16 @@ def test_text_filter_puts_the_image_in_the_top_3(written):
         if hit is not None:
             marked += any(hit["text"][a:b].lower() == word.lower() for a, b in hit["text_marks"])
     print(f"text: top 3 {placed}/{len(sample)}, marked {marked}")
-    assert placed / len(sample) >= 0.95 and marked >= placed - 1, (placed, marked, len(sample))
+    assert len(sample) == 60 and placed >= 60 - 1 and marked >= 59 - 1, (placed, marked, len(sample))
 
 
 def test_text_filter_forgives_a_slip_and_part_of_a_word(written):
     """One letter changed in a word of 6+ letters, or only its first 4 letters typed, still
-    finds the image (top 3, >= 0.9 of the sampled words); an unrelated word finds nothing."""
+    finds the image: 30 of 30 sampled words each way (top 3, top 10; the target: 90 %),
+    give or take one; an unrelated word finds nothing."""
     client, drawn = written["client"], written["drawn"]
     long_words = [(word, path) for word, path in _sample(drawn, 200) if len(word) >= 6][:30]
-    assert len(long_words) >= 20
+    assert len(long_words) == 30
     slipped = begun = 0
     for word, path in long_words:
         middle = len(word) // 2
@@ -101,13 +105,14 @@ def test_text_filter_forgives_a_slip_and_part_of_a_word(written):
         slipped += path in {hit["path"] for hit in _search(client, q=f"text:{typo}", k=3)["results"]}
         begun += path in {hit["path"] for hit in _search(client, q=f"text:{word[:4]}", k=10)["results"]}
     print(f"one slip: {slipped}/{len(long_words)}, first four letters (top 10): {begun}/{len(long_words)}")
-    assert slipped / len(long_words) >= 0.9 and begun / len(long_words) >= 0.9
+    assert slipped >= 30 - 1 and begun >= 30 - 1, (slipped, begun)
     assert _search(client, q="text:zqwvkj")["results"] == []
 
 
 def test_text_filter_with_a_search_term_and_hybrid(written):
     """`text:` narrows a search; `--hybrid` fuses the text ranking, so a word written in an
-    image brings it to the top 3 (>= 0.9 of sampled words) though the model cannot read."""
+    image brings it to the top 3 (25 of 25 sampled words, give or take one; the target: 90 %)
+    though the model cannot read."""
     client, drawn = written["client"], written["drawn"]
     word, path = _sample(drawn, 1)[0]
     narrowed = _search(client, q=f'a picture text:"{word}"')["results"]
@@ -116,7 +121,7 @@ def test_text_filter_with_a_search_term_and_hybrid(written):
     top = sum(p in {hit["path"] for hit in _search(client, q=w, hybrid=True, k=3)["results"]}
               for w, p in sample)
     print(f"hybrid top 3: {top}/{len(sample)}")
-    assert top / len(sample) >= 0.9
+    assert len(sample) == 25 and top >= 25 - 1, top
 
 
 def test_an_index_built_without_ocr_reads_the_text_on_the_next_run(written, tmp_path, capsys):
@@ -168,7 +173,7 @@ def test_a_missing_reader_is_one_line_and_no_ocr_still_indexes(written, tmp_path
         assert done.returncode == 1 and "Traceback" not in done.stderr
         [line] = done.stderr.strip().splitlines()
         assert "rapidocr" in line and "--no-ocr" in line
-        assert not (tmp_path / "i" / "catalog.db").exists() or "added" not in done.stdout
+        assert done.stdout == "" and not (tmp_path / "i").exists()  # stopped before it changed anything
     else:
         assert done.returncode == 0, done.stderr
         assert f"added {COUNT}" in done.stdout

@@ -7,6 +7,7 @@ import random
 import re
 
 import numpy as np
+import pytest
 import torch
 
 from demo.data import batch as make_batch
@@ -17,6 +18,8 @@ from demo.training import DemoConfig, build, losses, train
 from demo.vision_stage import AttributeHeads, pretrain, targets
 from search.models import Blip2Engine
 from tests.support.engines import FLOAT32
+
+pytestmark = pytest.mark.slow  # training steps of the demo model
 
 SMALL = DemoConfig(image_size=32, vision_hidden=32, vision_layers=1, qformer_hidden=32, qformer_layers=1,
                    queries=4, embed_dim=16, lm_hidden=32, lm_layers=1, pool=48, batch_size=8, warmup=2)
@@ -88,7 +91,7 @@ def test_a_short_run_writes_a_pair_the_engine_loads_with_one_encoder(tmp_path):
     assert engine.encoder_mode == "shared"
     images = [s.image for s in generate(seed=5, count=2)]
     assert engine.embed_images(images).shape == (2, SMALL.queries, SMALL.embed_dim)
-    assert all(isinstance(c, str) for c in engine.caption(images))
+    assert len(engine.caption(images)) == 2
 
 
 def test_phrases_fit_the_images_they_name_and_mismatches_do_not():

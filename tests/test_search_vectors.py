@@ -267,7 +267,7 @@ def test_an_index_in_slices_searches_like_one(tmp_path, data, three_slices, kind
             if kind == "exact":
                 _assert_same(got, brute_force(keep_ids, keep, text, k))
             filtered = ranked(loaded, text, k, allowed=allowed, store=store)[0]
-            assert {i for i, _ in filtered} <= set(allowed.tolist())
+            assert {i for i, _ in filtered} <= set(allowed.tolist()) and len(filtered) == min(k, len(allowed))
             if kind == "exact":
                 _assert_same(filtered, brute_force(keep_ids, keep, text, k, allowed))
     if kind == "exact":

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageEnhance
 
 from demo.shapes import SUPERSAMPLE, Shape, _draw, _place, render
 
-CALIBRATION_SEED, TEST_SEED = 1, 2  # the default threshold was chosen on the first (README)
+CALIBRATION_SEED, TEST_SEED = 1, 2  # the default threshold was chosen on the first (docs/duplicates.md)
 MIN_MOVE = 0.25  # a look-alike's shapes move, on average, at least this share of the side
 
 
@@ -149,13 +149,22 @@ def _drawn(shapes: list[Shape], side: int, fills: list[tuple[int, ...]]) -> Imag
 
 @dataclass(frozen=True)
 class Score:
-    precision: float  # of the pairs that share a group, the share that show one picture
-    recall: float  # of the pairs that show one picture, the share that share a group
+    right: int  # pairs that share a group and show one picture
+    grouped: int  # pairs that share a group
+    true: int  # pairs that show one picture
     lookalikes_joined: int  # look-alikes in a group with the original they imitate
 
+    @property
+    def precision(self) -> float:  # of the pairs that share a group, the share that show one picture
+        return self.right / self.grouped if self.grouped else 1.0
+
+    @property
+    def recall(self) -> float:  # of the pairs that show one picture, the share that share a group
+        return self.right / self.true
+
     def __str__(self) -> str:
-        return (f"precision {self.precision:.3f}, recall {self.recall:.3f}, "
-                f"look-alikes joined {self.lookalikes_joined}")
+        return (f"precision {self.precision:.3f} ({self.right}/{self.grouped}), recall {self.recall:.3f} "
+                f"({self.right}/{self.true}), look-alikes joined {self.lookalikes_joined}")
 
 
 def score(made: DuplicateSet, groups: list[list[str]]) -> Score:
@@ -164,7 +173,7 @@ def score(made: DuplicateSet, groups: list[list[str]]) -> Score:
     truth = made.pairs()
     right = len(found & truth)
     joined = sum(frozenset((copy, original)) in found for copy, original in made.lookalike.items())
-    return Score(right / len(found) if found else 1.0, right / len(truth), joined)
+    return Score(right, len(found), len(truth), joined)
 
 
 def calibrate(seed: int, originals: int, thresholds: list[float]) -> list[tuple[float, Score]]:

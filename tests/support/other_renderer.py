@@ -1,5 +1,5 @@
-"""A second shapes-world renderer, written from the specification alone (design.md, "The demo
-model"), sharing no drawing code with search/demo/shapes.py: numpy rasterisation by point tests,
+"""A second shapes-world renderer, written from the specification alone (docs/demo-world.md),
+sharing no drawing code with demo/shapes.py: numpy rasterisation by point tests,
 its own anti-aliasing (3 x 3 samples per pixel instead of drawing 4x larger and resampling),
 a star sized by its circumscribed circle rather than fitted to its box, and a bilinear
 resize step. The demo model must handle its images as well as its own renderer's."""

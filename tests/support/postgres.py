@@ -1,6 +1,6 @@
 """A throwaway PostgreSQL server for the catalog tests, from the server binaries alone.
 
-`.ci/run` starts one with `python3 tests/postgres.py start DIR` and exports the URL it prints
+`.ci/run` starts one with `python3 tests/support/postgres.py start DIR` and exports the URL it prints
 as BLIP2_SEARCH_TEST_POSTGRES_URL; without that variable the tests start their own when
 the binaries are installed (Debian's `postgresql`). It listens on a Unix socket in DIR only,
 trusts local connections, and runs as the `postgres` user when started by root (initdb

@@ -6,7 +6,7 @@ OPT or a Flan-T5-style decoder + Blip2Processor). Both hold the same image-encod
 as the real `blip2-itm-vit-g` and `blip2-opt-*` checkpoints do, so the one-pass path applies.
 Everything loads back through `from_pretrained`.
 
-    python -m search.demo.tiny OUT_DIR [--decoder opt|t5] [--seed N] [--distinct-encoders]
+    python -m tests.support.tiny OUT_DIR [--decoder opt|t5] [--seed N] [--distinct-encoders]
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def write_tiny_pair(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m search.demo.tiny", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.support.tiny", description=__doc__.split("\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--decoder", choices=("opt", "t5"), default="opt")
     parser.add_argument("--seed", type=int, default=0)
