@@ -22,6 +22,7 @@ from PIL import Image
 from demo.shapes import generate
 from indexer.pipeline import IndexOptions, index_paths
 from search.collection import Collection
+from search.config import Precision
 from search.models.engine import Blip2Engine
 from search.query.searcher import Searcher, SearchOptions
 
@@ -54,7 +55,7 @@ def write_dated(folder: Path, count: int, seed: int = 5150) -> None:
 
 
 def run(images: int = 10_000, *, queries: int = 8, log: Callable[[str], None] = lambda line: None) -> dict:
-    engine = Blip2Engine.load("demo", device="cpu", dtype="auto", decoder_dtype="auto")
+    engine = Blip2Engine.load("demo", device="cpu", precision=Precision(encoder="same"))
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "images"
         write_dated(folder, images)

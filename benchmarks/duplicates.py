@@ -1,6 +1,6 @@
 """The duplicate finder at scale: 100,000 images of synthetic vectors (32 x 256 float16, the
 real model's shape) and a picture hash each, with planted near copies and look-alikes,
-through `search.duplicates.find`, the path `Collection.duplicates` takes, fed chunk by chunk
+through `search.query.duplicates.find`, the path `duplicates.groups` takes, fed chunk by chunk
 as the catalog feeds it.
 
 The world: 1,000 scenes; each picture's 32 query vectors are its scene's plus noise, so

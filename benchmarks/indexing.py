@@ -27,6 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from demo.shapes import write_collection
 from search.collection import Collection
+from search.config import Precision
 from search.models import generation, precision
 from search.models.engine import Blip2Engine
 from search.models.loading import LoadedPair
@@ -155,14 +156,21 @@ def trained_agreement(count: int = 64, seed: int = 20261122) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         batch = [Image.open(p).convert("RGB") for p in images(Path(scratch), count, seed)]
     found: dict = {}
-    for name in ("float32", "bfloat16", "int8", "default"):
-        auto = {"dtype": "auto", "encoder_dtype": "auto", "decoder_dtype": "auto"}
-        chosen = auto if name == "default" else {"dtype": name, "query_dtype": "float32"}
-        engine = Blip2Engine.load("demo", device="cpu", **chosen)
+    for name in ("float32", *measured(), "default"):
+        chosen = Precision() if name == "default" else Precision(name, query="float32", encoder="same",
+                                                                   decoder="same")
+        engine = Blip2Engine.load("demo", device="cpu", precision=chosen)
         pad = engine.models[1].config.text_config.pad_token_id
         out = Outputs(engine.embed_images(batch), engine.caption_tokens(batch), 0.0, 0.0, 0)
         found[name] = out if name == "float32" else agreement(found["float32"], out, pad)
-    return {name: found[name] for name in ("bfloat16", "int8", "default")}
+    return {name: found[name] for name in (*measured(), "default")}
+
+
+def measured() -> tuple[str, ...]:
+    """The lower precisions compared with float32: bfloat16 only where the CPU has bfloat16
+    matmul instructions (elsewhere torch emulates it, a hundred times slower, and the
+    product never picks it: `precision.default_dtype`), and int8."""
+    return ("bfloat16", "int8") if "bfloat16" in precision.cpu_speeds() else ("int8",)
 
 
 def stage_figures(out: Outputs, count: int, depth: realsize.Depth, peak: float | None, flops: int) -> dict:
@@ -205,7 +213,7 @@ def run(depth: realsize.Depth, *, plain_images: int, product_images: int, stage_
         paths = images(folder, product_images)
         batch = [Image.open(p).convert("RGB") for p in paths[:stage_batch]]
         results: dict[str, Outputs] = {}
-        for name in ("float32", "bfloat16", "int8", "default"):
+        for name in ("float32", *measured(), "default"):
             if name == "default":  # the product's CPU default per stage, as `precision.plan` measures it
                 engine = realsize.default_engine(depth, dtype=default_dtype, name="real-size-default")
             else:  # one precision for every stage (int8: every Linear layer, from float32)

@@ -3,7 +3,7 @@
 312,500 clustered images of 32 x 256 vectors (10,000,000 vectors) are written to a real
 catalog as the query part writes its collections, the exact top 10 of every probe computed
 on the way. The compressed first stage is trained on an even sample of the catalog's
-vectors and filled segment by segment (`search.vectors.segments`, 2,500,000 vectors a
+vectors and filled segment by segment (`benchmarks.segments`, 2,500,000 vectors a
 segment, one in memory at a time), then opened as one `SegmentedIndex`. Timed: text queries end to end (the
 real-size text encoder, then the search of a data-like vector with its candidates
 re-scored exactly from the catalog), and the search alone on the probes; recall@10 on the
@@ -22,10 +22,11 @@ import numpy as np
 from search.collection import IndexPolicy
 from search.query import scoring
 from search.store.catalog import Catalog, database_url
-from search.store.vectors import SegmentedIndex, build_segments
 
 from .query import QUERIES, Data, _ms, fresh_process_ram
 from .query import build as write_catalog
+from .segments import SegmentedIndex
+from .segments import build as build_segments
 
 
 def run(engine, *, images: int = 312_500, images_per_segment: int = 78_125, probes: int = 100,
@@ -83,5 +84,5 @@ def run(engine, *, images: int = 312_500, images_per_segment: int = 78_125, prob
 
 
 def _segments_ram(folder: Path) -> int:
-    return fresh_process_ram("from pathlib import Path\nfrom search.vectors import SegmentedIndex",
+    return fresh_process_ram("from pathlib import Path\nfrom benchmarks.segments import SegmentedIndex",
                              "index = SegmentedIndex.open(Path(sys.argv[1]), 32, 256)", folder)

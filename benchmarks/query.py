@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from search.collection import Collection, ModelInfo
+from search.collection import Collection
 from search.query.searcher import Searcher, SearchOptions
-from search.records import ImageFile
+from search.records import ImageFile, ModelInfo
 from search.store.catalog import Catalog, database_url
 
 CLUSTERS = 1024

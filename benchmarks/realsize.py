@@ -24,6 +24,7 @@ from transformers import (
 )
 
 from demo.vocabulary import bert_tokenizer, image_processor, opt_tokenizer
+from search.config import Precision
 from search.models import precision
 from search.models.engine import Blip2Engine
 from search.models.loading import LoadedPair
@@ -108,5 +109,5 @@ def default_engine(depth: Depth = Depth(), *, dtype: str | None = None,
     """The real-size models as the product runs them on this CPU by default: every stage's
     precision from `precision.plan` with its settings at `auto` (`dtype`: the models' weights
     instead of the measured default)."""
-    plan = precision.plan(torch.device("cpu"), dtype or "auto", "auto", "auto")
+    plan = precision.plan(torch.device("cpu"), Precision(dtype or "auto"))
     return Blip2Engine(build(depth, dtype=getattr(torch, plan.dtype)), name=name, plan=plan)
