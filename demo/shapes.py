@@ -1,6 +1,6 @@
 """The shapes world: a deterministic generator of images, captions and questions.
 
-It follows the fixed specification in design.md ("The demo model"): circles, squares,
+It follows the fixed specification in docs/demo-world.md: circles, squares,
 upright triangles and upright five-point stars in eight colours (±20 jitter per channel),
 one or two non-overlapping shapes on a plain background of another colour, large (40-60 %
 of the side) or small (15-30 %), square images of 64-256 px saved as PNG or JPEG (quality

@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # decoding workers import this module: it stays light (no FAI
 def decode(file: ImageFile, data: bytes | None = None, *, ocr: bool = False) -> ImageFile:
     """Fill `file`'s picture, dimensions, date and thumbnail, or its error; `data`: the
     file's bytes when they are already in memory (its path then only names it); with `ocr`,
-    the text written in the picture when `file` has none yet (`search.ocr`, on the decoded
+    the text written in the picture when `file` has none yet (`search.media.ocr`, on the decoded
     picture, whose `WORKING_SIDE` serves it). Returns it; a file the plan could not read
     keeps its error."""
     if file.error is not None:

@@ -12,7 +12,9 @@ from pathlib import Path
 from .errors import ModelNotAvailable
 
 RETRIEVAL_HUB_ID = "Salesforce/blip2-itm-vit-g"
-DEMO_FOLDER = Path(__file__).resolve().parent / "demo" / "model"  # shipped in the package
+# The demo model ships with the distribution, in the demo world's package beside this one; its
+# folder is found, not imported: production code never imports the demo world.
+DEMO_FOLDER = Path(__file__).resolve().parent.parent / "demo" / "model"
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,7 @@ class KeptImage(BaseModel):
 
 class DuplicateImage(BaseModel):
     """A member of a duplicate group: its `similarity` to the kept image, 0 to 1
-    (`search.duplicates`), and why it is there: the same bytes ("identical", similarity 1)
+    (`search.query.duplicates`), and why it is there: the same bytes ("identical", similarity 1)
     or a near copy ("near"). The kept image itself is listed first, as "identical", 1."""
 
     id: int

@@ -47,7 +47,7 @@ class Job:
     device: str = "auto"
     precision: Precision = DEFAULT_PRECISION  # the workers' (`Blip2Engine.load`)
     captions: bool = True
-    ocr: bool = False  # read the text written in the pictures (search.ocr)
+    ocr: bool = False  # read the text written in the pictures (search.media.ocr)
     batch_size: int = 16  # images a model call
     actors: int | None = None  # None: one a GPU, else one a node
     address: str | None = None  # None: a local Ray instance sized to this machine

@@ -93,7 +93,7 @@ class ShardFolder:
         return self.path(name).is_file()
 
     def write(self, name: str, shard: pa.Table) -> None:
-        """Write atomically (`files.write_atomically`): a shard on disk is always whole."""
+        """Write atomically (`search.store.atomic`): a shard on disk is always whole."""
         self.folder.mkdir(parents=True, exist_ok=True)
         write_atomically(self.path(name), lambda handle: pq.write_table(shard.sort_by("path"), handle))
 

@@ -1,5 +1,5 @@
 """Text in pictures: `TextReader` reads it with RapidOCR (PP-OCR detection and recognition
-models, inside its wheel, on onnxruntime); `search.textmatch` finds what users type in it.
+models, inside its wheel, on onnxruntime); `textmatch` finds what users type in it.
 
 The engine is built on the first `read`, never on import, and is shared per process
 (`reader()`): a decoding worker builds it once. RapidOCR and onnxruntime are optional; without
@@ -19,7 +19,7 @@ from PIL import Image
 from ..errors import SearchError
 from .images import open_image
 
-# Chosen by measurement on `search.demo.words` pictures (626 words, 20 to 72 px, decoded to
+# Chosen by measurement on `tests.support.words` pictures (626 words, 20 to 72 px, decoded to
 # 1024 px; 2 cores): the detector sees the picture at most 960 px on its longer side (word
 # recall 0.989 at 0.26 s a picture; rapidocr's default, the shorter side enlarged to 736,
 # 0.995 at 0.36 s; 640 px 0.986 at 0.20 s but weaker on small text); the 180-degree

@@ -34,7 +34,7 @@ from ..media.picturehash import distance
 from ..records import Fingerprints
 from ..schemas import DuplicateGroup, DuplicateImage, Duplicates, KeptImage
 
-DEFAULT_THRESHOLD = 0.5  # calibrated on generated duplicates: README, "Duplicates"
+DEFAULT_THRESHOLD = 0.5  # calibrated on generated duplicates: docs/duplicates.md
 MEANING_FLOOR = 0.8  # pooled cosines at or below this mean different things
 LAYOUT_BITS = 32  # the farthest two hashes are (`picturehash.distance`)
 NEIGHBOURS = 16  # candidates per picture

@@ -1,7 +1,7 @@
-"""The query language shared by the CLI, the API and the web page (design.md, "Query
-language"): terms joined by a spaced ` + ` or ` - `, each with an optional weight (`2:`)
-and either free text or an indexed image (`#42`); filters (`path:`, `after:`, `before:`,
-`caption:`, `text:`) anywhere, combined with AND.
+"""The query language shared by the CLI, the API and the web page (docs/query-language.md):
+terms joined by a spaced ` + ` or ` - `, each with an optional weight (`2:`) and either free
+text or an indexed image (`#42`); filters (`path:`, `after:`, `before:`, `caption:`,
+`text:`) anywhere, combined with AND.
 
     2:golden retriever + #42 - fruit after:2024-05 path:holidays caption:"on a beach"
 

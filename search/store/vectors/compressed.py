@@ -6,7 +6,7 @@ lists of an IVF index: each code is of the vector's offset from its list's centr
 query scans only the `nprobe` lists nearest to it. A text query takes its best
 `ROWS_PER_CANDIDATE * candidates` rows and hands the images they belong to, in order, back
 as candidates without scores: the query code re-scores each with the exact max-sim over its
-stored vectors (`search.scoring`). Only the codes and their ids stay in memory.
+stored vectors (`search.query.scoring`). Only the codes and their ids stay in memory.
 
 How many candidates: four-bit codes rank the images near a query only roughly, and the
 number of near-ties around a query grows with the collection, so the candidates re-scored
