@@ -27,16 +27,19 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def configure(threads: int | None = None) -> dict:
-    """Set both thread pools to `threads` (default: every core)."""
+def configure(threads: int | None = None, *, searches: bool = True) -> dict:
+    """Set both thread pools to `threads` (default: every core); `searches` False: torch's
+    only, in a process that never searches the vector index (a Ray worker), which then never
+    loads FAISS."""
     from .models import loading
-    from .store import vectors
 
     threads = threads or cores()
     loading.set_threads(threads)
-    vectors.set_threads(threads)
-    return {"threads": threads}
+    if searches:
+        from .store import vectors
 
+        vectors.set_threads(threads)
+    return {"threads": threads}
 
 
 # glibc's mallopt parameters, and their defaults

@@ -235,6 +235,16 @@ def test_shards_are_named_by_their_files():
     assert shards.cut(changed, 16, salt="m")[0].name != specs[0].name
 
 
+def test_a_worker_loads_neither_the_catalog_nor_the_vector_index():
+    """A Ray actor imports the embedding step and the model, not SQLAlchemy or FAISS."""
+    code = ("import sys; from search.config import Precision; from indexer.ray.data import Embedder; "
+            "Embedder('demo', 'cpu', Precision(), captions=True, threads=1); "
+            "print(sorted({'sqlalchemy', 'faiss', 'alembic'} & sys.modules.keys()))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_actor_layout_leaves_a_cpu_for_reading():
     raydata, _ = _backend()
     job, plan_layout = raydata.Job(model="demo"), raydata.plan_layout

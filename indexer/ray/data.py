@@ -166,7 +166,7 @@ class Embedder:
                  ocr: bool = False) -> None:
         from search.models import Blip2Engine
 
-        runtime.configure(threads)
+        runtime.configure(threads, searches=False)  # a worker embeds: no FAISS, no catalog
         self.engine = Blip2Engine.load(model, device=device, precision=replace(precision, query="float32"))
         self.captions, self.ocr = captions, ocr
         self.model = ModelInfo(self.engine.name, self.engine.query_tokens, self.engine.dim)
