@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 # run, plus one end-to-end test of each front end (marked `smoke`).
 CHECK := smoke or not (browser or postgres or ray or bench or slow or real)
 # Two workers, a test module each at a time (its fixtures built once): much of the suite waits
-# on processes it starts (servers, indexers, Chromium), so two keep both cores busy.
-PARALLEL := -n 2 --dist loadfile
+# on processes it starts (servers, indexers, Chromium), so two keep both cores busy. In
+# collection order (the benchmark smoke run, the longest, first), not by module size.
+PARALLEL := -n 2 --dist loadfile --no-loadscope-reorder
 
 .PHONY: setup check test test-real lint docs demo demo-model bench bench-quick clean
 
