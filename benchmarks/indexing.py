@@ -95,7 +95,7 @@ def product(engine: Blip2Engine, folder: Path) -> Run:
     from indexer.pipeline import IndexOptions, index_paths  # the CLI's own indexer
 
     batch_size = engine.batch_size()
-    counter = PassCounter(engine.models)
+    passes = engine.encoder_passes
     with tempfile.TemporaryDirectory() as index:
         collection = Collection.open(Path(index), create=True)
         try:
@@ -104,8 +104,7 @@ def product(engine: Blip2Engine, folder: Path) -> Run:
             seconds = time.perf_counter() - started
         finally:
             collection.close()
-    counter.close()
-    return Run(summary.added, seconds, counter.images, batch_size)
+    return Run(summary.added, seconds, engine.encoder_passes - passes, batch_size)
 
 
 @dataclass
@@ -160,7 +159,7 @@ def trained_agreement(count: int = 64, seed: int = 20261122) -> dict:
         chosen = Precision() if name == "default" else Precision(name, query="float32", encoder="same",
                                                                    decoder="same")
         engine = Blip2Engine.load("demo", device="cpu", precision=chosen)
-        pad = engine.models[1].config.text_config.pad_token_id
+        pad = engine.generator.config.text_config.pad_token_id
         out = Outputs(engine.embed_images(batch), engine.caption_tokens(batch), 0.0, 0.0, 0)
         found[name] = out if name == "float32" else agreement(found["float32"], out, pad)
     return {name: found[name] for name in (*measured(), "default")}
@@ -221,7 +220,7 @@ def run(depth: realsize.Depth, *, plain_images: int, product_images: int, stage_
                 if name in ("float32", default_dtype):  # before the engine adds its hooks to the models
                     report[f"plain_{name}"] = plain_loop(pair, paths[:plain_images], decoding).to_json()
                     log(f"plain loop, {name}: {report[f'plain_{name}']}")
-                engine = Blip2Engine(pair, name=f"real-size-{name}", plan=precision.Plan(name))
+                engine = Blip2Engine.from_pair(pair, name=f"real-size-{name}", plan=precision.Plan(name))
                 del pair
             engine.caption_decoding = decoding
             if name == "default":

@@ -110,4 +110,4 @@ def default_engine(depth: Depth = Depth(), *, dtype: str | None = None,
     precision from `precision.plan` with its settings at `auto` (`dtype`: the models' weights
     instead of the measured default)."""
     plan = precision.plan(torch.device("cpu"), Precision(dtype or "auto"))
-    return Blip2Engine(build(depth, dtype=getattr(torch, plan.dtype)), name=name, plan=plan)
+    return Blip2Engine.from_pair(build(depth, dtype=getattr(torch, plan.dtype)), name=name, plan=plan)

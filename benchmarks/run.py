@@ -167,7 +167,8 @@ def _text_engine(quick: bool):
     pair = realsize.build(realsize.Depth(vision=1, qformer=2 if quick else 12, language=1))
     from search.models.engine import Blip2Engine
 
-    return Blip2Engine(pair, name="blip2-real-size-random", query_dtype=torch.bfloat16)  # CPU default
+    # bfloat16 text queries: the CPU default
+    return Blip2Engine.from_pair(pair, name="blip2-real-size-random", query_dtype=torch.bfloat16)
 
 
 LARGE_KEYS = ("recall_at_10", "query_p50_ms", "query_p99_ms", "bytes_per_image_ram")

@@ -10,6 +10,7 @@ precision defaults.
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -48,6 +49,11 @@ class Precision:
 DEFAULT_PRECISION = Precision()
 
 
+def default_cache() -> Path:
+    """$XDG_CACHE_HOME/blip2-search, else ~/.cache/blip2-search."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "blip2-search"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BLIP2_SEARCH_", extra="ignore")
 
@@ -62,6 +68,7 @@ class Settings(BaseSettings):
     batch_size: int | None = Field(default=None, ge=1, le=1024)  # images a batch; None: sized to memory
     workers: int = Field(default=2, ge=0, le=64)  # image-decoding processes while indexing
     threads: int | None = Field(default=None, ge=1, le=1024)  # torch and FAISS threads; None: every core
+    cache: Path = Field(default_factory=default_cache)  # int8 weights once quantized (`models.int8cache`)
 
     # The HTTP server
     host: str = "127.0.0.1"  # beyond loopback, write endpoints need api_key (refused without one)

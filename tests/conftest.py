@@ -34,6 +34,16 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def own_cache(tmp_path_factory):
+    """The int8 weights the tests quantize are cached in a folder of the run's own, never
+    the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        if "BLIP2_SEARCH_CACHE" not in os.environ:
+            patch.setenv("BLIP2_SEARCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def float32_front_ends():
     """The CLI and the server default to `auto` precision (on a CPU: bfloat16 where it is
     faster, an int8 image encoder where int8 is, an int8 language model). Tests compare

@@ -50,7 +50,7 @@ def test_a_chat_longer_than_the_model_keeps_the_question(engines, images):
 
     for name in ("opt", "t5"):
         engine = engines[name]
-        model, _ = engine.models
+        model = engine.generator
         tokenizer = engine._gen_processor.tokenizer
         history = [Turn(f"is there a {shape} ?", "no") for shape in ["circle", "square", "star"] * 30]
         engine.ask(images[0], "what color is the circle?", history)  # past the positions it would raise
@@ -63,7 +63,7 @@ def test_a_chat_longer_than_the_model_keeps_the_question(engines, images):
 
 def test_batch_size_is_what_a_share_of_the_free_memory_holds(pair):
     engine = pair.engine
-    per_image = generation.memory_per_image(engine.models[1], engine.caption_decoding)
+    per_image = generation.memory_per_image(engine.generator.config, torch.float32, engine.caption_decoding)
     assert engine.batch_size(share=0.5, free=2 * 5 * per_image + 1) == 5
     assert engine.batch_size(free=0) == 1
     assert engine.batch_size(most=12, free=1 << 50) == 12

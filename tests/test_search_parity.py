@@ -22,7 +22,7 @@ from tests.support.prompts import QUESTIONS, TEXTS
 
 
 def _load(cls, location, engine):
-    dtype = next(engine.models[0].parameters()).dtype
+    dtype = engine.parts.source.float_dtype
     model = cls.from_pretrained(location, dtype=dtype).to(engine.device).eval()
     return model, Blip2Processor.from_pretrained(location)
 
@@ -129,6 +129,7 @@ def test_bfloat16_text_queries_agree_with_float32(tiny_dirs, engines):
     """The CPU default (`query_dtype` auto) encodes text queries in bfloat16."""
     fast = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu", precision=FLOAT32)
     exact = engines["opt"]
-    assert fast._text is not fast._ret and exact._text is exact._ret
+    assert next(iter(fast.parts["text"].qformer.parameters())).dtype == torch.bfloat16
+    assert next(iter(exact.parts["text"].qformer.parameters())).dtype == torch.float32
     cosine = np.sum(fast.embed_texts(TEXTS) * exact.embed_texts(TEXTS), axis=1)  # both unit length
     assert cosine.min() >= 0.99, cosine

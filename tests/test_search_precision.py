@@ -12,6 +12,7 @@ import torch
 
 from search.config import Precision
 from search.models import Blip2Engine, precision
+from search.models.parts import NAMES
 from tests.support.engines import EXACT, FLOAT32
 from tests.support.prompts import TEXTS
 
@@ -47,7 +48,7 @@ def test_low_precision_agrees_with_float32(dtype, encoder_dtype, tiny_dirs, engi
 
 def test_int8_quantizes_linear_layers(tiny_dirs):
     engine = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu", precision=replace(FLOAT32, dtype="int8"))
-    modules = [m for model in engine.models for m in model.modules()]
+    modules = [m for name in NAMES for m in engine.parts.modules(name)]
     assert not any(isinstance(m, torch.nn.Linear) for m in modules)
     quantized = [m for m in modules if type(m).__module__.startswith("torch.ao.nn.quantized.dynamic")]
     assert len(quantized) > 20
@@ -85,8 +86,8 @@ def test_auto_precision_follows_the_speeds_measured_on_the_machine(tiny_dirs):
     engine = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu")  # the product's defaults
     here = precision.plan(cpu, auto)
     assert engine.precision == here
-    assert next(engine.models[1].qformer.parameters()).dtype == getattr(torch, here.dtype)
-    encoder = list(engine.models[0].vision_model.encoder.modules())
+    assert next(engine.parts["generation"].qformer.parameters()).dtype == getattr(torch, here.dtype)
+    encoder = engine.parts.modules("encoder")
     assert any(isinstance(m, torch.nn.Linear) for m in encoder) != here.encoder_int8
 
 
@@ -100,7 +101,8 @@ def test_the_float_layers_int8_replaces_are_freed_at_once(tiny_dirs):
     stages = (pair.retrieval.vision_model.encoder, pair.generation.language_model)
     replaced = [weakref.ref(m) for stage in stages for m in stage.modules() if isinstance(m, torch.nn.Linear)]
     plan = precision.Plan("float32", encoder_int8=True, decoder_int8=True)
-    engine = Blip2Engine(pair, name="tiny", plan=plan)
+    engine = Blip2Engine.from_pair(pair, name="tiny", plan=plan)
+    engine.parts["encoder"], engine.parts["language_model"]  # each quantized as it is built
     assert len(replaced) > 10 and all(ref() is None for ref in replaced)
     assert engine.precision.describe() == "float32 (image encoder int8, language model int8)"
 
@@ -142,10 +144,8 @@ def test_the_cpu_int8_stages_keep_the_trained_demo_models_retrieval_captions_and
     # activations on all 8 bits where this CPU's int8 sums do not saturate (checked at load)
     dynamic = torch.ao.nn.quantized.dynamic.Linear
     full_range = precision.FullRangeLinear if precision.full_range_is_exact() else dynamic
-    stages = [(fast.models[1].language_model, True),
-              (fast.models[0].vision_model.encoder, fast.precision.encoder_int8)]
-    for stage, int8 in stages:
-        modules = list(stage.modules())
+    for stage, int8 in (("language_model", True), ("encoder", fast.precision.encoder_int8)):
+        modules = fast.parts.modules(stage)
         quantized = [m for m in modules if isinstance(m, dynamic)]
         assert bool(quantized) == int8 and any(isinstance(m, torch.nn.Linear) for m in modules) != int8
         assert {type(m) for m in quantized} <= {full_range}

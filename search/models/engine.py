@@ -12,10 +12,11 @@ Every method takes a list of PIL images (any mode) or an `ImageBatch` from `enco
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -27,12 +28,14 @@ from ..media.images import to_rgb
 from ..presets import resolve
 from ..records import Turn
 from ..store.features import Features
-from . import explain, generation, layout, precision, retrieval, stored
-from .loading import LoadedPair, free_memory, load_pair, processor_settings, resolve_device, text_side
+from . import explain, generation, retrieval, stored
+from .loading import LoadedPair, check_dtype, free_memory, processor_settings, resolve_device
+from .parts import PairSource, Parts
 from .precision import Plan
 from .precision import plan as plan_precision
 from .prompts import vqa_prompt
-from .vision import SIDES, ImageBatch, Images, encoder_fingerprint, encoder_hidden, tie_encoders
+from .reading import CheckpointSource, open_source
+from .vision import SIDES, ImageBatch, Images, encoder_hidden
 from .work import model_work, to_numpy
 
 
@@ -44,83 +47,87 @@ class Question:
 
 
 class Blip2Engine:
-    def __init__(
-        self, pair: LoadedPair, *, name: str, plan: Plan | None = None, share_encoder: bool = True,
-        query_dtype: torch.dtype | None = None,
-    ) -> None:
-        """`plan`: the int8 stages to quantize on a CPU (its dtype is the pair's, as loaded)."""
+    def __init__(self, source: CheckpointSource | PairSource, *, name: str,
+                 share_encoder: bool = True) -> None:
+        """`source` builds the parts (`parts`), each on first use, in the precision of its plan."""
         self.name = name
-        self.precision = plan or Plan(str(pair.retrieval.dtype).removeprefix("torch."))
-        self.device = pair.device
+        self.precision, self.device = source.plan, source.device
+        self.parts = Parts(source)
         self._lock = threading.RLock()
-        self._ret, self._gen = pair.retrieval, pair.generation
-        self._ret_processor, self._gen_processor = pair.retrieval_processor, pair.generation_processor
+        self._ret_config, self._gen_config = source.configs
+        self._ret_processor, self._gen_processor = source.processors()
         self._gen_processor.tokenizer.truncation_side = "left"  # see generation.prompt_tokens
         self._same_pixels = processor_settings(self._ret_processor) == processor_settings(self._gen_processor)
-        ret_vision, gen_vision = self._ret.vision_model, self._gen.vision_model
-        same_weights = encoder_fingerprint(ret_vision) == encoder_fingerprint(gen_vision)
-        # "shared": one encoder pass per image feeds both models; "separate": one pass each.
-        shareable = same_weights and self._same_pixels
-        self.encoder_mode = "shared" if share_encoder and shareable else "separate"
-        if self.encoder_mode == "shared":
-            tie_encoders(self._ret.vision_model, self._gen.vision_model)
-        if self.device.type == "cpu":
-            self._quantize(self.precision)
-        for model in (self._ret, self._gen):
-            layout.contiguous_slices(model.qformer)
-        layout.contiguous_head(self._gen.language_model)
+        self._share_encoder = share_encoder
+        self._encoder_mode: str | None = None  # decided when first needed: `encoder_mode`
+        self._float = source.float_dtype  # the dtype of the stages' float weights and activations
         self.caption_decoding = generation.CAPTION  # a benchmark may fix the token count
         self.encoder_passes = 0  # images run through an image encoder, summed over calls
         self.model_calls = 0  # batched forward passes of any model part
-        # A text query reads every weight of the Q-Former's text side for a few tokens, so its
-        # time is bound by memory: a bfloat16 copy of that side halves it (and more, where the
-        # CPU has bfloat16 matmuls). Its vectors agree with float32 to a cosine of 0.9999.
-        self._text = self._ret if query_dtype is None else text_side(self._ret, query_dtype)
-        qformer = self._ret.config.qformer_config
-        self._max_text_tokens = qformer.max_position_embeddings
+        self._max_text_tokens = self._ret_config.qformer_config.max_position_embeddings
 
     @classmethod
     def load(cls, model: str, *, device: str = "auto", precision: Precision = DEFAULT_PRECISION,
-             share_encoder: bool = True) -> Blip2Engine:
-        """Load a preset name or a folder holding `retrieval/` and `generation/` checkpoints,
-        each stage in the precision `precision` says (`config.Precision`; `auto` on a CPU is
-        measured once: `models.precision`). `share_encoder=False` forces one encoder pass
-        per model even when they could share one."""
+             share_encoder: bool = True, cache: Path | None = None) -> Blip2Engine:
+        """A preset name or a folder holding `retrieval/` and `generation/` checkpoints, each
+        part read from their safetensors when first used, in the precision `precision` says
+        (`config.Precision`; `auto` on a CPU is measured once: `models.precision`); `cache`:
+        where int8 stages are kept once quantized. Nothing but the configs and the
+        tokenizers is read here. `share_encoder=False` forces one encoder pass per model
+        even when they could share one."""
         source = resolve(model)
-        plan = plan_precision(resolve_device(device), precision)
-        pair = load_pair(source, device=device, dtype=plan.dtype)
-        fast_queries = precision.query == "bfloat16" or (
-            precision.query == "auto" and plan.dtype == "float32" and pair.device.type == "cpu")
-        return cls(pair, name=source.name, plan=plan, share_encoder=share_encoder,
-                   query_dtype=torch.bfloat16 if fast_queries else None)
+        target = resolve_device(device)
+        plan = plan_precision(target, precision)
+        check_dtype(plan.dtype)
+        return cls(open_source(source, target, precision, plan, cache), name=source.name,
+                   share_encoder=share_encoder)
+
+    @classmethod
+    def from_pair(cls, pair: LoadedPair, *, name: str, plan: Plan | None = None, share_encoder: bool = True,
+                  query_dtype: torch.dtype | None = None) -> Blip2Engine:
+        """An engine over models already loaded (the benchmarks' random real-size pair);
+        `plan`: the int8 stages to quantize on a CPU (its dtype is the pair's, as loaded)."""
+        plan = plan or Plan(str(pair.retrieval.dtype).removeprefix("torch."))
+        return cls(PairSource(pair, plan, query_dtype), name=name, share_encoder=share_encoder)
 
     @classmethod
     def from_settings(cls, settings: Settings, model: str) -> Blip2Engine:
-        """`load` with the settings' device and precisions (the entry point has set up the
-        process's threads: `runtime.configure`)."""
-        return cls.load(model, device=settings.device, precision=settings.precision)
+        """`load` with the settings' device, precisions and cache (the entry point has set up
+        the process's threads: `runtime.configure`)."""
+        return cls.load(model, device=settings.device, precision=settings.precision, cache=settings.cache)
 
     def batch_size(self, most: int = 32, share: float = 0.6, free: int | None = None) -> int:
         """Images an indexing batch should hold: as many as `share` of the `free` memory
         (default: what is free now) takes for their captions' beam search
         (`generation.memory_per_image`), up to `most`. Taller batches keep the decoder's
         matmuls nearer the machine's peak (BENCHMARKS.md has the figures)."""
-        per_image = generation.memory_per_image(self._gen, self.caption_decoding)
+        int8 = self.device.type == "cpu" and (self.precision.dtype == "int8" or self.precision.decoder_int8)
+        lm_dtype = torch.float32 if int8 else self._float  # an int8 decoder computes in float32
+        per_image = generation.memory_per_image(self._gen_config, lm_dtype, self.caption_decoding)
         free = free_memory(self.device) if free is None else free
         return max(1, min(most, int(free * share) // per_image))
 
     @property
-    def models(self) -> tuple[torch.nn.Module, torch.nn.Module]:
-        """(retrieval, generation) HF models, for inspection and benchmarks."""
-        return self._ret, self._gen
+    def loaded(self) -> list[str]:
+        """The parts built so far (`parts.NAMES`)."""
+        return self.parts.loaded
+
+    @property
+    def encoder_mode(self) -> str:
+        """"shared": one encoder pass per image feeds both stages (their checkpoints hold the
+        same encoder weights, checked by hash, and preprocess pixels alike); "separate"."""
+        if self._encoder_mode is None:
+            shareable = self._share_encoder and self._same_pixels and self.parts.source.same_encoder()
+            self._encoder_mode = "shared" if shareable else "separate"
+        return self._encoder_mode
 
     @property
     def query_tokens(self) -> int:
-        return self._ret.config.num_query_tokens
+        return self._ret_config.num_query_tokens
 
     @property
     def dim(self) -> int:
-        return self._ret.config.image_text_hidden_size
+        return self._ret_config.image_text_hidden_size
 
     # -- images -------------------------------------------------------------------------------
 
@@ -132,8 +139,8 @@ class Blip2Engine:
         if not images:
             raise InputError("no images given")
         rgb = [to_rgb(image) for image in images]
-        ret_pixels = self._pixels(self._ret_processor, self._ret, rgb)
-        gen_pixels = ret_pixels if self._same_pixels else self._pixels(self._gen_processor, self._gen, rgb)
+        ret_pixels = self._pixels(self._ret_processor, rgb)
+        gen_pixels = ret_pixels if self._same_pixels else self._pixels(self._gen_processor, rgb)
         return ImageBatch(pixels={"retrieval": ret_pixels, "generation": gen_pixels})
 
     @model_work
@@ -141,14 +148,15 @@ class Blip2Engine:
         """(B, Q, D) float32, L2-normalised: one vector per Q-Former query token."""
         embeds = self._image_embeds(self.encode(images), "retrieval")
         self.model_calls += 1
-        return to_numpy(retrieval.image_vectors(self._ret, embeds))
+        return to_numpy(retrieval.image_vectors(self.parts["retrieval"], embeds))
 
     @model_work
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(B, D) float32, L2-normalised projected [CLS] vectors."""
         ids, mask = self._text_tokens(texts)
+        text = self.parts["text"]
         self.model_calls += 1
-        return to_numpy(retrieval.text_vectors(self._text, ids, mask))
+        return to_numpy(retrieval.text_vectors(text, ids, mask))
 
     @staticmethod
     def itc(image_vecs: np.ndarray, text_vecs: np.ndarray) -> np.ndarray:
@@ -167,9 +175,10 @@ class Blip2Engine:
         embeds = self._image_embeds(batch, "retrieval")
         ids, mask = self._text_tokens(texts)
         self.model_calls += 1
+        head = self.parts["retrieval"]
         if logit:
-            return to_numpy(retrieval.match_logits(self._ret, embeds, ids, mask)[:, 1])
-        return to_numpy(retrieval.match_probability(self._ret, embeds, ids, mask))
+            return to_numpy(retrieval.match_logits(head, embeds, ids, mask)[:, 1])
+        return to_numpy(retrieval.match_probability(head, embeds, ids, mask))
 
     def explain(self, image: Images, text: str) -> np.ndarray:
         """(rows, cols) in [0, 1] over the image's patches: where the match head finds `text`
@@ -179,30 +188,36 @@ class Blip2Engine:
                 embeds = self._image_embeds(self.encode(image), "retrieval")[:1]
                 ids, mask = self._text_tokens([text])
             self.model_calls += 1
-            return explain.gradcam(self._ret, embeds, ids.clone(), mask.clone())
+            return explain.gradcam(self.parts["retrieval"], embeds, ids.clone(), mask.clone())
 
     # -- stored features (`store.features`): the encoder output kept, the encoder skipped -----
 
     def feature_key(self, side: str) -> str:
-        """The key under which `side`'s encoder output is stored: "shared" when one pass
-        feeds both stages."""
+        """The key under which an index run stores `side`'s encoder output: "shared" when
+        one pass feeds both stages."""
         return "shared" if self.encoder_mode == "shared" else side
+
+    @staticmethod
+    def feature_keys(side: str) -> tuple[str, str]:
+        """The keys that may hold `side`'s stored encoder output, whichever way it was run."""
+        return side, "shared"
 
     @model_work
     def features(self, images: Images, sides: Sequence[str] = SIDES) -> list[dict[str, Features]]:
         """Each image's encoder output for `sides`, compact, by key; encodes if needed."""
         batch = self.encode(images)
-        keys = list(dict.fromkeys(self.feature_key(side) for side in sides))
         for side in sides:
-            self._image_embeds(batch, side)  # fills batch.hidden[its key]
-        return stored.compact(batch, keys)
+            batch.hidden.setdefault(self.feature_key(side), self._hidden(batch, side))
+        return stored.compact(batch, list(dict.fromkeys(self.feature_key(side) for side in sides)))
 
     def from_features(self, kept: Sequence[dict[str, Features]], side: str) -> ImageBatch | None:
         """A batch whose encoder output for `side` comes from stored features, or None when
         one of them lacks it."""
-        model = self._ret if side == "retrieval" else self._gen
-        dtype = model.vision_model.post_layernorm.weight.dtype
-        return stored.batch(kept, self.feature_key(side), self.device, dtype)
+        for key in self.feature_keys(side):
+            batch = stored.batch(kept, key, self.device, self._float)
+            if batch is not None:
+                return batch
+        return None
 
     # -- text generation ----------------------------------------------------------------------
 
@@ -244,41 +259,46 @@ class Blip2Engine:
         self, batch: ImageBatch, prompts: list[str], decoding: generation.Decoding
     ) -> torch.Tensor:
         embeds = self._image_embeds(batch, "generation")
+        model = self.generator
         self.model_calls += 1
-        return generation.generate_ids(self._gen, self._gen_processor.tokenizer, embeds, prompts, decoding)
+        return generation.generate_ids(model, self._gen_processor.tokenizer, embeds, prompts, decoding)
+
+    @property
+    def generator(self) -> SimpleNamespace:
+        """The generation stage as `generation` reads it: config, query tokens, Q-Former,
+        projection and language model (built when first used)."""
+        side, lm = self.parts["generation"], self.parts["language_model"]
+        return SimpleNamespace(config=self._gen_config, query_tokens=side.query_tokens, qformer=side.qformer,
+                               language_projection=side.language_projection, language_model=lm,
+                               get_input_embeddings=lm.get_input_embeddings)
 
     # -- internals ----------------------------------------------------------------------------
 
     def _image_embeds(self, batch: ImageBatch, side: str) -> torch.Tensor:
         """(B, N, H): encoder output through `side`'s own post_layernorm, encoding if needed."""
-        model = self._ret if side == "retrieval" else self._gen
-        key = "shared" if self.encoder_mode == "shared" else side
-        if key not in batch.hidden:
-            batch.hidden[key] = encoder_hidden(model.vision_model, batch.pixels[side])
+        norm = self.parts[side].post_layernorm
+        return norm(self._hidden(batch, side).to(norm.weight.dtype))
+
+    def _hidden(self, batch: ImageBatch, side: str) -> torch.Tensor:
+        """`side`'s encoder output before its LayerNorm: from the batch when it holds it (run
+        or stored), else from the encoder; the generation side reuses the retrieval side's
+        where they share one (`encoder_mode`)."""
+        for key in self.feature_keys(side):
+            if key in batch.hidden:
+                return batch.hidden[key]
+        if side == "generation" and self.encoder_mode == "shared":
+            hidden = self._hidden(batch, "retrieval")
+        else:
+            encoder = self.parts["encoder" if side == "retrieval" else "generation_encoder"]
+            hidden = encoder_hidden(encoder, batch.pixels[side], self._float)
             self.encoder_passes += len(batch)
             self.model_calls += 1
-        return model.vision_model.post_layernorm(batch.hidden[key])
+        batch.hidden[side] = hidden
+        return hidden
 
-    def _quantize(self, plan: Plan) -> None:
-        """The plan's int8 stages (CPU), once the encoders are tied: a shared encoder once."""
-        if plan.dtype == "int8":
-            precision.quantize_cpu_int8(self._ret)
-            precision.quantize_cpu_int8(self._gen)
-            return
-        if plan.encoder_int8:
-            for model in (self._ret, self._gen) if self.encoder_mode == "separate" else (self._ret,):
-                precision.quantize_linear_int8(model.vision_model.encoder)
-        if plan.decoder_int8:
-            precision.quantize_decoder_int8(self._gen.language_model)
-        # The float layers replaced are held in reference cycles (transformers' modules) until
-        # a collection: without one, the memory free for a batch counted them (at real size,
-        # 14 GB: a batch of 13 images instead of 32) and a large model kept both copies.
-        gc.collect()
-
-    def _pixels(self, processor, model, images: list[Image.Image]) -> torch.Tensor:
+    def _pixels(self, processor, images: list[Image.Image]) -> torch.Tensor:
         pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
-        dtype = model.vision_model.embeddings.patch_embedding.weight.dtype
-        return pixels.to(self.device, dtype)
+        return pixels.to(self.device, self._float)
 
     def _text_tokens(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-padded ids: the Q-Former text side reads its first token ([CLS])."""

@@ -48,17 +48,17 @@ def max_positions(model: Blip2ForConditionalGeneration, tokenizer: PreTrainedTok
     return int(limit or min(tokenizer.model_max_length, 4096))
 
 
-def memory_per_image(model: Blip2ForConditionalGeneration, decoding: Decoding, prompt: int = 4) -> int:
+def memory_per_image(config, dtype: torch.dtype, decoding: Decoding, prompt: int = 4) -> int:
     """Bytes one image adds to a batched beam search, at most: its beams' key/value cache
-    (`beam_cache`: every layer, at the final length) and their logits in float32, a few
-    copies deep, with `prompt` text tokens after the image's query tokens (a caption's
-    prompt is one or two). At OPT-2.7b widths in float32 with 12 new tokens: 157 MB, a bound
-    on what a caption batch's peak memory was measured to grow by an image (BENCHMARKS.md)."""
-    text = model.config.text_config
-    itemsize = model.get_input_embeddings().weight.element_size()
-    positions = model.config.num_query_tokens + prompt + decoding.max_new_tokens
+    (`beam_cache`: every layer, at the final length, in the language model's `dtype`) and
+    their logits in float32, a few copies deep, with `prompt` text tokens after the image's
+    query tokens (a caption's prompt is one or two). `config`: the generation model's. At
+    OPT-2.7b widths in float32 with 12 new tokens: 157 MB, a bound on what a caption batch's
+    peak memory was measured to grow by an image (BENCHMARKS.md)."""
+    text = config.text_config
+    positions = config.num_query_tokens + prompt + decoding.max_new_tokens
     layers = text.num_hidden_layers * (2 if text.is_encoder_decoder else 1)  # T5: self + cross
-    cache = decoding.num_beams * positions * layers * 2 * text.hidden_size * itemsize
+    cache = decoding.num_beams * positions * layers * 2 * text.hidden_size * dtype.itemsize
     logits = decoding.num_beams * text.vocab_size * 4 * 4
     return cache + logits
 

@@ -7,11 +7,9 @@ a tiny test checkpoint, so the tests exercise exactly what a user runs.
 from __future__ import annotations
 
 import contextlib
-import copy
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import SimpleNamespace
 from urllib.parse import urlparse
 
 import torch
@@ -55,15 +53,19 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def load_pair(source: ModelSource, *, device: str = "auto", dtype: str = "float32") -> LoadedPair:
-    """Load both models in eval mode on `device` in `dtype` (float32, bfloat16, float16, int8)."""
+def check_dtype(dtype: str) -> None:
     known = [name for name in choices(DType) if name != "auto"]
     if dtype not in known:
         raise ConfigError(f"unknown dtype {dtype!r}: choose one of {', '.join(known)}")
+
+
+def load_pair(source: ModelSource, *, device: str = "auto", dtype: str = "float32") -> LoadedPair:
+    """Load both models in eval mode on `device` in `dtype` (float32, bfloat16, float16, int8)."""
+    check_dtype(dtype)
     target = resolve_device(device)
-    _check_reachable(source)
+    check_reachable(source)
     kwargs = _precision_kwargs(dtype, target)
-    with _quiet_hf():
+    with quiet_hf():
         retrieval = _load(Blip2ForImageTextRetrieval, source.retrieval, source, kwargs)
         generation = _load(Blip2ForConditionalGeneration, source.generation, source, kwargs)
         ret_processor = _load(Blip2Processor, source.retrieval, source, {})
@@ -107,7 +109,7 @@ def _precision_kwargs(dtype: str, device: torch.device) -> dict:
     }
 
 
-def _check_reachable(source: ModelSource) -> None:
+def check_reachable(source: ModelSource) -> None:
     """Fail at once, in one line, when a hub checkpoint is neither cached nor downloadable.
 
     Without this, a machine with no route to the hub spends about 25 s in retries first.
@@ -139,9 +141,9 @@ def _load(cls, location: str, source: ModelSource, kwargs: dict):
     except OSError as exc:
         if not source.local:
             raise ModelNotAvailable(_missing_message([location], source)) from None
-        raise ModelNotAvailable(f"cannot load the checkpoint in {location}: {_first_line(exc)}") from None
+        raise ModelNotAvailable(f"cannot load the checkpoint in {location}: {first_line(exc)}") from None
     except Exception as exc:  # corrupt weights, wrong architecture: whatever the loader raised
-        raise ModelNotAvailable(f"cannot load the checkpoint in {location}: {_first_line(exc)}") from None
+        raise ModelNotAvailable(f"cannot load the checkpoint in {location}: {first_line(exc)}") from None
     if not is_model:
         return loaded
     model, info = loaded
@@ -155,7 +157,7 @@ def _load(cls, location: str, source: ModelSource, kwargs: dict):
     return model
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -170,7 +172,7 @@ def _missing_message(repos: list[str], source: ModelSource) -> str:
 
 
 @contextlib.contextmanager
-def _quiet_hf() -> Iterator[None]:
+def quiet_hf() -> Iterator[None]:
     """Silence per-load progress bars and the torchvision fallback notice while loading."""
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
@@ -183,13 +185,6 @@ def _quiet_hf() -> Iterator[None]:
 
 
 IGNORED_PROCESSOR_KEYS = {"image_processor_type", "processor_class", "_processor_class"}
-
-
-def text_side(model, dtype: torch.dtype) -> SimpleNamespace:
-    """A copy, in `dtype`, of what `retrieval.text_vectors` reads: embeddings, Q-Former,
-    text projection."""
-    return SimpleNamespace(**{name: copy.deepcopy(getattr(model, name)).to(dtype)
-                              for name in ("embeddings", "qformer", "text_projection")})
 
 
 def processor_settings(processor) -> dict:

@@ -34,19 +34,13 @@ def encoder_fingerprint(vision: Blip2VisionModel) -> str:
     return digest.hexdigest()
 
 
-def tie_encoders(source: Blip2VisionModel, target: Blip2VisionModel) -> None:
-    """Make `target` use `source`'s encoder modules, so their weights are held in memory once."""
-    target.embeddings = source.embeddings
-    target.encoder = source.encoder
-
-
-def encoder_hidden(vision: Blip2VisionModel, pixel_values: torch.Tensor) -> torch.Tensor:
-    """(B, 1 + patches, H): the encoder output before `post_layernorm`, in its dtype (an
-    encoder with int8 weights runs in float32 between the model's own dtype on either side)."""
-    embeds = vision.embeddings(pixel_values)
-    inside = vision.encoder.layers[0].layer_norm1.weight.dtype
-    hidden = vision.encoder(inputs_embeds=embeds.to(inside)).last_hidden_state
-    return hidden.to(vision.post_layernorm.weight.dtype)
+def encoder_hidden(encoder, pixel_values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, 1 + patches, H): the output of `encoder` (its `embeddings` and `encoder` modules)
+    before `post_layernorm`, in `dtype` (an encoder with int8 weights runs in float32 between
+    the model's own dtype on either side)."""
+    embeds = encoder.embeddings(pixel_values)
+    inside = encoder.encoder.layers[0].layer_norm1.weight.dtype
+    return encoder.encoder(inputs_embeds=embeds.to(inside)).last_hidden_state.to(dtype)
 
 
 @dataclass
