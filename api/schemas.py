@@ -70,6 +70,8 @@ class ServerStats(Stats):
     """`stats`, plus what only a server has: its index jobs."""
 
     jobs_running: int
+    model_parts: list[str] = Field(description="the model parts built so far: text, encoder, "
+                                   "generation_encoder, retrieval, generation, language_model")
 
 
 class MatchQuery(BaseModel):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.pipeline import IndexOptions, index_paths
@@ -27,23 +30,49 @@ class AppState:
     runner: ModelRunner
     jobs: JobManager
     metrics: Metrics
+    loader: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="parts"))
+
+    async def ready(self, *parts: str) -> None:
+        """The model parts a request needs, built first if they are not (at real size, up to a
+        minute for the language model): on a thread of their own, so the model thread goes
+        on serving the requests that need only parts already built (text searches)."""
+        missing = [name for name in parts if name not in self.engine.loaded]
+        if missing:
+            await asyncio.get_running_loop().run_in_executor(self.loader, self.engine.prepare, missing)
 
     def close(self) -> None:
         self.jobs.shutdown()
         self.runner.shutdown()
+        self.loader.shutdown(wait=True)
         self.collection.close()
 
 
 def start(settings: Settings, metrics: Metrics) -> AppState:
-    """Open the index (creating it if needed), set up the threads and load the engine once."""
+    """Open the index (creating it if needed), set up the threads and open the engine with
+    its text side built: text searches are answered from the start, and every other part
+    is built when a request first needs it (`AppState.ready`)."""
     collection = Collection.open(settings.index, create=True, url=settings.database_url)
     model = collection.model_to_load(settings.model)
     runtime.configure(settings.threads)
     engine = Blip2Engine.from_settings(settings, model)
+    engine.prepare(TEXT)
     searcher = Searcher(collection, engine, timer=metrics.timer)
     state = AppState(settings, collection, engine, searcher, ModelRunner(settings.queue_size),
                      JobManager(lambda job: run_index_job(state, job)), metrics)
     return state
+
+
+TEXT = ("text",)
+IMAGE = ("encoder", "retrieval")  # an uploaded image's vectors
+MATCH = ("retrieval",)  # the match head, on stored features (the encoder, when none are stored)
+ANSWER = ("generation", "language_model")
+
+
+def search_parts(matched: bool, where: Sequence) -> tuple[str, ...]:
+    """What a search needs: the text side, the match head for a rerank, a cutoff or a date
+    order, and the language model for `where` conditions."""
+    return TEXT + (MATCH if matched or where else ()) + (ANSWER if where else ())
 
 
 def run_index_job(state: AppState, job: Job) -> IndexSummary:

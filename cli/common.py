@@ -51,7 +51,8 @@ def open_collection(settings: Settings, *, create: bool = False):
 
 
 def load_engine(settings: Settings, model: str):
-    """The process's threads set up for inference, then the engine for `model`."""
+    """The process's threads set up for inference, then the engine for `model` (its parts
+    are read when first used)."""
     from search import runtime
     from search.models import Blip2Engine
 
@@ -59,10 +60,28 @@ def load_engine(settings: Settings, model: str):
     return Blip2Engine.from_settings(settings, model)
 
 
+class LazyEngine:
+    """The engine, opened when a command first uses it: a similar by id, a listing or a
+    filter-only query never imports torch or reads a model."""
+
+    def __init__(self, settings: Settings, model: str) -> None:
+        self._settings, self._model, self._engine = settings, model, None
+
+    def __getattr__(self, name: str):
+        if self._engine is None:
+            self._engine = load_engine(self._settings, self._model)
+        return getattr(self._engine, name)
+
+    @property
+    def loaded(self) -> list[str]:
+        return [] if self._engine is None else self._engine.loaded
+
+
 @contextmanager
 def searcher(args: argparse.Namespace) -> Iterator:
     """A `Searcher` over the index, with the model that built it (another is refused before
     anything loads); the collection is closed afterwards."""
+    from search import runtime
     from search.query.searcher import Searcher
 
     settings = settings_from(args)
@@ -71,6 +90,7 @@ def searcher(args: argparse.Namespace) -> Iterator:
         if collection.model is None:
             hint = "run `blip2-search index PATH` first"
             raise InputError(f"the index at {collection.folder} is empty: {hint}")
-        yield Searcher(collection, load_engine(settings, collection.model_to_load(settings.model)))
+        runtime.configure(settings.threads, models=False)  # torch's pool: when the engine opens
+        yield Searcher(collection, LazyEngine(settings, collection.model_to_load(settings.model)))
     finally:
         collection.close()

@@ -27,14 +27,15 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def configure(threads: int | None = None, *, searches: bool = True) -> dict:
+def configure(threads: int | None = None, *, searches: bool = True, models: bool = True) -> dict:
     """Set both thread pools to `threads` (default: every core); `searches` False: torch's
     only, in a process that never searches the vector index (a Ray worker), which then never
-    loads FAISS."""
-    from .models import loading
-
+    loads FAISS; `models` False: FAISS's only, in a process that has not loaded torch (yet)."""
     threads = threads or cores()
-    loading.set_threads(threads)
+    if models:
+        from .models import loading
+
+        loading.set_threads(threads)
     if searches:
         from .store import vectors
 

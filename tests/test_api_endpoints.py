@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -177,3 +178,34 @@ def test_error_paths(client, method, url, kwargs, status):
 def test_bomb_upload_says_why(client):
     response = client.post("/api/search/image", files={"file": ("bomb.png", bomb_png(), "image/png")})
     assert "decompression bomb" in response.json()["detail"]
+
+
+def test_the_server_builds_a_part_when_a_request_first_needs_it(served_index):
+    """It starts with the text side; a question builds the language model off the model
+    thread, and a text search sent meanwhile is answered before the question is."""
+    with TestClient(create_app(served_index["settings"])) as client:
+        assert client.get("/api/stats").json()["model_parts"] == ["text"]
+        assert client.get("/api/images/1/similar", params={"k": 3}).status_code == 200
+        assert client.get("/api/stats").json()["model_parts"] == ["text"]
+        source = client.app.state.blip2.engine.parts.source
+        building, release = threading.Event(), threading.Event()
+        build = source.language_model
+
+        def held():
+            building.set()
+            assert release.wait(120)
+            return build()
+
+        source.language_model = held
+        asked: dict = {}
+        question = threading.Thread(target=lambda: asked.update(
+            reply=client.post("/api/images/1/ask", json={"question": "what color is the circle?"})))
+        question.start()
+        assert building.wait(120)
+        found = client.get("/api/search", params={"q": "a red circle", "k": 3})
+        assert found.status_code == 200 and len(found.json()["results"]) == 3
+        assert "reply" not in asked  # still waiting for its language model
+        release.set()
+        question.join(120)
+        assert asked["reply"].status_code == 200 and asked["reply"].json()["answer"]
+        assert client.get("/api/stats").json()["model_parts"] == ["text", "encoder", "generation", "language_model"]

@@ -12,6 +12,7 @@ from search.schemas import Answer, Explanation, ImageInfo, ImagePage, SearchResu
 
 from ..deps import State, read_access
 from ..schemas import AskRequest, BrowseQuery, Text, errors
+from ..state import ANSWER, MATCH
 
 router = APIRouter(prefix="/api/images", tags=["images"], dependencies=[Depends(read_access)],
                    responses=errors(401, 404, 422))
@@ -48,6 +49,7 @@ async def explain(state: State, image_id: ImageId,
                   q: Annotated[Text, Query(min_length=1, max_length=1000, description="the text to find")]):
     """Which of the image's query vectors scored best against `q`, and where in the image the
     match head finds it: a grid of rows x cols over the image, 0 to 1."""
+    await state.ready(*MATCH)
     return await state.runner.run(state.searcher.questions.explain, image_id, q)
 
 
@@ -75,5 +77,6 @@ def file(state: State, image_id: ImageId) -> FileResponse:
 @router.post("/{image_id}/ask", response_model=Answer, responses=errors(413, 503))
 async def ask(state: State, image_id: ImageId, body: AskRequest) -> Answer:
     history = [Turn(turn.question, turn.answer) for turn in body.history]
+    await state.ready(*ANSWER)
     answer = await state.runner.run(state.searcher.questions.ask, image_id, body.question, history)
     return Answer(id=image_id, question=body.question, answer=answer)

@@ -13,6 +13,7 @@ from search.schemas import Hit, Match, Matches, SearchResults
 
 from ..deps import State, read_access
 from ..schemas import MatchQuery, SearchQuery, errors
+from ..state import IMAGE, MATCH, search_parts
 
 router = APIRouter(prefix="/api/search", tags=["search"], dependencies=[Depends(read_access)],
                    responses=errors(401, 413, 422, 503))
@@ -26,6 +27,7 @@ async def search(state: State, params: Annotated[SearchQuery, Query()]) -> Searc
         after=params.after, before=params.before, sort=params.sort, candidates=params.candidates,
         where=tuple(params.where),
     )
+    await state.ready(*search_parts(options.matched, options.where))
     return await state.runner.gather(state.searcher.search_many, (params.q, options))
 
 
@@ -33,6 +35,7 @@ async def search(state: State, params: Annotated[SearchQuery, Query()]) -> Searc
 async def match(state: State, params: Annotated[MatchQuery, Query()]) -> Matches:
     """The match head's P(match) for hits already shown: a page asks for its first-stage
     results, then for their matches a few at a time, and fills them in as they arrive."""
+    await state.ready(*MATCH)
     found = await state.runner.run(state.searcher.questions.match, params.q, params.ids)
     return Matches(query=params.q, matches=[Match(id=i, match=p) for i, p in found.items()])
 
@@ -42,6 +45,7 @@ async def search_by_image(
     state: State, file: UploadFile, k: Annotated[int, Query(ge=1, le=100)] = 10
 ) -> SearchResults:
     data = await file.read()
+    await state.ready(*IMAGE)
     hits = await state.runner.run(_similar_to_upload, state.searcher, data, k)
     return SearchResults(query=file.filename or "upload", results=hits)
 

@@ -30,7 +30,8 @@ def metrics(state: State) -> Response:
             responses=errors(401))
 def stats(state: State) -> ServerStats:
     running = sum(job.status == "running" for job in state.jobs.all())
-    return ServerStats(**state.collection.stats().model_dump(), jobs_running=running)
+    return ServerStats(**state.collection.stats().model_dump(), jobs_running=running,
+                       model_parts=state.engine.loaded)
 
 
 @router.get("/", response_class=FileResponse, include_in_schema=False)

@@ -1,11 +1,22 @@
 // blip2-search web page: plain JS, no build step. Talks to the JSON API only.
 const $ = (id) => document.getElementById(id);
-const state = { current: null, history: [], latest: 0, browseOffset: 0, query: "" };
+const state = { current: null, history: [], latest: 0, browseOffset: 0, query: "", parts: null };
+const PART_NAMES = { encoder: "image encoder", retrieval: "match head", language_model: "language model" };
 const PAGE = 24;
 
 function say(text, isError = false) {
   $("message").textContent = text;
   $("message").classList.toggle("error", isError);
+}
+
+// " (loading the language model first…)" when a request needs model parts the server has not
+// built yet (/api/stats lists those it has): at full size the first such request waits for them.
+function loading(parts) {
+  if (!state.parts) return "";
+  const missing = parts.filter((part) => !state.parts.includes(part));
+  state.parts.push(...missing);  // built by the time the request returns
+  return missing.length ? ` (loading the ${missing.map((p) => PART_NAMES[p]).join(" and ")} first: ` +
+    "this takes longer once)" : "";
 }
 
 async function api(path, options = {}) {
@@ -92,10 +103,11 @@ async function search(event) {
   event.preventDefault();
   const q = $("query").value.trim();
   if (!q) return say("Type what you are looking for.");
-  say("Searching…");
   const ticket = ++state.latest;  // a slower earlier search must not overwrite this one
   try {
     const sort = $("sort").value;
+    const needs = sort !== "relevance" || $("where").value.trim() ? ["retrieval"] : [];
+    say("Searching…" + loading($("where").value.trim() ? [...needs, "language_model"] : needs));
     const params = new URLSearchParams({ q, k: String(PAGE), sort });
     if (sort !== "relevance") params.set("min_match", String($("min-match").value / 100));
     const where = $("where").value.trim();
@@ -199,7 +211,7 @@ function setUpControls() {
 
 async function searchByImage(file) {
   if (!file) return;
-  say(`Finding images similar to ${file.name}…`);
+  say(`Finding images similar to ${file.name}…` + loading(["encoder", "retrieval"]));
   const ticket = ++state.latest;
   const form = new FormData();
   form.append("file", file);
@@ -295,7 +307,7 @@ async function ask(event) {
   q.textContent = question;
   const a = document.createElement("div");
   a.className = "a";
-  a.textContent = "…";
+  a.textContent = "…" + loading(["language_model"]);
   item.append(q, a);
   $("chat-log").append(item);
   $("question").value = "";
@@ -315,6 +327,7 @@ async function ask(event) {
 async function checkIndex() {
   try {
     const stats = await api("/api/stats");
+    state.parts = stats.model_parts;
     if (stats.images === 0) say("The index is empty: run `blip2-search index PATH`, then search here.");
     else say(`${stats.images} images indexed. Type a description to search them.`);
   } catch (error) {

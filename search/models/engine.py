@@ -12,6 +12,7 @@ Every method takes a list of PIL images (any mode) or an `ImageBatch` from `enco
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,9 +56,6 @@ class Blip2Engine:
         self.parts = Parts(source)
         self._lock = threading.RLock()
         self._ret_config, self._gen_config = source.configs
-        self._ret_processor, self._gen_processor = source.processors()
-        self._gen_processor.tokenizer.truncation_side = "left"  # see generation.prompt_tokens
-        self._same_pixels = processor_settings(self._ret_processor) == processor_settings(self._gen_processor)
         self._share_encoder = share_encoder
         self._encoder_mode: str | None = None  # decided when first needed: `encoder_mode`
         self._float = source.float_dtype  # the dtype of the stages' float weights and activations
@@ -120,6 +118,26 @@ class Blip2Engine:
             shareable = self._share_encoder and self._same_pixels and self.parts.source.same_encoder()
             self._encoder_mode = "shared" if shareable else "separate"
         return self._encoder_mode
+
+    def prepare(self, names: Sequence[str]) -> None:
+        """Build the parts `names` now (a server does so off its model thread, so that the
+        requests which need only parts already built are not held up meanwhile)."""
+        for name in names:
+            self.parts[name]
+
+    @functools.cached_property
+    def _ret_processor(self):
+        return self.parts.source.processor("retrieval")
+
+    @functools.cached_property
+    def _gen_processor(self):
+        processor = self.parts.source.processor("generation")
+        processor.tokenizer.truncation_side = "left"  # see generation.prompt_tokens
+        return processor
+
+    @functools.cached_property
+    def _same_pixels(self) -> bool:
+        return processor_settings(self._ret_processor) == processor_settings(self._gen_processor)
 
     @property
     def query_tokens(self) -> int:

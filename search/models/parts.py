@@ -77,8 +77,8 @@ class PairSource:
         ret, gen = pair.retrieval.vision_model, pair.generation.vision_model
         self._same_encoder = ret is gen or encoder_fingerprint(ret) == encoder_fingerprint(gen)
 
-    def processors(self) -> tuple:
-        return self.pair.retrieval_processor, self.pair.generation_processor
+    def processor(self, side: str):
+        return self.pair.retrieval_processor if side == "retrieval" else self.pair.generation_processor
 
     def same_encoder(self) -> bool:
         return self._same_encoder

@@ -66,8 +66,11 @@ class CheckpointSource:
         self.configs = (retrieval.config, generation.config)
         self.float_dtype = float_dtype(plan)
 
-    def processors(self) -> tuple:
-        return self.retrieval_checkpoint.processor(), self.generation_checkpoint.processor()
+    def processor(self, side: str):
+        """The side's tokenizer and image processor (read when first asked for)."""
+        ckpt = self.retrieval_checkpoint if side == "retrieval" else self.generation_checkpoint
+        with quiet_hf():
+            return ckpt.processor()
 
     def same_encoder(self) -> bool:
         """Both checkpoints hold the same encoder weights (their final LayerNorms aside): a
@@ -165,8 +168,7 @@ class CheckpointSource:
         the plan's float dtype first, as when a whole model loaded in it is quantized. What
         lies outside the layers (embeddings, LayerNorms, an LM head) is read, then quantized
         last; it runs in float32."""
-        cache = Int8Cache(self.cache and self.cache / "int8", cache_key(ckpt.identity, self.plan.describe(),
-                                                                      quantize.__name__))
+        cache = Int8Cache(self.cache and self.cache / "int8", cache_key(ckpt.identity, self.plan.describe()))
         if cache.restore(stage, module):
             ckpt.materialize(module, prefix, lambda name: self.float_dtype)
             module.float()
