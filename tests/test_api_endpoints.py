@@ -208,4 +208,5 @@ def test_the_server_builds_a_part_when_a_request_first_needs_it(served_index):
         release.set()
         question.join(120)
         assert asked["reply"].status_code == 200 and asked["reply"].json()["answer"]
-        assert client.get("/api/stats").json()["model_parts"] == ["text", "encoder", "generation", "language_model"]
+        built = client.get("/api/stats").json()["model_parts"]
+        assert built == ["text", "encoder", "generation", "language_model"]

@@ -87,12 +87,14 @@ def test_parts_give_what_the_whole_models_give(tiny_dirs, images, name, wanted):
     whole = Blip2Engine.from_pair(pair, name=name, plan=here, query_dtype=query)
     assert parts.precision == whole.precision and parts.encoder_mode == whole.encoder_mode
     for engine in (parts, whole):
-        engine.outputs = (engine.embed_texts(TEXTS), engine.embed_images(images), engine.itm(images, TEXTS[0]),
-                          engine.caption(images[:3]), engine.ask_each(images[:3], QUESTIONS[0]))
+        engine.outputs = (engine.embed_texts(TEXTS), engine.embed_images(images),
+                          engine.itm(images, TEXTS[0]), engine.caption(images[:3]),
+                          engine.ask_each(images[:3], QUESTIONS[0]))
     for mine, theirs in zip(parts.outputs[:3], whole.outputs[:3], strict=True):
         np.testing.assert_allclose(mine, theirs, atol=1e-5)
     assert parts.outputs[3:] == whole.outputs[3:]
-    ranked = [np.argsort(-engine.itc(engine.outputs[1], engine.outputs[0]), axis=0) for engine in (parts, whole)]
+    ranked = [np.argsort(-engine.itc(engine.outputs[1], engine.outputs[0]), axis=0)
+              for engine in (parts, whole)]
     np.testing.assert_array_equal(*ranked)  # the same images in the same order for every query
 
 
@@ -124,8 +126,8 @@ def test_int8_stages_are_cached_and_read_back(tiny_dirs, images, tmp_path):
 def cli_index(tmp_path_factory, tiny_dirs) -> Path:
     root = tmp_path_factory.mktemp("parts")
     write_corpus(root / "photos", 6)
-    assert main(["index", str(root / "photos"), "--index", str(root / "index"), "--model", str(tiny_dirs["opt"]),
-                 "--workers", "0", "--no-ocr", "--json"]) == 0
+    assert main(["index", str(root / "photos"), "--index", str(root / "index"),
+                 "--model", str(tiny_dirs["opt"]), "--workers", "0", "--no-ocr", "--json"]) == 0
     return root
 
 
