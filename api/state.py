@@ -90,8 +90,8 @@ def run_index_job(state: AppState, job: Job) -> IndexSummary:
         return tick
 
     try:
-        options = IndexOptions(batch_size=settings.batch_size, workers=settings.workers,
-                               keep_features=job.keep_features, ocr=job.ocr)
+        options = IndexOptions(batch_size=settings.batch_size, max_memory=settings.memory_budget,
+                               workers=settings.workers, keep_features=job.keep_features, ocr=job.ocr)
         return index_paths(collection, state.engine, [Path(p) for p in job.paths], options, progress,
                            turn=state.runner.turn)
     finally:

@@ -11,7 +11,7 @@ from search.config import DecoderDType, Device, DType, EncoderDType, Settings, c
 from search.errors import InputError
 
 SETTINGS_FLAGS = ("index", "model", "device", "dtype", "encoder_dtype", "decoder_dtype", "batch_size",
-                  "workers", "host", "port")
+                  "max_memory", "workers", "host", "port")
 
 
 def index_options() -> argparse.ArgumentParser:
@@ -31,8 +31,8 @@ def model_options() -> argparse.ArgumentParser:
                         help="precision (default auto: float16 on a GPU; on a CPU the faster of float32 and "
                              "bfloat16, measured at load)")
     parser.add_argument("--encoder-dtype", choices=choices(EncoderDType),
-                        help="the image encoder's precision (default auto: int8 weights on a CPU where "
-                             "int8 is at least 1.5 times faster)")
+                        help="the image encoder's precision (default auto, on a CPU: int8 where int8 is "
+                             "at least 1.5 times faster, else int8 weights computed in float32)")
     parser.add_argument("--decoder-dtype", choices=choices(DecoderDType),
                         help="the language model's precision (default auto: int8 weights on a CPU)")
     parser.add_argument("--batch-size", type=int)

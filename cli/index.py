@@ -21,6 +21,9 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
                        help="do not read the text written in images (about 0.3 s an image on 2 cores); "
                             "a later run without it reads the text of the images indexed before")
     index.add_argument("--workers", type=int, help="image-decoding processes (default 2)")
+    index.add_argument("--max-memory", type=float, metavar="GB",
+                       help="memory the run may hold; its batches are sized to it (default: the smaller "
+                            "of 8 GB and half the machine's)")
     index.add_argument("--exclude", action="append", metavar="GLOB", help="skip matching files (repeatable)")
     index.add_argument("--index-type", choices=choices(IndexType),
                        help="vector index kind, kept for later runs (default auto: exact below "
@@ -67,8 +70,8 @@ def _options(args: argparse.Namespace, settings: Settings):
     from indexer.pipeline import IndexOptions
 
     return IndexOptions(captions=not args.no_captions, ocr=not args.no_ocr, batch_size=settings.batch_size,
-                        workers=settings.workers, exclude=tuple(args.exclude or ()),
-                        index_type=args.index_type, wait=not args.no_wait,
+                        max_memory=settings.memory_budget, workers=settings.workers,
+                        exclude=tuple(args.exclude or ()), index_type=args.index_type, wait=not args.no_wait,
                         keep_features=args.keep_features)
 
 

@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from search import runtime
+from search import memory
 from search.collection import Collection
 from search.config import IndexType
 from search.media import ocr
@@ -41,7 +41,8 @@ def at_once(work: Callable[[], T]) -> T:
 class IndexOptions:
     captions: bool = True
     ocr: bool = True  # read the text written in images (search.media.ocr); also for those indexed without
-    batch_size: int | None = None  # None: the engine's `batch_size()`, sized to memory
+    batch_size: int | None = None  # None: the engine's `batch_size()`, sized to the memory budget
+    max_memory: int | None = None  # bytes the run may hold; None: `memory.memory_budget()`
     workers: int = 2  # decoding processes; 0 decodes in this process
     exclude: Sequence[str] = ()
     index_type: IndexType | None = None  # None: keep the index's
@@ -70,7 +71,7 @@ def index_paths(
 
 def _index(collection: Collection, engine, roots: Iterable[Path], options: IndexOptions,
            progress: Callable[[int], Progress] | None, turn: ModelTurn) -> IndexSummary:
-    batch_size = options.batch_size or engine.batch_size()
+    batch_size = options.batch_size or engine.batch_size(budget=options.max_memory, captions=options.captions)
     plans = plan_roots(collection, roots, options.exclude)
     summary = IndexSummary()
     calls_before = engine.model_calls
@@ -80,7 +81,7 @@ def _index(collection: Collection, engine, roots: Iterable[Path], options: Index
         apply_plan(collection, root_plan, summary)
     window = max(2, options.workers) * batch_size
     keep = collection.keeps_features
-    with runtime.reusing_memory():  # each batch's activations reuse the last one's pages
+    with memory.reusing_memory():  # each batch's activations reuse the last one's pages
         for batch in _batches(decoded(todo, options.workers, window, ocr=options.ocr), batch_size):
             turn(partial(embed, engine, batch, captions=options.captions, features=keep))
             commit(collection, batch, summary)

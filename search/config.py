@@ -23,7 +23,7 @@ from .errors import ConfigError
 Device = Literal["auto", "cpu", "cuda"]
 DType = Literal["auto", "float32", "bfloat16", "float16", "int8"]
 QueryDType = Literal["auto", "float32", "bfloat16"]
-EncoderDType = Literal["auto", "same", "int8"]
+EncoderDType = Literal["auto", "same", "int8", "int8-weights"]
 DecoderDType = Literal["auto", "same", "int8"]
 IndexType = Literal["auto", "exact", "compressed"]
 Sort = Literal["relevance", "newest", "oldest"]  # a search: by score, or the matches by date
@@ -42,7 +42,8 @@ class Precision:
 
     dtype: DType = "auto"  # the weights: float16 on a GPU; on a CPU the faster of float32 and bfloat16
     query: QueryDType = "auto"  # text queries: bfloat16 on a CPU for a float32 model, else the model's
-    encoder: EncoderDType = "auto"  # the image encoder: int8 weights on a CPU where int8 is 1.5x faster
+    encoder: EncoderDType = "auto"  # the image encoder on a CPU: int8 where int8 is 1.5x faster, else
+    # int8 weights computed in float32 (when the weights are float32), else the weights' dtype
     decoder: DecoderDType = "auto"  # the language model: int8 weights on a CPU, else `dtype`
 
 
@@ -66,6 +67,8 @@ class Settings(BaseSettings):
     encoder_dtype: EncoderDType = DEFAULT_PRECISION.encoder
     decoder_dtype: DecoderDType = DEFAULT_PRECISION.decoder
     batch_size: int | None = Field(default=None, ge=1, le=1024)  # images a batch; None: sized to memory
+    max_memory: float | None = Field(default=None, gt=0)  # GB an indexing run may hold; None: the smaller
+    # of 8 and half the machine's (`memory.memory_budget`)
     workers: int = Field(default=2, ge=0, le=64)  # image-decoding processes while indexing
     threads: int | None = Field(default=None, ge=1, le=1024)  # torch and FAISS threads; None: every core
     cache: Path = Field(default_factory=default_cache)  # int8 weights once quantized (`models.int8cache`)
@@ -85,6 +88,11 @@ class Settings(BaseSettings):
         """`BLIP2_SEARCH_API_KEY=` (set, but empty, as compose passes an unset variable) means
         no key, not a key that is the empty string."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def memory_budget(self) -> int | None:
+        """`max_memory` in bytes (None: the default budget)."""
+        return None if self.max_memory is None else int(self.max_memory * 1e9)
 
     @property
     def precision(self) -> Precision:

@@ -68,9 +68,11 @@ def test_auto_precision_follows_the_speeds_measured_on_the_machine(tiny_dirs):
     assert precision.plan(cpu, auto, speeds=xeon, full_range=True) == precision.Plan("float32", True, True)
     assert precision.plan(cpu, auto, speeds=epyc, full_range=True) == precision.Plan("bfloat16", False, True)
     assert precision.plan(cpu, auto, speeds=amx, full_range=True) == precision.Plan("bfloat16", False, True)
-    assert precision.plan(cpu, auto, speeds=old, full_range=True) == precision.Plan("float32", False, True)
-    seven_bits = precision.plan(cpu, auto, speeds=xeon, full_range=False)  # AVX2 without VNNI: 7-bit int8
-    assert seven_bits == precision.Plan("float32", encoder_int8=False, decoder_int8=True)
+    # where int8 arithmetic does not pay or would lose accuracy (AVX2 without VNNI: 7-bit
+    # activations), a float32 encoder keeps int8 weights all the same, computed in float32
+    weights_only = precision.Plan("float32", encoder_int8=False, decoder_int8=True, encoder_weights_int8=True)
+    assert precision.plan(cpu, auto, speeds=old, full_range=True) == weights_only
+    assert precision.plan(cpu, auto, speeds=xeon, full_range=False) == weights_only
     same = Precision(encoder="same", decoder="same")
     assert precision.plan(cpu, same, speeds=xeon, full_range=True) == precision.Plan("float32")
     forced = precision.plan(cpu, Precision("float32", encoder="int8", decoder="same"), speeds=amx,
@@ -88,7 +90,8 @@ def test_auto_precision_follows_the_speeds_measured_on_the_machine(tiny_dirs):
     assert engine.precision == here
     assert next(engine.parts["generation"].qformer.parameters()).dtype == getattr(torch, here.dtype)
     encoder = engine.parts.modules("encoder")
-    assert any(isinstance(m, torch.nn.Linear) for m in encoder) != here.encoder_int8
+    int8 = here.encoder_int8 or here.encoder_weights_int8
+    assert any(isinstance(m, torch.nn.Linear) for m in encoder) != int8
 
 
 def test_the_float_layers_int8_replaces_are_freed_at_once(tiny_dirs):
@@ -144,11 +147,15 @@ def test_the_cpu_int8_stages_keep_the_trained_demo_models_retrieval_captions_and
     # activations on all 8 bits where this CPU's int8 sums do not saturate (checked at load)
     dynamic = torch.ao.nn.quantized.dynamic.Linear
     full_range = precision.FullRangeLinear if precision.full_range_is_exact() else dynamic
-    for stage, int8 in (("language_model", True), ("encoder", fast.precision.encoder_int8)):
+    chosen = fast.precision
+    for stage, kinds in (("language_model", (True, False)),
+                         ("encoder", (chosen.encoder_int8, chosen.encoder_weights_int8))):
         modules = fast.parts.modules(stage)
-        quantized = [m for m in modules if isinstance(m, dynamic)]
-        assert bool(quantized) == int8 and any(isinstance(m, torch.nn.Linear) for m in modules) != int8
-        assert {type(m) for m in quantized} <= {full_range}
+        found = (any(isinstance(m, dynamic) for m in modules),
+                 any(isinstance(m, precision.WeightInt8Linear) for m in modules))
+        assert found == kinds
+        assert any(isinstance(m, torch.nn.Linear) for m in modules) == (not any(kinds))
+        assert {type(m) for m in modules if isinstance(m, dynamic)} <= {full_range}
     assert fast.encoder_mode == "shared"
 
     held_out = load_records(tmp_path, write_collection(tmp_path, seed=20261122, count=200))

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from torch import nn
 from transformers import Blip2Config, Blip2Processor
 from transformers.initialization import no_init_weights
@@ -25,6 +24,7 @@ from transformers.initialization import no_init_weights
 from ..errors import ModelNotAvailable
 from ..presets import ModelSource
 from .loading import first_line
+from .tensorfile import TensorFile
 
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
@@ -36,7 +36,7 @@ class Checkpoint:
         self.folder = folder
         self.config = Blip2Config.from_pretrained(folder)
         self._file_of = _tensor_files(folder)  # tensor name -> the safetensors file that holds it
-        self._handles: dict[Path, object] = {}
+        self._files: dict[Path, TensorFile] = {}
 
     @classmethod
     def locate(cls, location: str, source: ModelSource) -> Checkpoint:
@@ -71,10 +71,13 @@ class Checkpoint:
         return sorted(name for name in self._file_of if name.startswith(prefix))
 
     def read(self, name: str) -> torch.Tensor:
+        return self._file(name).read(name)
+
+    def _file(self, name: str) -> TensorFile:
         path = self._file_of[name]
-        if path not in self._handles:
-            self._handles[path] = safe_open(str(path), framework="pt", device="cpu")
-        return self._handles[path].get_tensor(name)
+        if path not in self._files:
+            self._files[path] = TensorFile(path)
+        return self._files[path]
 
     def fingerprint(self, prefix: str, skip: str) -> str:
         """A hash of every tensor under `prefix` but those under `prefix + skip`, read one at a
@@ -83,10 +86,10 @@ class Checkpoint:
         for name in self.names(prefix):
             if name.startswith(prefix + skip):
                 continue
-            tensor = self.read(name).contiguous()
+            stored = self._file(name)
             digest.update(name.removeprefix(prefix).encode())
-            digest.update(str(tensor.dtype).encode())
-            digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+            digest.update(stored.entries[name]["dtype"].encode())
+            digest.update(stored.raw(name))
         return digest.hexdigest()
 
     def materialize(self, module: nn.Module, prefix: str, dtype: Callable[[str], torch.dtype]) -> None:
@@ -140,6 +143,5 @@ def _tensor_files(folder: Path) -> dict[str, Path]:
     if not single.is_file():
         raise ModelNotAvailable(f"the checkpoint in {folder} has no safetensors weights "
                                 f"({SINGLE} or {INDEX})")
-    with safe_open(str(single), framework="pt", device="cpu") as handle:
-        return dict.fromkeys(handle.keys(), single)
+    return dict.fromkeys(TensorFile(single).keys(), single)
 

@@ -28,15 +28,14 @@ from ..errors import InputError
 from ..media.images import to_rgb
 from ..presets import resolve
 from ..records import Turn
-from ..store.features import Features
-from . import explain, generation, retrieval, stored
-from .loading import LoadedPair, check_dtype, free_memory, processor_settings, resolve_device
+from . import explain, generation, retrieval, sizing, stored
+from .loading import LoadedPair, check_dtype, processor_settings, resolve_device
 from .parts import PairSource, Parts
 from .precision import Plan
 from .precision import plan as plan_precision
 from .prompts import vqa_prompt
 from .reading import CheckpointSource, open_source
-from .vision import SIDES, ImageBatch, Images, encoder_hidden
+from .vision import ImageBatch, Images, encoder_hidden
 from .work import model_work, to_numpy
 
 
@@ -94,16 +93,8 @@ class Blip2Engine:
         the process's threads: `runtime.configure`)."""
         return cls.load(model, device=settings.device, precision=settings.precision, cache=settings.cache)
 
-    def batch_size(self, most: int = 32, share: float = 0.6, free: int | None = None) -> int:
-        """Images an indexing batch should hold: as many as `share` of the `free` memory
-        (default: what is free now) takes for their captions' beam search
-        (`generation.memory_per_image`), up to `most`. Taller batches keep the decoder's
-        matmuls nearer the machine's peak (BENCHMARKS.md has the figures)."""
-        int8 = self.device.type == "cpu" and (self.precision.dtype == "int8" or self.precision.decoder_int8)
-        lm_dtype = torch.float32 if int8 else self._float  # an int8 decoder computes in float32
-        per_image = generation.memory_per_image(self._gen_config, lm_dtype, self.caption_decoding)
-        free = free_memory(self.device) if free is None else free
-        return max(1, min(most, int(free * share) // per_image))
+    batch_size = sizing.batch_size
+    index_parts = sizing.index_parts
 
     @property
     def loaded(self) -> list[str]:
@@ -210,32 +201,10 @@ class Blip2Engine:
 
     # -- stored features (`store.features`): the encoder output kept, the encoder skipped -----
 
-    def feature_key(self, side: str) -> str:
-        """The key under which an index run stores `side`'s encoder output: "shared" when
-        one pass feeds both stages."""
-        return "shared" if self.encoder_mode == "shared" else side
-
-    @staticmethod
-    def feature_keys(side: str) -> tuple[str, str]:
-        """The keys that may hold `side`'s stored encoder output, whichever way it was run."""
-        return side, "shared"
-
-    @model_work
-    def features(self, images: Images, sides: Sequence[str] = SIDES) -> list[dict[str, Features]]:
-        """Each image's encoder output for `sides`, compact, by key; encodes if needed."""
-        batch = self.encode(images)
-        for side in sides:
-            batch.hidden.setdefault(self.feature_key(side), self._hidden(batch, side))
-        return stored.compact(batch, list(dict.fromkeys(self.feature_key(side) for side in sides)))
-
-    def from_features(self, kept: Sequence[dict[str, Features]], side: str) -> ImageBatch | None:
-        """A batch whose encoder output for `side` comes from stored features, or None when
-        one of them lacks it."""
-        for key in self.feature_keys(side):
-            batch = stored.batch(kept, key, self.device, self._float)
-            if batch is not None:
-                return batch
-        return None
+    feature_key = stored.feature_key
+    feature_keys = staticmethod(stored.feature_keys)
+    features = stored.features
+    from_features = stored.from_features
 
     # -- text generation ----------------------------------------------------------------------
 
@@ -283,12 +252,8 @@ class Blip2Engine:
 
     @property
     def generator(self) -> SimpleNamespace:
-        """The generation stage as `generation` reads it: config, query tokens, Q-Former,
-        projection and language model (built when first used)."""
-        side, lm = self.parts["generation"], self.parts["language_model"]
-        return SimpleNamespace(config=self._gen_config, query_tokens=side.query_tokens, qformer=side.qformer,
-                               language_projection=side.language_projection, language_model=lm,
-                               get_input_embeddings=lm.get_input_embeddings)
+        """The generation stage as `generation` reads it (built when first used)."""
+        return generation.stage(self._gen_config, self.parts["generation"], self.parts["language_model"])
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ way the decoder needs: left for a decoder-only LM (OPT), right for an encoder-de
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 from transformers import Blip2ForConditionalGeneration, PreTrainedTokenizerBase
@@ -35,6 +36,14 @@ def decoding_kwargs(decoding: Decoding) -> dict:
         "length_penalty": decoding.length_penalty,
         "do_sample": False,
     }
+
+
+def stage(config, side, language_model) -> SimpleNamespace:
+    """The generation stage as the functions here read it, from the engine's parts: its
+    config, query tokens, Q-Former, language projection and language model."""
+    return SimpleNamespace(config=config, query_tokens=side.query_tokens, qformer=side.qformer,
+                           language_projection=side.language_projection, language_model=language_model,
+                           get_input_embeddings=language_model.get_input_embeddings)
 
 
 def is_decoder_only(model: Blip2ForConditionalGeneration) -> bool:

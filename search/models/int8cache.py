@@ -18,14 +18,13 @@ import platform
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
-from .precision import FullRangeLinear, full_range_is_exact
+from .precision import FullRangeLinear, WeightInt8Linear, full_range_is_exact
+from .tensorfile import TensorFile, write
 
-KINDS = {"full": FullRangeLinear, "dynamic": DynamicLinear}
+KINDS = {"full": FullRangeLinear, "dynamic": DynamicLinear}  # int8 arithmetic; "weights": WeightInt8Linear
 
 
 def cache_key(*parts: str) -> str:
@@ -51,34 +50,43 @@ class Int8Cache:
         if path is None or not path.is_file():
             return False
         try:
-            with safe_open(str(path), framework="pt", device="cpu") as stored:
-                kinds, names = json.loads(stored.metadata()["kinds"]), set(stored.keys())
-                for name, kind in kinds.items():
-                    _replace(module, name, _layer(stored, names, name, kind))
+            stored = TensorFile(path)
+            kinds, names = json.loads(stored.metadata["kinds"]), set(stored.keys())
+            for name, kind in kinds.items():
+                _replace(module, name, _layer(stored, names, name, kind))
         except (OSError, KeyError, ValueError, RuntimeError):
             return False
         return True
 
     def save(self, stage: str, module: nn.Module) -> None:
-        """Store `module`'s quantized Linear layers (written to a temporary file, then moved)."""
+        """Store `module`'s quantized Linear layers, a layer at a time (written to a
+        temporary file, then moved)."""
         path = self.path(stage)
         if path is None:
             return
-        tensors, kinds = {}, {}
-        for name, layer in module.named_modules():
-            if isinstance(layer, DynamicLinear):
-                kinds[name] = "full" if isinstance(layer, FullRangeLinear) else "dynamic"
-                tensors.update(_tensors(name, layer))
+        layers = [(name, layer) for name, layer in module.named_modules()
+                  if isinstance(layer, DynamicLinear | WeightInt8Linear)]
+        kinds = {name: _kind(layer) for name, layer in layers}
+        tensors = (item for name, layer in layers for item in _tensors(name, layer).items())
+        partial = path.with_suffix(f".{os.getpid()}.partial")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(f".{os.getpid()}.partial")
-            save_file(tensors, str(partial), metadata={"kinds": json.dumps(kinds)})
+            write(partial, tensors, {"kinds": json.dumps(kinds)}, count=4 * len(layers))
             os.replace(partial, path)
-        except OSError:
-            pass  # a read-only or full disk: the next load quantizes again
+        except OSError:  # a read-only or full disk: the next load quantizes again
+            partial.unlink(missing_ok=True)
 
 
-def _tensors(name: str, layer: DynamicLinear) -> dict[str, torch.Tensor]:
+def _kind(layer: nn.Module) -> str:
+    if isinstance(layer, WeightInt8Linear):
+        return "weights"
+    return "full" if isinstance(layer, FullRangeLinear) else "dynamic"
+
+
+def _tensors(name: str, layer: DynamicLinear | WeightInt8Linear) -> dict[str, torch.Tensor]:
+    if isinstance(layer, WeightInt8Linear):
+        out = {f"{name}.int8": layer.weight_int8, f"{name}.scales": layer.scale}
+        return out if layer.bias is None else {**out, f"{name}.bias": layer.bias}
     weight, bias = layer._weight_bias()
     if weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
         scales, zeros = weight.q_per_channel_scales(), weight.q_per_channel_zero_points()
@@ -91,15 +99,18 @@ def _tensors(name: str, layer: DynamicLinear) -> dict[str, torch.Tensor]:
     return out
 
 
-def _layer(stored, names: set[str], name: str, kind: str) -> DynamicLinear:
-    values = stored.get_tensor(f"{name}.int8")
-    scales, zeros = stored.get_tensor(f"{name}.scales"), stored.get_tensor(f"{name}.zeros")
-    bias = stored.get_tensor(f"{name}.bias") if f"{name}.bias" in names else None
+def _layer(stored, names: set[str], name: str, kind: str) -> nn.Module:
+    values, scales = stored.read(f"{name}.int8"), stored.read(f"{name}.scales")
+    bias = stored.read(f"{name}.bias") if f"{name}.bias" in names else None
+    if kind == "weights":
+        return WeightInt8Linear(values, scales, bias)
+    zeros = stored.read(f"{name}.zeros")
     if scales.numel() == 1:
         weight = torch._make_per_tensor_quantized_tensor(values, float(scales[0]), int(zeros[0]))
     else:
         weight = torch._make_per_channel_quantized_tensor(values, scales, zeros, 0)
-    layer = KINDS[kind](values.shape[1], values.shape[0], bias_=bias is not None, dtype=torch.qint8)
+    layer = KINDS[kind](1, 1, bias_=bias is not None, dtype=torch.qint8)  # its own weights: not packed
+    layer.out_features, layer.in_features = values.shape
     layer.set_weight_bias(weight, bias)
     return layer
 

@@ -24,6 +24,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
+from .. import memory
 from . import layout, precision
 from .loading import DTYPES, LoadedPair
 from .precision import Plan
@@ -52,6 +53,7 @@ class Parts:
                     with torch.inference_mode(False):  # inference-mode weights refuse autograd (explain)
                         self._built[name] = getattr(self.source, name)()
                     gc.collect()  # the float layers an int8 stage replaced sit in reference cycles
+                    memory.trim_memory()
         return self._built[name]
 
     @property
@@ -100,6 +102,8 @@ class PairSource:
             precision.quantize_cpu_int8(vision.encoder)
         elif self.device.type == "cpu" and self.plan.encoder_int8:
             precision.quantize_linear_int8(vision.encoder)
+        elif self.device.type == "cpu" and self.plan.encoder_weights_int8:
+            precision.quantize_weights_int8(vision.encoder)
         return SimpleNamespace(embeddings=vision.embeddings, encoder=vision.encoder)
 
     def generation_encoder(self) -> SimpleNamespace:

@@ -8,6 +8,7 @@ cached (`int8cache`): no stage ever holds a float copy of itself beside its int8
 from __future__ import annotations
 
 import contextlib
+import gc
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +18,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, Blip2QFormerModel, Blip2VisionModel
 from transformers.models.blip_2.modeling_blip_2 import Blip2TextEmbeddings
 
+from .. import memory
 from ..config import Precision
 from ..presets import ModelSource
 from . import layout, precision
@@ -104,6 +106,8 @@ class CheckpointSource:
             vision = Blip2VisionModel._from_config(ckpt.config.vision_config)
         ckpt.materialize(vision.embeddings, "vision_model.embeddings.", lambda name: self.float_dtype)
         quantize = self._int8(self.plan.encoder_int8)
+        if quantize is None and self.plan.encoder_weights_int8 and self.device.type == "cpu":
+            quantize = precision.quantize_weights_int8
         if quantize is None:
             ckpt.materialize(vision.encoder, "vision_model.encoder.", lambda name: self.float_dtype)
         else:
@@ -235,3 +239,5 @@ def _layer_by_layer(ckpt: Checkpoint, module: nn.Module, prefix: str, dtype: tor
         for index, layer in enumerate(child):
             ckpt.materialize(layer, f"{prefix}{name}.{index}.", lambda param: dtype)
             quantize(layer)
+            gc.collect()  # torch.ao's swap leaves the float layers it replaced in reference cycles
+            memory.trim_memory()
