@@ -207,14 +207,15 @@ def measure(folder: Path, index_type: str, engine, probes: np.ndarray, truth: Tr
         f"similar_recall_at_{k}": round(float(similar_recall), 4),
         "bytes_per_image_disk": round(disk / images),
         "bytes_per_image_ram": round(_index_ram(folder) / images),
-        "bytes_scanned_exact": images * collection.model.queries * collection.model.dim * 2,
+        "bytes_scanned_exact": images * collection.model.queries * collection.model.dim * 4,  # float32 rows
     }
     collection.close()
     return result
 
 
 def run(sizes: list[int], engine, *, queries: int, dim: int, kinds=("clustered", "uniform"),
-        probes: int = 100, scratch: Path | None = None, log=print, served=None) -> list[dict]:
+        probes: int = 100, scratch: Path | None = None, log=print, served=None,
+        modes: tuple[str, ...] | None = None) -> list[dict]:
     """`served(folder, row)`, when given, is called on each collection after its measurement at
     the default index kind, and may add to its row (the API throughput)."""
     rows = []
@@ -228,8 +229,7 @@ def run(sizes: list[int], engine, *, queries: int, dim: int, kinds=("clustered",
                 query_vectors = data.probes(QUERY_COUNT + 5, stream=2)
                 truth = build(folder, data, vectors)
                 log(f"{count:,} {kind} images written in {time.perf_counter() - started:.0f} s")
-                modes = ["auto", "exact"] if count <= 100_000 else ["auto"]
-                for mode in modes:
+                for mode in modes or (["auto", "exact"] if count <= 100_000 else ["auto"]):
                     row = {"images": count, "vectors": kind, "mode": mode,
                            **measure(folder, mode, engine, vectors, truth, query_vectors,
                                      queries=QUERY_COUNT)}

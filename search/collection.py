@@ -167,6 +167,12 @@ class Collection:
         vectors = self._index.current
         return [] if vectors is None else vectors.search(text_vecs, k, allowed, depth)
 
+    def score_images(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every image's (ids, scores) against (Q', D) `query` vectors (`MemoryIndex.score_images`),
+        or None where the index holds no vectors (compressed, or nothing indexed yet)."""
+        exact = self._index.exact
+        return None if exact is None else exact.score_images(query)
+
     def read_vectors(self, ids: np.ndarray, each: Each) -> tuple[np.ndarray, np.ndarray]:
         """(the ids that have stored vectors, ascending; `each` applied to each part of their
         (m, Q, D) float16 vectors, on the thread that read it): `query.scoring.Read`."""
@@ -181,17 +187,15 @@ class Collection:
     def iter_vectors(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (ids, (n, Q, D) vectors) of every indexed image: from memory when the index
         holds them (exact), else from the catalog."""
-        vectors = self._index.current
-        if vectors is not None and vectors.kind == "exact":
-            yield from vectors.iter_vectors()
+        if (exact := self._index.exact) is not None:
+            yield from exact.iter_vectors()
         elif self.model is not None:
             yield from self.catalog.vectors.iterate((self.model.queries, self.model.dim))
 
     @property
     def indexed(self) -> int:
         """Images the vector index holds."""
-        vectors = self._index.current
-        return len(vectors) if vectors is not None else 0
+        return len(self._index.current or ())
 
     def thumbnail(self, record: ImageRecord) -> Path | None:
         """The thumbnail of an indexed image, made again from its file (no model call) when it

@@ -64,3 +64,10 @@ def test_the_quick_benchmark_runs_and_writes_its_report(tmp_path):
     assert 0 < large["search_p50_ms"] <= large["search_p99_ms"] and large["bytes_per_image_ram"] > 0
     assert {f"{key}_10m" for key in ("recall_at_10", "query_p50_ms", "bytes_per_image_ram")} <= set(report)
     assert not list(tmp_path.glob("bench-*"))  # scratch collections are removed
+    cold = report["coldstart"]  # the demo model in the real-size pair's place: a smoke test
+    assert cold["index_images_realsize"] == 4 and cold["index_peak_gb_realsize_default"] > 0
+    assert cold["serve_parts_after_text_search"] == ["text"]  # text answered, nothing else built
+    assert cold["cli_search_cold_s_realsize"] > 0 and cold["cli_similar_cold_ratio_stats"] > 0
+    assert cold["cli_similar_peak_gb_realsize"] < cold["cli_search_peak_gb_realsize"]  # no model
+    assert cold["similar_recall_at_10_2k"] == 1.0 and cold["vector_index_2k"] == "exact"
+    assert cold["int8_cached_load_s_realsize"] >= 0 and "language_model" in cold["int8_stages"]

@@ -114,7 +114,7 @@ def test_changing_the_index_type_rebuilds_from_the_catalog_alone(built):
 
 
 def test_auto_turns_compressed_at_the_threshold(built):
-    policy = IndexPolicy(compressed_from=12)
+    policy = IndexPolicy(exact_up_to=11)
     collection = Collection.open(built, policy=policy)
     assert collection.index_type == "auto" and collection.stats().vector_index == "exact"
     _fill(collection, 2, seed=4)

@@ -60,7 +60,11 @@ class Similar:
         """The first stage asked with each of the query's (Q, D) vectors; the union of what
         they propose scored exactly from the stored vectors. The union, not the images most
         vectors propose: with four-bit codes the true neighbours are often proposed by few
-        (BENCHMARKS.md has the figures)."""
+        (BENCHMARKS.md has the figures). An exact index scores every image instead, in
+        memory: one matmul over its rows costs less than reading the union's vectors."""
+        every = self.collection.score_images(query)
+        if every is not None:
+            return scoring.top(*every, want)
         ids = self.candidates(query, want)
         if not len(ids):
             return []

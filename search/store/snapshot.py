@@ -27,7 +27,7 @@ SNAPSHOT = "vectors.faiss"
 class IndexPolicy:
     """How a collection chooses and trains its vector index."""
 
-    compressed_from: int = 20_000  # images; where `auto` switches from exact to compressed
+    exact_up_to: int = 20_000  # images `auto` keeps in the exact kind; compressed above
     training_sample: int = 8_192  # images whose vectors train a compressed index's quantiser
 
 
@@ -46,7 +46,7 @@ class Wanted:
     def kind(self, images: int) -> str:
         if self.index_type != "auto":
             return self.index_type
-        return "compressed" if images >= self.policy.compressed_from else "exact"
+        return "compressed" if images > self.policy.exact_up_to else "exact"
 
     def fits(self, index: MemoryIndex) -> bool:
         """`index` is of the wanted kind for its size and needs no retraining."""
@@ -103,6 +103,12 @@ class SyncedIndex:
         self._lock = threading.Lock()  # one refresh at a time
         self._starting = threading.Lock()  # guards `_refresher`, never held while a refresh works
         self._refresher: threading.Thread | None = None  # a refresh a request started
+
+    @property
+    def exact(self) -> MemoryIndex | None:
+        """`current` where it holds every vector (the exact kind), else None."""
+        current = self.current
+        return current if current is not None and current.kind == "exact" else None
 
     def start(self, wanted: Wanted) -> None:
         """An empty index for a collection that just got its model."""
