@@ -50,7 +50,7 @@ def reusing_memory() -> Iterator[None]:
                 libc.malloc_trim(0)
 
 
-DEFAULT_BUDGET = 8 << 30  # the most an indexing process holds by default, where the machine has 16 GB
+DEFAULT_BUDGET = 8 * 10**9  # bytes an indexing process holds by default (8 GB, as `--max-memory 8` says)
 
 
 def memory_budget(total: int | None = None) -> int:

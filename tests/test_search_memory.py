@@ -55,8 +55,8 @@ def test_int8_weights_computed_in_float32_keep_a_layers_output():
 
 
 def test_the_default_budget_is_8_gb_or_half_the_machine():
-    assert memory.memory_budget(total=64 << 30) == 8 << 30
-    assert memory.memory_budget(total=12 << 30) == 6 << 30
+    assert memory.memory_budget(total=64 * 10**9) == 8 * 10**9  # as `--max-memory 8` says
+    assert memory.memory_budget(total=12 * 10**9) == 6 * 10**9
     assert memory.resident_memory() > 0
 
 

@@ -12,7 +12,7 @@ from . import generation, vision
 from .loading import free_memory
 
 
-def batch_size(self, most: int = 32, share: float = 0.8, free: int | None = None, *,
+def batch_size(self, most: int = 32, share: float = 0.7, free: int | None = None, *,
                budget: int | None = None, captions: bool = True) -> int:
     """Images an indexing batch should hold: as many as `share` of the `free` memory
     takes, each image its captions' beam search (`generation.memory_per_image`) or,
