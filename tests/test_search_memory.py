@@ -68,6 +68,18 @@ def test_indexing_batches_follow_the_budget(engines):
     held = memory.resident_memory()
     assert engine.batch_size(budget=held // 2) == 1
     assert engine.batch_size(most=12, budget=held + (1 << 30)) == 12
+
+
+def test_parts_past_the_default_budget_size_batches_from_free_memory(engines, monkeypatch):
+    """No batch can keep a default budget the model's parts already pass (a precision chosen
+    over the defaults): the batches follow the machine's free memory, not one image each;
+    a budget given (`--max-memory`) still holds them to one."""
+    engine = engines["opt"]
+    engine.prepare(engine.index_parts())
+    held = memory.resident_memory()
+    monkeypatch.setattr(memory, "memory_budget", lambda total=None: held // 2)
+    assert engine.batch_size(most=12) == 12
+    assert engine.batch_size(most=12, budget=held // 2) == 1
     assert engine.batch_size(most=12, budget=held + (1 << 30), captions=False) == 12
     assert set(engine.loaded) >= {"encoder", "retrieval", "generation", "language_model"}
 

@@ -20,12 +20,17 @@ def batch_size(self, most: int = 32, share: float = 0.7, free: int | None = None
     decoder's matmuls nearer the machine's peak (BENCHMARKS.md has the figures). `free`
     by default, on a CPU: the `budget` (`memory.memory_budget()` by default) less what
     the process holds once the parts an index run uses are built, and never more than
-    the machine has free; on a GPU, its free memory."""
+    the machine has free; on a GPU, its free memory. Where those parts alone hold more
+    than the default budget (a precision chosen over the CPU defaults: float32 at real
+    size holds 15 GB), no batch can keep it, and with no `budget` given the batches take
+    their share of what the machine has free instead of one image each."""
     if free is None:
         free = free_memory(self.device)
         if self.device.type == "cpu":
             self.prepare(self.index_parts(captions))
-            free = min(free, (budget or memory.memory_budget()) - memory.resident_memory())
+            held, default = memory.resident_memory(), memory.memory_budget()
+            if budget is not None or held < default:
+                free = min(free, (budget or default) - held)
     if captions:
         int8 = self.device.type == "cpu" and (self.precision.dtype == "int8" or self.precision.decoder_int8)
         lm_dtype = torch.float32 if int8 else self._float  # an int8 decoder computes in float32
