@@ -48,6 +48,8 @@ PARTS = results.PARTS
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.scratch:  # made here, not found missing after an hour of other parts
+        args.scratch.mkdir(parents=True, exist_ok=True)
     settings = runtime.configure()  # as the CLI and the server set up the process
     started = time.perf_counter()
     given = argv if argv is not None else sys.argv[1:]
