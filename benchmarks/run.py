@@ -192,10 +192,13 @@ def _text_engine(quick: bool):
     """The text side at its real size (a 12-layer Q-Former); the image encoder and the
     language model, which a text query never runs, are cut to one layer."""
     pair = realsize.build(realsize.Depth(vision=1, qformer=2 if quick else 12, language=1))
+    from search.config import Precision
     from search.models.engine import Blip2Engine
+    from search.models.reading import query_precision
 
-    # bfloat16 text queries: the CPU default
-    return Blip2Engine.from_pair(pair, name="blip2-real-size-random", query_dtype=torch.bfloat16)
+    # text queries in the CPU default's precision (bfloat16 where the CPU has its matmuls)
+    query = query_precision(Precision(), precision.Plan("float32"), torch.device("cpu"))
+    return Blip2Engine.from_pair(pair, name="blip2-real-size-random", query_dtype=query)
 
 
 LARGE_KEYS = ("recall_at_10", "query_p50_ms", "query_p99_ms", "bytes_per_image_ram")

@@ -41,7 +41,8 @@ class Precision:
     engine and the Ray workers take theirs from here."""
 
     dtype: DType = "auto"  # the weights: float16 on a GPU; on a CPU the faster of float32 and bfloat16
-    query: QueryDType = "auto"  # text queries: bfloat16 on a CPU for a float32 model, else the model's
+    query: QueryDType = "auto"  # text queries: bfloat16 for a float32 model on a CPU with bfloat16
+    # matmul instructions, else the model's
     encoder: EncoderDType = "auto"  # the image encoder on a CPU: int8 where int8 is 1.5x faster, else
     # int8 weights computed in float32 (when the weights are float32), else the weights' dtype
     decoder: DecoderDType = "auto"  # the language model: int8 weights on a CPU, else `dtype`

@@ -7,12 +7,15 @@ own loading and wiring. They run on the tiny checkpoints, and on the real preset
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
 from transformers import Blip2ForConditionalGeneration, Blip2ForImageTextRetrieval, Blip2Processor
 
+from search.config import Precision
 from search.media.images import to_rgb
 from search.models import Blip2Engine, Question
 from search.models.generation import ANSWER, CAPTION, decoding_kwargs
@@ -126,10 +129,21 @@ def test_chat_prompt_format(turns):
 
 
 def test_bfloat16_text_queries_agree_with_float32(tiny_dirs, engines):
-    """The CPU default (`query_dtype` auto) encodes text queries in bfloat16."""
-    fast = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu", precision=FLOAT32)
+    """bfloat16 text queries (the CPU default where it has bfloat16 matmuls) keep float32's vectors."""
+    fast = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu", precision=replace(FLOAT32, query="bfloat16"))
     exact = engines["opt"]
     assert next(iter(fast.parts["text"].qformer.parameters())).dtype == torch.bfloat16
     assert next(iter(exact.parts["text"].qformer.parameters())).dtype == torch.float32
     cosine = np.sum(fast.embed_texts(TEXTS) * exact.embed_texts(TEXTS), axis=1)  # both unit length
     assert cosine.min() >= 0.99, cosine
+
+
+@pytest.mark.parametrize("flags", [set(), {"avx512_bf16"}, {"amx_bf16"}])
+def test_auto_text_queries_are_bfloat16_only_with_bfloat16_matmuls(monkeypatch, flags):
+    from search.models import precision, reading
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: flags | {"avx2", "fma"})
+    got = reading.query_precision(Precision(), precision.Plan("float32"), torch.device("cpu"))
+    assert got == (torch.bfloat16 if flags else None)
+    assert reading.query_precision(Precision(query="bfloat16"), precision.Plan("float32"),
+                                   torch.device("cpu")) == torch.bfloat16

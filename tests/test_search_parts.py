@@ -19,6 +19,7 @@ from search.config import Precision
 from search.models import Blip2Engine
 from search.models.loading import load_pair
 from search.models.precision import plan
+from search.models.reading import query_precision
 from search.presets import resolve
 from tests.support.corpus import write_corpus
 from tests.support.engines import EXACT
@@ -82,7 +83,7 @@ def test_parts_give_what_the_whole_models_give(tiny_dirs, images, name, wanted):
     folder = str(tiny_dirs[name])
     parts = Blip2Engine.load(folder, device="cpu", precision=wanted)
     here = plan(torch.device("cpu"), wanted)
-    query = torch.bfloat16 if wanted.query == "auto" and here.dtype == "float32" else None
+    query = query_precision(wanted, here, torch.device("cpu"))
     pair = load_pair(resolve(folder), device="cpu", dtype=here.dtype)
     whole = Blip2Engine.from_pair(pair, name=name, plan=here, query_dtype=query)
     assert parts.precision == whole.precision and parts.encoder_mode == whole.encoder_mode
