@@ -29,7 +29,7 @@ from .store.features import KEYS, Features
 from .store.lock import OPENING, exclusive
 from .store.snapshot import DEFAULT_POLICY, SNAPSHOT, IndexPolicy, SyncedIndex, Wanted
 from .store.thumbnails import Thumbnails
-from .store.vectors import Candidates
+from .store.vectors import Candidates, MemoryIndex
 
 T = TypeVar("T")
 __all__ = ["SNAPSHOT", "Collection", "CollectionError", "IndexPolicy"]
@@ -167,11 +167,11 @@ class Collection:
         vectors = self._index.current
         return [] if vectors is None else vectors.search(text_vecs, k, allowed, depth)
 
-    def score_images(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """Every image's (ids, scores) against (Q', D) `query` vectors (`MemoryIndex.score_images`),
-        or None where the index holds no vectors (compressed, or nothing indexed yet)."""
-        exact = self._index.exact
-        return None if exact is None else exact.score_images(query)
+    @property
+    def exact_index(self) -> MemoryIndex | None:
+        """The vector index where it holds every vector (the exact kind: similar images score
+        every image from it), else None (compressed, or nothing indexed yet)."""
+        return self._index.exact
 
     def read_vectors(self, ids: np.ndarray, each: Each) -> tuple[np.ndarray, np.ndarray]:
         """(the ids that have stored vectors, ascending; `each` applied to each part of their

@@ -230,6 +230,7 @@ def test_similar_through_the_index_agrees_with_the_full_scan(tmp_path, kind):
     for start in range(0, n, 500):
         collection.commit([ImageFile(path=f"/s/{i}.png", size=1, mtime=1.0, root="/s", content_hash=str(i),
                                      vectors=vectors[i]) for i in range(start, start + 500)])
+    collection.save()  # as an index run ends: the index in step with the catalog
     assert collection.stats().vector_index == kind
     searcher = Searcher(collection, engine=None)
     found = total = 0
@@ -243,5 +244,5 @@ def test_similar_through_the_index_agrees_with_the_full_scan(tmp_path, kind):
                 assert abs(hit.score - exact[hit.id]) < 1e-6
         found += len(set(exact) & {hit.id for hit in fast})
         total += len(exact)
-    assert found / total >= 0.95, found / total
+    assert found == total  # observed on this seed for both kinds (the exact kind: from its int8 first stage)
     collection.close()

@@ -3,10 +3,10 @@
 Two kinds, both held in slices, one per FAISS thread (`slices`):
 
 - `exact`: every row, in float32 (the catalog's float16 values, so nothing is lost), where
-  one matmul scores them all against an image's Q vectors (`score_images`: similar images
-  by exhaustive search); a float16 copy would halve the memory, but converting it for that
-  matmul cost three times the matmul on a 2-core CPU. A
-  text query searches the top Q·k rows and keeps the max per image; that is exact, because
+  one matmul scores them all against an image's Q vectors (`score_images`; similar images
+  read the rows for an int8 first stage too, `row_blocks`); a float16 copy would halve the
+  memory, but converting it for that matmul cost three times the matmul on a 2-core CPU. A
+  text query takes the top Q·k rows (`exact.best_rows`) and keeps the max per image; that is exact, because
   every row scoring above the k-th image's best row belongs to one of the k-1 images ranked
   above it (at most Q rows each) or to that image itself. Ties at the boundary are resolved
   by a range search. Candidates come with their exact scores.
@@ -29,7 +29,7 @@ import numpy as np
 
 from ...errors import SearchError
 from ..atomic import write_atomically
-from . import compressed
+from . import compressed, exact
 from .base import KINDS, NONE, Candidates, SnapshotError, as_rows, row_ids
 from .slices import Slices
 
@@ -116,28 +116,34 @@ class MemoryIndex:
             selector = faiss.IDSelectorBatch(row_ids(allowed, self.queries))
             available = min(available, len(allowed) * self.queries)
         rows = min(self.queries * k, available)
-        scores, ids = self._slices.search(text_vecs, rows, selector)
+        if selector is None:
+            scores, ids = exact.best_rows(self._slices.slices, text_vecs, rows)
+        else:
+            scores, ids = self._slices.search(text_vecs, rows, selector)
         return [self._top_images(text_vecs[i], scores[i], ids[i], k, selector) for i in range(len(text_vecs))]
+
+    def row_blocks(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each slice's (image ids (n,), rows (n * Q, D) float32): views of its memory, valid
+        while this index lives and is not changed (exact kind only)."""
+        if self.kind != "exact":
+            raise SearchError("a compressed index holds no vectors to score; read the catalog's")
+        return [(exact.ids_of(piece)[:: self.queries] // self.queries, exact.rows_of(piece))
+                for piece in self._slices.slices if piece.ntotal]
 
     def score_images(self, query: np.ndarray, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
         """Every image's (ids, scores) against the (Q', D) `query` vectors: the mean over them
         of the max over the image's rows, its rows read in place, `chunk` images a matmul
         (exact kind only)."""
-        if self.kind != "exact":
-            raise SearchError("a compressed index holds no vectors to score; read the catalog's")
         query = np.ascontiguousarray(query, dtype=np.float32)
         found, scored = [], []
-        for piece in self._slices.slices:
-            if not piece.ntotal:
-                continue
-            rows = _rows(piece)
-            scores = np.empty(piece.ntotal // self.queries, dtype=np.float32)
-            for start in range(0, piece.ntotal, chunk * self.queries):
+        for ids, rows in self.row_blocks():
+            scores = np.empty(len(ids), dtype=np.float32)
+            for start in range(0, len(rows), chunk * self.queries):
                 block = rows[start : start + chunk * self.queries] @ query.T  # (rows, Q')
                 first = start // self.queries
                 scores[first : first + len(block) // self.queries] = block.reshape(
                     -1, self.queries, len(query)).max(axis=1).mean(axis=1)
-            found.append(faiss.vector_to_array(piece.id_map)[:: self.queries] // self.queries)
+            found.append(ids)
             scored.append(scores)
         if not found:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
@@ -247,8 +253,3 @@ def _flat(dim: int) -> faiss.Index:
 def _is_flat(piece: faiss.Index) -> bool:
     return isinstance(faiss.downcast_index(piece.index), faiss.IndexFlat)
 
-
-def _rows(piece: faiss.Index) -> np.ndarray:
-    """(rows, D) float32: a view of an exact slice's rows, no copy (valid while it lives)."""
-    flat = faiss.downcast_index(piece.index)
-    return faiss.rev_swig_ptr(flat.get_xb(), piece.ntotal * flat.d).reshape(piece.ntotal, flat.d)
