@@ -21,16 +21,17 @@ import torch
 from torch import nn
 from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
-from .precision import FullRangeLinear, WeightInt8Linear, full_range_is_exact
+from .precision import FullRangeLinear, PerTokenLinear, WeightInt8Linear, full_range_is_exact
 from .tensorfile import TensorFile, write
 
-KINDS = {"full": FullRangeLinear, "dynamic": DynamicLinear}  # int8 arithmetic; "weights": WeightInt8Linear
+# int8 arithmetic (per token, per tensor on 8 or 7 bits); "weights": WeightInt8Linear
+KINDS = {"token": PerTokenLinear, "full": FullRangeLinear, "dynamic": DynamicLinear}
 
 
 def cache_key(*parts: str) -> str:
     """A key for the entries of one checkpoint and plan on this CPU and torch."""
     digest = hashlib.blake2b(digest_size=12)
-    for part in (*parts, torch.__version__, _cpu_name(), str(full_range_is_exact())):
+    for part in (*parts, torch.__version__, _cpu_name(), str(full_range_is_exact()), "activations per token"):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()
 
@@ -80,7 +81,7 @@ class Int8Cache:
 def _kind(layer: nn.Module) -> str:
     if isinstance(layer, WeightInt8Linear):
         return "weights"
-    return "full" if isinstance(layer, FullRangeLinear) else "dynamic"
+    return next(kind for kind, kinds in KINDS.items() if isinstance(layer, kinds))
 
 
 def _tensors(name: str, layer: DynamicLinear | WeightInt8Linear) -> dict[str, torch.Tensor]:

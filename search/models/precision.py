@@ -7,14 +7,15 @@ times faster (BENCHMARKS.md). So `auto` times the image encoder's widest matmul 
 precision the CPU offers, once per process (about half a second), and picks from the figures:
 
 - the models' weights: bfloat16 where its matmul is no slower than float32's, else float32;
-- the image encoder: int8 weights (dynamic quantization, a scale per output channel) where
-  that matmul runs at least 1.5 times the chosen float one and its activations keep all 8
-  bits (`full_range_is_exact`). It carries most of an indexing run's arithmetic (about 520
-  GFLOP an image at ViT-g size); its vectors kept a cosine of 0.998 with float32's at real
-  size and the demo model's retrieval recall unchanged. With 7-bit activations (AVX2
-  without VNNI) the demo model's lowest cosine fell to 0.974, below the 0.99 a lower
-  precision must keep, so there int8 arithmetic is not used unless asked for. Where it is
-  not, float32 weights are kept in int8 all the same and widened as each layer runs
+- the image encoder: int8 weights (dynamic quantization, a scale per output channel, and
+  a scale per token for the activations: `PerTokenLinear`) where that matmul runs at least
+  1.5 times the chosen float one. It carries most of an indexing run's arithmetic (about
+  520 GFLOP an image at ViT-g size); its vectors kept a cosine of 0.998 with float32's at
+  real size and the demo model's retrieval recall unchanged. With one scale per tensor and
+  7-bit activations (AVX2 without VNNI) the demo model's lowest cosine over 200 held-out
+  images fell to 0.974, below the 0.99 a lower precision must keep; a scale per token
+  brought it to 0.996 with the same 7 bits. Where int8 arithmetic does not pay, float32
+  weights are kept in int8 all the same and widened as each layer runs
   (`WeightInt8Linear`): 1.0 GB instead of 3.9 at real size, float32's arithmetic;
 - the language model: int8 weights on every CPU (`quantize_decoder_int8`).
 """
@@ -56,18 +57,14 @@ class Plan:
         return f"{self.dtype} ({', '.join(stages)})"
 
 
-def plan(device: torch.device, wanted: Precision, speeds: dict[str, float] | None = None,
-         full_range: bool | None = None) -> Plan:
+def plan(device: torch.device, wanted: Precision, speeds: dict[str, float] | None = None) -> Plan:
     """The stages' precisions from the settings' `wanted` ones; `auto` is float16 on a GPU,
     and on a CPU the fastest of this machine's `speeds` (default: `cpu_speeds()`, measured
-    once) that keeps its accuracy (`full_range`: whether int8 activations keep all 8 bits
-    here, default `full_range_is_exact()`)."""
+    once)."""
     dtype = default_dtype(device, speeds) if wanted.dtype == "auto" else wanted.dtype
     if device.type != "cpu" or dtype == "int8":
         return Plan(dtype)
-    full_range = full_range_is_exact() if full_range is None else full_range
-    encoder = wanted.encoder == "int8" or (wanted.encoder == "auto" and full_range
-                                          and int8_encoder_pays(dtype, speeds))
+    encoder = wanted.encoder == "int8" or (wanted.encoder == "auto" and int8_encoder_pays(dtype, speeds))
     weights = wanted.encoder == "int8-weights" or (wanted.encoder == "auto" and not encoder
                                                    and dtype == "float32")
     return Plan(dtype, encoder_int8=encoder, decoder_int8=wanted.decoder in ("auto", "int8"),
@@ -135,11 +132,11 @@ def quantize_cpu_int8(model: nn.Module) -> None:
 
 def quantize_linear_int8(module: nn.Module) -> None:
     """`module`'s Linear layers in float32 with int8 weights, a scale per output channel, in
-    place (CPU); activations are quantized on the fly, per tensor, to all 8 bits where this
-    CPU's int8 products are exact with them (`FullRangeLinear`), else to 7."""
+    place (CPU); activations are quantized on the fly, a scale per token (`PerTokenLinear`),
+    to all 8 bits where this CPU's int8 products are exact with them, else to 7."""
     module.float()
     qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
-    mapping = {nn.Linear: FullRangeLinear if full_range_is_exact() else DynamicLinear}
+    mapping = {nn.Linear: PerTokenLinear}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.ao.quantization.quantize_dynamic(module, {nn.Linear: qconfig}, dtype=torch.qint8,
@@ -159,6 +156,33 @@ class FullRangeLinear(DynamicLinear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.quantized.linear_dynamic(x, self._packed_params._packed_params,
                                                   reduce_range=False).to(x.dtype)
+
+
+class PerTokenLinear(FullRangeLinear):
+    """A dynamic int8 Linear layer whose activations get a scale per token (row) rather than
+    one per tensor: each row is divided by its largest magnitude before torch quantizes the
+    tensor, and the product multiplied back (its bias taken out first). A few tokens of an
+    image encoder carry activations tens of times larger than the rest, and one scale for
+    all made every other token's steps as coarse as theirs. Activations keep all 8 bits
+    where this CPU's int8 sums do not saturate with them, else 7."""
+
+    def _get_name(self) -> str:
+        return "PerTokenDynamicQuantizedLinear"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.float_bias = self.bias()
+
+    def set_weight_bias(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+        super().set_weight_bias(weight, bias)
+        self.float_bias = None if bias is None else bias.detach().float()  # `bias()` unpacks the weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = x.abs().amax(dim=-1, keepdim=True).clamp_(min=1e-12)
+        y = torch.ops.quantized.linear_dynamic(x / scale, self._packed_params._packed_params,
+                                               reduce_range=not full_range_is_exact())
+        bias = self.float_bias
+        return (y.mul_(scale) if bias is None else y.sub_(bias).mul_(scale).add_(bias)).to(x.dtype)
 
 
 @functools.cache
