@@ -161,28 +161,35 @@ class FullRangeLinear(DynamicLinear):
 class PerTokenLinear(FullRangeLinear):
     """A dynamic int8 Linear layer whose activations get a scale per token (row) rather than
     one per tensor: each row is divided by its largest magnitude before torch quantizes the
-    tensor, and the product multiplied back (its bias taken out first). A few tokens of an
-    image encoder carry activations tens of times larger than the rest, and one scale for
-    all made every other token's steps as coarse as theirs. Activations keep all 8 bits
-    where this CPU's int8 sums do not saturate with them, else 7."""
+    tensor, and the product multiplied back, then the bias added (it is kept out of the
+    int8 product for that). A few tokens of an image encoder carry activations tens of times
+    larger than the rest, and one scale for all made every other token's steps as coarse as
+    theirs. Activations keep all 8 bits where this CPU's int8 sums do not saturate with
+    them, else 7. Its own passes over the activations (the largest magnitudes, the division,
+    the scale and the bias put back) cost a few percent of the int8 product at ViT-g's
+    widths (batch 8, 1408 to 6144: about 5 ms beside 140)."""
 
     def _get_name(self) -> str:
         return "PerTokenDynamicQuantizedLinear"
 
     def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.float_bias = self.bias()
+        super().__init__(*args, **kwargs)  # packs a zero bias, if any: adding it changes nothing
+        self.float_bias: torch.Tensor | None = None
 
     def set_weight_bias(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
-        super().set_weight_bias(weight, bias)
-        self.float_bias = None if bias is None else bias.detach().float()  # `bias()` unpacks the weights
+        super().set_weight_bias(weight, None)
+        self.float_bias = None if bias is None else bias.detach().float().contiguous()
+
+    def _weight_bias(self):
+        weight, _ = super()._weight_bias()
+        return weight, self.float_bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = x.abs().amax(dim=-1, keepdim=True).clamp_(min=1e-12)
+        scale = x.abs().amax(dim=-1, keepdim=True).clamp_(min=1e-12)  # 9 times vector_norm's speed here
         y = torch.ops.quantized.linear_dynamic(x / scale, self._packed_params._packed_params,
                                                reduce_range=not full_range_is_exact())
-        bias = self.float_bias
-        return (y.mul_(scale) if bias is None else y.sub_(bias).mul_(scale).add_(bias)).to(x.dtype)
+        y.mul_(scale)  # in place, then the bias: together 7 times faster than addcmul
+        return (y if self.float_bias is None else y.add_(self.float_bias)).to(x.dtype)
 
 
 @functools.cache

@@ -14,6 +14,8 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
+from .slices import Slices
+
 
 def rows_of(piece: faiss.Index) -> np.ndarray:
     """(rows, D) float32: a view of an exact slice's rows, no copy (valid while it lives)."""
@@ -26,23 +28,24 @@ def ids_of(piece: faiss.Index) -> np.ndarray:
     return faiss.rev_swig_ptr(piece.id_map.data(), piece.ntotal)
 
 
-def best_rows(pieces: list[faiss.Index], text_vecs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def best_rows(slices: Slices, text_vecs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(scores, ids), each (T, k): every slice's best k rows for each (T, D) text vector,
-    merged, by score descending (ids -1 and scores -inf past the rows there are)."""
-    found_scores, found_ids = [], []
-    for piece in pieces:
-        if not piece.ntotal:
-            continue
+    merged, by score descending (ids -1 and scores -inf past the rows there are). Each slice
+    is read on a thread of its own (`Slices.map`), BLAS on that thread alone (`runtime`)."""
+
+    def scan(piece: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
         rows = rows_of(piece)
         # a matrix-vector product for each vector: the same sums however many are asked at once
         scores = np.stack([rows @ text for text in text_vecs])  # (T, rows)
         take = min(k, scores.shape[1])
         best = np.argpartition(-scores, take - 1, axis=1)[:, :take]
-        found_scores.append(np.take_along_axis(scores, best, 1))
-        found_ids.append(ids_of(piece)[best])
-    if not found_scores:
+        return np.take_along_axis(scores, best, 1), ids_of(piece)[best]
+
+    found = slices.map(scan)
+    if not found:
         return np.full((len(text_vecs), k), -np.inf, np.float32), np.full((len(text_vecs), k), -1, np.int64)
-    scores, ids = np.concatenate(found_scores, axis=1), np.concatenate(found_ids, axis=1)
+    scores = np.concatenate([s for s, _ in found], axis=1)
+    ids = np.concatenate([i for _, i in found], axis=1)
     order = np.lexsort((ids, -scores), axis=1)[:, :k]
     scores, ids = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
     if scores.shape[1] < k:

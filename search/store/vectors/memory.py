@@ -117,7 +117,7 @@ class MemoryIndex:
             available = min(available, len(allowed) * self.queries)
         rows = min(self.queries * k, available)
         if selector is None:
-            scores, ids = exact.best_rows(self._slices.slices, text_vecs, rows)
+            scores, ids = exact.best_rows(self._slices, text_vecs, rows)
         else:
             scores, ids = self._slices.search(text_vecs, rows, selector)
         return [self._top_images(text_vecs[i], scores[i], ids[i], k, selector) for i in range(len(text_vecs))]
@@ -132,22 +132,26 @@ class MemoryIndex:
 
     def score_images(self, query: np.ndarray, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
         """Every image's (ids, scores) against the (Q', D) `query` vectors: the mean over them
-        of the max over the image's rows, its rows read in place, `chunk` images a matmul
-        (exact kind only)."""
+        of the max over the image's rows, its rows read in place, `chunk` images a matmul,
+        each slice on a thread of its own (exact kind only)."""
+        if self.kind != "exact":
+            raise SearchError("a compressed index holds no vectors to score; read the catalog's")
         query = np.ascontiguousarray(query, dtype=np.float32)
-        found, scored = [], []
-        for ids, rows in self.row_blocks():
-            scores = np.empty(len(ids), dtype=np.float32)
+
+        def score(piece) -> tuple[np.ndarray, np.ndarray]:
+            rows = exact.rows_of(piece)
+            scores = np.empty(piece.ntotal // self.queries, dtype=np.float32)
             for start in range(0, len(rows), chunk * self.queries):
                 block = rows[start : start + chunk * self.queries] @ query.T  # (rows, Q')
                 first = start // self.queries
                 scores[first : first + len(block) // self.queries] = block.reshape(
                     -1, self.queries, len(query)).max(axis=1).mean(axis=1)
-            found.append(ids)
-            scored.append(scores)
+            return exact.ids_of(piece)[:: self.queries] // self.queries, scores
+
+        found = self._slices.map(score)
         if not found:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        return np.concatenate(found), np.concatenate(scored)
+        return np.concatenate([ids for ids, _ in found]), np.concatenate([scores for _, scores in found])
 
     def iter_vectors(self, chunk: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (image ids (n,), vectors (n, Q, D) float32) in storage order, `chunk` images

@@ -72,12 +72,22 @@ class Slices:
     def deserialize(cls, payloads: list[bytes | memoryview]) -> Slices:
         return cls([faiss.deserialize_index(np.frombuffer(p, dtype=np.uint8)) for p in payloads])
 
+    def map(self, call: Callable[[faiss.Index], tuple]) -> list[tuple]:
+        """`call(slice)` for every slice that holds rows, on a thread each."""
+        pieces = [piece for piece in self.slices if piece.ntotal]
+        if len(pieces) <= 1:
+            return [call(piece) for piece in pieces]
+        return list(self._threads().map(call, pieces))
+
+    def _threads(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=len(self.slices), thread_name_prefix="faiss-slice")
+        return self._pool
+
     def _each(self, call: Callable[[faiss.Index], tuple], queries: int) -> list[tuple]:
         if queries > 1 or len(self.slices) == 1:
             return [call(piece) for piece in self.slices]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=len(self.slices), thread_name_prefix="faiss-slice")
-        return list(self._pool.map(call, self.slices))
+        return list(self._threads().map(call, self.slices))
 
 
 def _params(selector: faiss.IDSelector | None) -> faiss.SearchParameters | None:
