@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from search.display import one_line
 from search.errors import SearchError, describe
 
 from . import (
@@ -45,7 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MESSAGE_CHARS = 500  # an error line's length at most
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a byte of a file name that is not UTF-8, printed, never a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     _library_warnings()
     run: Callable[[argparse.Namespace], int] = args.run
@@ -76,6 +83,10 @@ def _library_warnings() -> None:
 
 
 def _fail(message: str, code: int = 1) -> int:
+    """One line, whatever the message holds (a file name's bytes, a driver's whole statement)."""
+    message = one_line(message)
+    if len(message) > MESSAGE_CHARS:
+        message = f"{message[:MESSAGE_CHARS]}… ({len(message):,} characters)"
     print(f"blip2-search: error: {message}", file=sys.stderr)
     return code
 

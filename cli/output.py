@@ -10,6 +10,8 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
+from search.display import one_line
+
 T = TypeVar("T")
 
 
@@ -20,12 +22,12 @@ def emit(args: argparse.Namespace, payload: BaseModel | dict, lines: Sequence[st
         data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
         print(json.dumps(data, ensure_ascii=False))
     else:
-        for line in lines:
-            print(line)
+        for line in lines:  # a file name's control characters and bytes that are not UTF-8 as \xNN
+            print(one_line(line))
 
 
 def warn(message: str) -> None:
-    print(message, file=sys.stderr)
+    print(one_line(message), file=sys.stderr)
 
 
 def hit_lines(hits) -> list[str]:

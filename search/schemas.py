@@ -6,16 +6,20 @@ as its `response_model`s, so the two cannot drift apart.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, model_serializer
+from pydantic import BaseModel, PlainSerializer, model_serializer
 
+from .display import readable
 from .records import ImageRecord
+
+# a file's path (or a message naming one): JSON shows a byte that is not UTF-8 as \xNN
+FileText = Annotated[str, PlainSerializer(readable, when_used="json")]
 
 
 class Hit(BaseModel):
     id: int
-    path: str
+    path: FileText
     score: float | None  # the query's first-stage score; null in a listing (filters alone)
     caption: str | None
     match: float | None = None
@@ -35,7 +39,7 @@ class WhereReport(BaseModel):
 
 
 class SearchResults(BaseModel):
-    query: str | int
+    query: FileText | int  # the query's text, a path (similar by file) or an image id
     results: list[Hit]
     notes: list[str] = []  # what the caller should know about these results
     where: WhereReport | None = None  # with where conditions: how far they went
@@ -55,7 +59,7 @@ class Matches(BaseModel):
 
 class ImageInfo(BaseModel):
     id: int
-    path: str
+    path: FileText
     caption: str | None
     text: str | None = None  # written in the image (OCR): "" when none, null when not read
     width: int | None
@@ -63,7 +67,7 @@ class ImageInfo(BaseModel):
     taken_at: str | None
     indexed_at: str
     status: str
-    error: str | None
+    error: FileText | None
 
     @classmethod
     def of(cls, record: ImageRecord) -> ImageInfo:
@@ -98,8 +102,8 @@ class Answer(BaseModel):
 
 
 class FileError(BaseModel):
-    path: str
-    error: str
+    path: FileText
+    error: FileText
 
 
 class ShardCounts(BaseModel):
@@ -145,7 +149,7 @@ class Stats(BaseModel):
 
 
 class Caption(BaseModel):
-    path: str
+    path: FileText
     caption: str
 
 
@@ -155,7 +159,7 @@ class Captions(BaseModel):
 
 
 class Reading(BaseModel):
-    path: str
+    path: FileText
     text: str  # lines top to bottom, joined by newlines; "" when the picture holds none
 
 
@@ -166,7 +170,7 @@ class Readings(BaseModel):
 
 class KeptImage(BaseModel):
     id: int
-    path: str
+    path: FileText
 
 
 class DuplicateImage(BaseModel):
@@ -175,7 +179,7 @@ class DuplicateImage(BaseModel):
     or a near copy ("near"). The kept image itself is listed first, as "identical", 1."""
 
     id: int
-    path: str
+    path: FileText
     similarity: float
     reason: Literal["identical", "near"]
 

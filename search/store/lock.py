@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..display import one_line
 from ..errors import SearchError
 
 LOCK = ".writer.lock"
@@ -84,7 +85,7 @@ def _try(descriptor: int, attempts: int = 3) -> bool:
 def _me() -> str:
     command = " ".join(os.path.basename(part) if i == 0 else part for i, part in enumerate(sys.argv[:3]))
     started = time.strftime("%Y-%m-%d %H:%M:%S")
-    return f"pid {os.getpid()} on {socket.gethostname()} since {started}: {command}"
+    return f"pid {os.getpid()} on {socket.gethostname()} since {started}: {one_line(command)}"  # any bytes
 
 
 def _holder(descriptor: int) -> str:

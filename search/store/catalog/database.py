@@ -31,7 +31,7 @@ from .featurestore import FeatureStore
 from .fulltext import FullText
 from .listing import Listing
 from .locks import writer_lock
-from .rows import bump_generation, record, row_values
+from .rows import bump_generation, record, row_values, under
 from .schema import ImageRow, MetaRow, VectorRow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -132,9 +132,8 @@ class Catalog:
 
     def under(self, root: str) -> dict[str, ImageRecord]:
         """Rows whose path lies under the folder `root` (whatever root they were indexed from), by path."""
-        prefix = root.rstrip("/") + "/"
         with Session(self._engine) as session:
-            inside = func.substr(ImageRow.path, 1, len(prefix)) == prefix
+            inside = under(root)
             return {row.path: record(row) for row in session.scalars(select(ImageRow).where(inside))}
 
     def with_hash(self, content_hash: str) -> list[ImageRecord]:

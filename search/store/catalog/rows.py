@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import fields
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlalchemy.orm import Session
 
+from ...display import readable
 from ...records import ImageFile, ImageRecord, Selection
 from .dates import local, seconds
+from .paths import to_text
 from .schema import ImageRow, MetaRow
 
 
@@ -23,16 +25,24 @@ def date_bound(bound: datetime) -> float:
     return seconds(local(bound), 0.0)
 
 
+def under(folder: str):
+    """Paths in the folder `folder` or below it (`/x/shapes` holds `/x/shapes/a.png`, not
+    `/x/shapes_b/a.png`), or the file `folder` itself."""
+    prefix = to_text(folder.rstrip("/") + "/")  # as stored: the function's side is not typed
+    return or_(ImageRow.path == folder, func.substr(ImageRow.path, 1, len(prefix)) == prefix)
+
+
 def conditions(selection: Selection) -> list:
     """Readable images under `path_prefix`, with `path_part` in their path after a slash (a
     folder or file name that starts with it), whose date (EXIF, else mtime) is in range.
     (The caption and text conditions are full-text searches: `fulltext`.)"""
     found = [ImageRow.status == "ok"]
     if selection.path_prefix:
-        prefix = selection.path_prefix
-        found.append(func.substr(ImageRow.path, 1, len(prefix)) == prefix)
-    if selection.path_part:
-        found.append(ImageRow.path.contains("/" + selection.path_part.lstrip("/"), autoescape=True))
+        found.append(under(selection.path_prefix))
+    if selection.path_part and selection.path_part.startswith("/"):  # an absolute one is a folder
+        found.append(under(selection.path_part))
+    elif selection.path_part:
+        found.append(ImageRow.path.contains("/" + selection.path_part, autoescape=True))
     if selection.after:
         found.append(ImageRow.dated >= date_bound(selection.after))
     if selection.before:
@@ -53,5 +63,6 @@ ROW_FIELDS = ("path", "root", "content_hash", "size", "mtime", "width", "height"
 
 
 def row_values(image: ImageFile, now: datetime) -> dict:
+    error = image.error and readable(image.error)  # an error names its file, whatever its bytes
     return ({name: getattr(image, name) for name in ROW_FIELDS}
-            | {"indexed_at": now, "dated": seconds(image.taken_at, image.mtime)})
+            | {"error": error, "indexed_at": now, "dated": seconds(image.taken_at, image.mtime)})

@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from .paths import FilePath
+
 
 class Base(DeclarativeBase):
     pass
@@ -18,8 +20,8 @@ class ImageRow(Base):
     __tablename__ = "images"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)  # absolute path of the file
-    root: Mapped[str] = mapped_column(Text)  # the indexed root it was found under
+    path: Mapped[str] = mapped_column(FilePath, unique=True)  # absolute path of the file (any bytes: `paths`)
+    root: Mapped[str] = mapped_column(FilePath)  # the indexed root it was found under
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     size: Mapped[int]
     mtime: Mapped[float]
