@@ -253,3 +253,58 @@ def test_text_search_is_tolerant_and_the_same_on_both_backends(catalog):
     catalog.set_readings({ids["/r/unread.png"]: ("Lighthouse", -5)})
     assert found("lighthous") == {"/r/unread.png"} and catalog.listing.unread(text=True) == []
     assert catalog.get(ids["/r/unread.png"]).picture_hash == -5
+
+
+@pytest.mark.slow  # 70,003 rows written on each backend
+def test_broad_filters_over_70000_images_stay_in_the_database(catalog):
+    """`caption:` and `text:` filters that let every one of 70,003 images through, nine at once:
+    more ids than a statement takes as parameters (32,766 on SQLite, 65,535 on PostgreSQL)."""
+    count = 70_003
+    for start in range(0, count, 10_000):
+        catalog.write([_image(f"/r/{i}.png", caption=f"a red triangle number {i}",
+                              text=f"OPEN DAILY {i % 7}") for i in range(start, min(start + 10_000, count))])
+    broad = Selection(caption=("triangle", "red", "a red triangle", "number", "red triangle"),
+                      text=("open", "daily", "open daily", "OPEN"))
+    assert catalog.listing.page(Selection(caption=("triangle",)), 0, 3)[0] == count
+    assert catalog.listing.page(Selection(text=("open",)), 0, 3)[0] == count
+    total, page = catalog.listing.page(broad, 10, 5, "path")
+    assert total == count and len(page) == 5
+    assert len(catalog.listing.ids(broad)) == count
+    assert catalog.listing.page(Selection(caption=("triangle",), text=("closed",)), 0, 3) == (0, [])
+
+
+def test_any_file_name_is_kept_and_read_back_as_it_was(catalog):
+    """POSIX names are bytes: a Latin-1 name reaches Python with lone surrogates, which no
+    text column stores. It is written, found by its path and by its folder, and read back
+    the same; the escape character itself round-trips."""
+    latin = "/r/caf\udce9/\udce9t\udce9.png"  # os.fsdecode(b"/r/caf\xe9/\xe9t\xe9.png")
+    odd = "/r/odd\U0010fffd\udcff.png"
+    plain = "/r/café.png"
+    ids = catalog.write([_image(path, content_hash=f"h{i}",
+                                error=f"cannot read {path}" if path == odd else None,
+                                vectors=None if path == odd else np.full(SHAPE, 0.5, dtype=np.float16))
+                         for i, path in enumerate((latin, odd, plain))])
+    assert [catalog.at_path(path).id for path in (latin, odd, plain)] == ids
+    assert catalog.get(ids[0]).path == latin and catalog.get(ids[1]).path == odd
+    assert catalog.get(ids[1]).error == "cannot read /r/odd\U0010fffd\\xff.png"  # shown, not stored raw
+    assert set(catalog.under("/r/caf\udce9")) == {latin}
+    assert catalog.listing.ids(Selection(path_prefix="/r/caf\udce9")).tolist() == [ids[0]]
+
+
+def test_an_absolute_path_filter_is_a_folder(catalog):
+    """`path:/x/shapes` and `--path-prefix /x/shapes` keep /x/shapes and what is under it,
+    not /x/shapes_b or /other/x/shapes; a relative `path:` keeps a name that starts with it."""
+    paths = ["/x/shapes/a.png", "/x/shapes/deep/b.png", "/x/shapes_b/c.png", "/other/x/shapes/d.png",
+             "/x/shapesque.png"]
+    ids = dict(zip(paths, catalog.write([_image(path) for path in paths]), strict=True))
+
+    def kept(**given) -> set[str]:
+        by_id = {image_id: path for path, image_id in ids.items()}
+        return {by_id[i] for i in catalog.listing.ids(Selection(**given)).tolist()}
+
+    inside = {"/x/shapes/a.png", "/x/shapes/deep/b.png"}
+    assert kept(path_part="/x/shapes") == kept(path_part="/x/shapes/") == inside
+    assert kept(path_prefix="/x/shapes") == inside
+    assert kept(path_part="/x/shapes/a.png") == {"/x/shapes/a.png"}
+    assert kept(path_part="shapes") == set(paths)  # a folder or file name starting with it
+    assert kept(path_part="shapes/") == inside | {"/other/x/shapes/d.png"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, Integer, column, false, select, text
 
 from ...media import textmatch
 from .schema import ImageRow
@@ -16,7 +16,7 @@ CAPTION_SEARCH = {  # `:match` is the words joined by OR, in each backend's synt
                   "ORDER BY ts_rank(caption_terms, q) DESC, id LIMIT :limit",
 }
 CAPTION_HOLDS = {  # `:match` is every word as a prefix, in each backend's syntax
-    "sqlite": "SELECT rowid FROM images_fts WHERE images_fts MATCH :match",
+    "sqlite": "SELECT rowid AS id FROM images_fts WHERE images_fts MATCH :match",
     "postgresql": "SELECT id FROM images WHERE caption_terms @@ to_tsquery('simple', :match)",
 }
 
@@ -56,17 +56,18 @@ class FullText:
             rows = connection.execute(text(CAPTION_SEARCH[dialect]), {"match": match, "limit": limit})
             return [row[0] for row in rows]
 
-    def caption_holds(self, phrase: str) -> list[int]:
-        """Ids whose caption holds every word of `phrase`, each also as the start of a longer
-        word (`car` finds `cars`), in any case."""
+    def caption_holds(self, phrase: str, name: str = "match"):
+        """A SELECT of the ids whose caption holds every word of `phrase`, each also as the
+        start of a longer word (`car` finds `cars`), in any case: a subquery, so the ids stay
+        in the database however many there are. `name`: its parameter's, one a phrase."""
         terms = re.findall(r"\w+", phrase.lower())
         dialect = self._engine.dialect.name
         if not terms or dialect not in CAPTION_HOLDS:
-            return []
+            return select(ImageRow.id).where(false())
         match = (" AND ".join(f'"{term}"*' for term in terms) if dialect == "sqlite"
                  else " & ".join(f"{term}:*" for term in terms))
-        with self._engine.connect() as connection:
-            return [row[0] for row in connection.execute(text(CAPTION_HOLDS[dialect]), {"match": match})]
+        holding = text(CAPTION_HOLDS[dialect].replace(":match", f":{name}")).bindparams(**{name: match})
+        return select(holding.columns(column("id", Integer)).subquery().c.id)
 
     def text_scores(self, phrase: str) -> dict[int, float]:
         """Images whose text holds every word of `phrase` (`textmatch`: any case, part of a

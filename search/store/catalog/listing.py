@@ -4,7 +4,7 @@ what the duplicate finder and the indexer ask of every row."""
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Engine, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from ...config import Order
@@ -71,8 +71,12 @@ class Listing:
         """SELECT the ids of what `selection` lets through: its conditions, and its caption
         and text phrases (each a full-text search, `fulltext`)."""
         chosen = select(ImageRow.id).where(*conditions(selection))
-        for phrase in selection.caption:
-            chosen = chosen.where(ImageRow.id.in_(self._fulltext.caption_holds(phrase)))
-        for phrase in selection.text:
-            chosen = chosen.where(ImageRow.id.in_(list(self._fulltext.text_scores(phrase))))
+        for number, phrase in enumerate(selection.caption):
+            chosen = chosen.where(ImageRow.id.in_(self._fulltext.caption_holds(phrase, f"caption{number}")))
+        for number, phrase in enumerate(selection.text):
+            # decided in Python (`textmatch`): its ids go in as literals, which no limit on a
+            # statement's parameters (32,766 on SQLite, 65,535 on PostgreSQL) cuts short
+            ids = sorted(self._fulltext.text_scores(phrase))
+            chosen = chosen.where(ImageRow.id.in_(bindparam(f"text{number}", ids, expanding=True,
+                                                            literal_execute=True)))
         return chosen
