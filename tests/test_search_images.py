@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -111,3 +112,31 @@ def test_the_size_recorded_is_the_oriented_one(tmp_path):
     Image.new("RGB", (3000, 2000), (10, 200, 10)).save(path, exif=exif)
     loaded = load_image(path)
     assert loaded.size == (2000, 3000) and loaded.image.size == (683, 1024)
+
+
+def test_a_named_pipe_is_refused_without_waiting(tmp_path):
+    """Opening a pipe for reading waits for a writer: for ever. It is refused at once."""
+    pipe = tmp_path / "photo.jpg"
+    os.mkfifo(pipe)
+    with pytest.raises(ImageError, match="not a regular file"):
+        load_image(pipe)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_of_a_large_picture_is_applied_after_it_is_cut(tmp_path, orientation):
+    """A picture reduced before its conversion (over twice the working size) still turns
+    upright: a red mark at the top left of the upright picture is found there."""
+    upright = Image.new("RGB", (5000, 3600), (0, 0, 255))
+    upright.paste((255, 0, 0), (0, 0, 1000, 700))
+    inverse = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+               4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90,
+               7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}[orientation]
+    stored = upright if inverse is None else upright.transpose(inverse)  # FLIP_LEFT_RIGHT is 0
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "turned.png"
+    stored.save(path, exif=exif)
+    loaded = load_image(path)
+    assert loaded.size == (5000, 3600) and max(loaded.image.size) == 1024
+    pixels = np.asarray(loaded.image)
+    assert tuple(pixels[20, 20]) == (255, 0, 0) and tuple(pixels[-20, -20]) == (0, 0, 255)
