@@ -4,7 +4,8 @@ One worker thread runs model calls in order; at most `queue_size` requests wait 
 One more gets `Saturated` (a 503 with Retry-After) at once, instead of hanging.
 
 `gather` is for calls that batch (text searches): the requests that arrive while the
-worker is busy wait together, and the worker serves them with one call.
+worker is busy wait together, and the worker serves them with one call. `in_turns` is for a
+request that asks the model many times: its calls queue one at a time among the others.
 """
 
 from __future__ import annotations
@@ -77,6 +78,20 @@ class ModelRunner:
         finally:
             self._leave()
 
+    async def in_turns(self, fn: Callable[[object], T], engine) -> T:
+        """`fn(engine)` on a thread of its own, each of its model calls queued for the worker
+        in its turn (`TakingTurns`): a request that asks the model many times (where
+        conditions) holds it one call at a time, and the requests that arrive meanwhile are
+        served between its calls instead of after all of them. Admitted as one request."""
+        self._admit()
+        try:
+            return await asyncio.to_thread(fn, TakingTurns(engine, self._on_worker))
+        finally:
+            self._leave()
+
+    def _on_worker(self, work: Callable[[], T]) -> T:
+        return self._executor.submit(work).result()
+
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
@@ -107,3 +122,16 @@ class ModelRunner:
 def _settle(future: asyncio.Future, outcome) -> None:
     if not future.done():  # the request may have gone (its client hung up)
         future.set_result(outcome)
+
+
+class TakingTurns:
+    """An engine whose method calls run on the model worker, each in its turn."""
+
+    def __init__(self, engine, turn: Callable[[Callable[[], T]], T]) -> None:
+        self._engine, self._turn = engine, turn
+
+    def __getattr__(self, name: str):
+        value = getattr(self._engine, name)
+        if not callable(value):
+            return value
+        return lambda *args, **kwargs: self._turn(functools.partial(value, *args, **kwargs))

@@ -103,6 +103,28 @@ def test_rerank_shows_first_stage_results_then_fills_in_matches(page):
 SHOWN_IDS = "cards => cards.map(c => c.dataset.id)"
 
 
+def test_rerank_scores_of_a_query_with_a_minus_term_are_the_apis(page, server):
+    """The match the page fills in is the query language's (the + term's probability times
+    one minus the - term's), as the API's rerank gives it, not the raw text's."""
+    import json
+
+    page.fill("#query", "a circle - a red circle")
+    page.check("#rerank")
+    try:
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.querySelector('#message').textContent.includes('in match order')")
+    finally:
+        page.uncheck("#rerank")
+    shown = page.locator("#results .hit").evaluate_all(
+        "cards => cards.map(c => [Number(c.dataset.id), Number(c.dataset.match)])")
+    body = json.loads(urllib.request.urlopen(
+        f"{server}/api/search?q=a+circle+-+a+red+circle&k=24&rerank=true&rerank_top=24", timeout=300).read())
+    wanted = {hit["id"]: hit["match"] for hit in body["results"]}
+    assert len(shown) == len(wanted) and {i for i, _ in shown} == set(wanted)
+    assert all(abs(match - wanted[i]) < 1e-6 for i, match in shown), (shown, wanted)
+    assert [match for _, match in shown] == sorted((match for _, match in shown), reverse=True)
+
+
 def test_date_order_slider_negative_terms_and_all_images(page, server, tmp_path):
     """Sort by date, move the min-match slider, type a negative term, page through all images."""
     import json

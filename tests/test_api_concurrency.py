@@ -152,3 +152,45 @@ def test_searches_that_wait_together_are_served_in_one_batch(served_index):
         got, want = response.json()["results"], single["results"]
         assert got and [hit["id"] for hit in got] == [hit["id"] for hit in want]
         assert [hit["score"] for hit in got] == pytest.approx([hit["score"] for hit in want], abs=1e-5)
+
+
+def test_a_where_heavy_request_takes_turns_with_plain_searches(served_index):
+    """A search with eight where conditions asks the decoder a few hits at a time, each call
+    queued among the other requests': plain searches sent meanwhile are answered before it
+    has finished asking (before, it held the model for all of its calls). Its bound is a 422."""
+    app = create_app(served_index["settings"])
+    asked: list[float] = []
+    answered: list[float] = []
+    heavy = {"q": "a shape", "k": 10, "candidates": 10,
+             "where": [f"is shape {i} there?=yes" for i in range(8)]}
+
+    async def scenario():
+        async with app.router.lifespan_context(app):
+            engine = app.state.blip2.engine
+            ask_each = engine.ask_each
+
+            def slow_ask_each(*args, **kwargs):  # each call long enough for a search to arrive
+                asked.append(time.perf_counter())
+                time.sleep(0.05)
+                return ask_each(*args, **kwargs)
+
+            engine.ask_each = slow_ask_each
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=120) as client:
+                await client.get("/api/search", params=QUERY)  # the text side loaded
+                where = asyncio.create_task(client.get("/api/search", params=heavy))
+                while not asked:
+                    await asyncio.sleep(0.01)
+                for _ in range(3):
+                    response = await client.get("/api/search", params=QUERY)
+                    assert response.status_code == 200
+                    answered.append(time.perf_counter())
+                done = await where
+                too_much = await client.get("/api/search", params={**heavy, "candidates": 201})
+                return done, too_much
+
+    done, too_much = asyncio.run(scenario())
+    assert done.status_code == 200 and done.json()["where"]["asked"] == 10
+    assert len(asked) == 16  # 10 hits, 8 at a time: 2 calls a condition
+    assert answered[-1] < asked[-1]  # the plain searches were served between its calls
+    assert too_much.status_code == 422 and "at most 1,600 times" in too_much.json()["detail"]

@@ -72,9 +72,11 @@ def test_search_options(client, served_index):
     assert len(kept) == 10 and all(hit["match"] is not None for hit in kept)
     hybrid = client.get("/api/search", params={"q": "shape", "k": 10, "hybrid": True})
     assert hybrid.status_code == 200
-    prefix = str(served_index["root"] / "photos" / "img000")
-    filtered = client.get("/api/search", params={"q": "x", "k": 20, "path_prefix": prefix}).json()["results"]
-    assert len(filtered) == 10 and all(h["path"].startswith(prefix) for h in filtered)
+    folder = str(served_index["root"] / "photos")
+    filtered = client.get("/api/search", params={"q": "x", "k": 20, "path_prefix": folder}).json()["results"]
+    assert len(filtered) == 10 and all(h["path"].startswith(folder + "/") for h in filtered)
+    part = client.get("/api/search", params={"q": "x", "path_prefix": folder + "/img000"}).json()["results"]
+    assert part == []  # a folder, not the start of a name
     none = client.get("/api/search", params={"q": "x", "after": "2999-01-01T00:00:00"}).json()
     assert none["results"] == []
 

@@ -74,10 +74,10 @@ def test_search(client, cli, capsys, argv, params):
 
 
 def test_search_by_path_prefix(client, cli, capsys, served_index):
-    prefix = str(served_index["root"] / "photos" / "img000")
+    prefix = str(served_index["root"] / "photos")  # a folder
     got = cli(capsys, "search", QUERY, "-k", "20", "--path-prefix", prefix)
     assert got == _api(client.get("/api/search", params={"q": QUERY, "k": 20, "path_prefix": prefix}))
-    assert got["results"] and all(hit["path"].startswith(prefix) for hit in got["results"])
+    assert got["results"] and all(hit["path"].startswith(prefix + "/") for hit in got["results"])
 
 
 def test_similar(client, cli, capsys):

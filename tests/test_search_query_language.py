@@ -164,7 +164,9 @@ MALFORMED = [("2: + -", "nothing before '-'"), ('"a red circle', "never closed")
              ("colour:red circle", "unknown field 'colour:'"), ("after:yesterday circle", "takes a date"),
              ("circle - ", "nothing after '-'"), ("- circle", "nothing before '-'"),
              ("0:circle", "above 0"), ("3:", "no term"), ("circle - path:x", "no term"),
-             ("#99999999999999999999999 + circle", "no image has the id")]
+             ("#99999999999999999999999 + circle", "no image has the id"),
+             ("9" * 40 + ":circle - a red circle", "at most 1000"), ("1001:circle", "at most 1000"),
+             ('""', "the query is empty"), ('"" ""', "the query is empty")]
 
 
 @pytest.mark.parametrize(("query", "reason"), MALFORMED)
@@ -248,3 +250,39 @@ def test_explain_from_the_cli_writes_an_overlay(dated, tmp_path, capsys):
     assert main(["explain", "3", "circle", "--out", str(tmp_path / "no" / "x.png"), "--index",
                  str(dated["index"])]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+AWARE = ["circle after:2021-03-01T00:00+05:00", "circle before:2021-06-01T12:00Z",
+         "circle after:0001-01-01T00:00+14:00", "circle before:9999-12-31T23:00-14:00"]
+
+
+@pytest.mark.parametrize("query", AWARE)
+def test_dates_with_a_time_zone_are_searched_as_local_time(client, dated, capsys, query):
+    """An aware date beside a plain one (the API's after=), and aware dates at the ends of
+    the calendar: a 200 and exit 0, the hits inside the bound."""
+    body = _search(client, q=query, after="2021-02-01", k=50)
+    bound = datetime.fromisoformat(query.split(":", 1)[1]).astimezone().replace(tzinfo=None) \
+        if "0001" not in query and "9999" not in query else None
+    for hit in body["results"]:
+        taken = dated["truth"][hit["path"]]["taken"]
+        assert taken >= datetime(2021, 2, 1)
+        if bound is not None:
+            assert taken >= bound if "after:" in query else taken < bound
+    index = str(dated["index"])
+    assert main(["search", query, "--after", "2021-02-01", "-k", "50", "--index", index, "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["results"]) == len(body["results"])
+
+
+def test_a_min_match_that_is_not_a_probability_is_exit_1(dated, capsys):
+    for value in ("nan", "1.5", "-0.1"):
+        assert main(["search", "circle", "--min-match", value, "--index", str(dated["index"])]) == 1
+        assert "min_match is a probability" in capsys.readouterr().err
+
+
+def test_a_huge_weight_on_the_cli_is_exit_1_not_infinity(dated, capsys):
+    index = str(dated["index"])
+    assert main(["search", "9" * 40 + ":circle - a red circle", "--index", index, "--json"]) == 1
+    assert "at most 1000" in capsys.readouterr().err
+    assert main(["search", "1000:circle - 1000:a red circle", "--index", index, "--json"]) == 0
+    scores = [hit["score"] for hit in json.loads(capsys.readouterr().out)["results"]]
+    assert scores and all(np.isfinite(scores))

@@ -28,15 +28,19 @@ async def search(state: State, params: Annotated[SearchQuery, Query()]) -> Searc
         where=tuple(params.where),
     )
     await state.ready(*search_parts(options.matched, options.where))
+    if options.where:  # the decoder asked of up to `MODEL_ASKS` hits: between others' calls
+        return await state.runner.in_turns(lambda engine: state.searcher.with_engine(engine).find(
+            params.q, options), state.engine)
     return await state.runner.gather(state.searcher.search_many, (params.q, options))
 
 
 @router.get("/match", response_model=Matches)
 async def match(state: State, params: Annotated[MatchQuery, Query()]) -> Matches:
-    """The match head's P(match) for hits already shown: a page asks for its first-stage
-    results, then for their matches a few at a time, and fills them in as they arrive."""
+    """The match head's P(match) for hits already shown, for `q` in the query language (as
+    a search's rerank gives it: `Searcher.matches`): a page asks for its first-stage results,
+    then for their matches a few at a time, and fills them in as they arrive."""
     await state.ready(*MATCH)
-    found = await state.runner.run(state.searcher.questions.match, params.q, params.ids)
+    found = await state.runner.run(state.searcher.matches, params.q, params.ids)
     return Matches(query=params.q, matches=[Match(id=i, match=p) for i, p in found.items()])
 
 

@@ -19,8 +19,18 @@ function loading(parts) {
     "this takes longer once)" : "";
 }
 
-async function api(path, options = {}) {
+// A server that protects reads (BLIP2_SEARCH_PROTECT_READS) answers 401 until it has its key:
+// the page asks for it once and keeps it in a cookie for this tab's site, which the pictures'
+// requests carry too (an <img> sends no header).
+async function api(path, options = {}, asked = false) {
   const response = await fetch(path, options);
+  if (response.status === 401 && !asked && !options.method) {
+    const key = window.prompt("This index needs its API key to be searched:");
+    if (key) {
+      document.cookie = `blip2_search_key=${encodeURIComponent(key)}; path=/; SameSite=Strict`;
+      return api(path, options, true);
+    }
+  }
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail || body);
@@ -56,8 +66,9 @@ function hitCard(hit) {
   return card;
 }
 
-function setMatch(element, probability) {
-  element.textContent = probability < 0.005 ? "match <1%" : `match ${(probability * 100).toFixed(0)}%`;
+function setMatch(element, probability) {  // null: none to show
+  element.textContent = probability == null ? "" : probability < 0.005 ? "match <1%"
+    : `match ${(probability * 100).toFixed(0)}%`;
   element.classList.remove("pending");
 }
 
@@ -81,7 +92,14 @@ async function fillMatches(q, hits, ticket) {
   for (let start = 0; start < hits.length; start += MATCH_CHUNK) {
     const params = new URLSearchParams({ q });
     for (const hit of hits.slice(start, start + MATCH_CHUNK)) params.append("ids", hit.id);
-    const body = await api(`/api/search/match?${params}`);
+    let body;
+    try {
+      body = await api(`/api/search/match?${params}`);
+    } catch (error) {  // a query with no + text term has no match probability: the results stand
+      if (ticket !== state.latest) return;
+      for (const card of cards.values()) setMatch(card.querySelector(".match"), null);
+      return say(`${hits.length} results for “${q}” (no match scores: ${error.message})`);
+    }
     if (ticket !== state.latest) return;
     for (const { id, match } of body.matches) {
       found.set(id, match);
@@ -254,15 +272,19 @@ function showText(hit) {
   box.hidden = !hit.text;
   if (!hit.text) return box.replaceChildren();
   const parts = [document.createTextNode("Text in the image: ")];
+  // the marks count characters (code points), as Python does; a JavaScript string counts
+  // UTF-16 units, two for a character past U+FFFF (rare CJK, emoji)
+  const chars = Array.from(hit.text);
+  const slice = (from, to) => chars.slice(from, to).join("");
   let at = 0;
   for (const [start, end] of hit.text_marks || []) {
-    parts.push(document.createTextNode(hit.text.slice(at, start)));
+    parts.push(document.createTextNode(slice(at, start)));
     const mark = document.createElement("mark");
-    mark.textContent = hit.text.slice(start, end);
+    mark.textContent = slice(start, end);
     parts.push(mark);
     at = end;
   }
-  parts.push(document.createTextNode(hit.text.slice(at)));
+  parts.push(document.createTextNode(slice(at)));
   box.replaceChildren(...parts);
 }
 

@@ -18,6 +18,7 @@ from ..errors import InputError
 
 FIELDS = ("path", "after", "before", "caption", "text")
 MAX_ID = 2**62  # catalog ids fit a signed 64-bit integer
+MAX_WEIGHT = 1000.0  # a term's weight
 _WEIGHT = re.compile(r"(\d+(?:\.\d*)?|\.\d+):(.*)", re.S)
 _FIELD = re.compile(r"([A-Za-z_]+):(.*)", re.S)
 _IMAGE = re.compile(r"#(\d+)")
@@ -92,7 +93,10 @@ def parse(query: str) -> Query:
             terms.append(term)
     if terms and all(term.weight < 0 for term in terms):
         raise QueryError(0, "a query with - terms needs a + term too")
-    return Query(tuple(terms), _filters(found))
+    filters = _filters(found)
+    if not terms and not filters:
+        raise QueryError(0, "the query is empty")  # `""`: quotes around nothing
+    return Query(tuple(terms), filters)
 
 
 def _words(query: str) -> list[tuple[int, str]]:
@@ -120,8 +124,8 @@ def _part(sign: int, where: int, words: list[tuple[int, str]], found: dict) -> T
     first_at, first = words[0]
     if matched := _WEIGHT.fullmatch(first):
         weight = float(matched.group(1))
-        if weight <= 0:
-            raise QueryError(first_at, "a weight must be above 0")
+        if not 0 < weight <= MAX_WEIGHT:  # past it a score overflows, or drowns every other term
+            raise QueryError(first_at, f"a weight must be above 0 and at most {MAX_WEIGHT:g}")
         words = ([(first_at + len(first) - len(matched.group(2)), matched.group(2))] if matched.group(2)
                  else []) + words[1:]
         if not words:

@@ -13,6 +13,7 @@ from . import language, where
 ACCELERATOR_RERANK_TOP = 128  # hits the match head reranks on a GPU by default, as the BLIP-2 paper
 DATE_CANDIDATES = 200  # first-stage hits a date order or a where condition considers by default
 DATE_MIN_MATCH = 0.5  # the match probability a hit needs to be listed in a date order, by default
+MODEL_ASKS = 1600  # candidates x where conditions a search may ask the decoder at most (8 x 200)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,13 @@ def check(query: str, options: SearchOptions) -> tuple[language.Query, list[wher
     model."""
     if options.k < 1 or options.offset < 0 or (options.rerank_top or 1) < 1 or (options.candidates or 1) < 1:
         raise InputError("k, rerank_top and candidates must be at least 1, and offset at least 0")
+    if options.min_match is not None and not 0.0 <= options.min_match <= 1.0:  # nan is neither
+        raise InputError(f"min_match is a probability from 0 to 1, not {options.min_match}")
+    asks = (options.candidates or DATE_CANDIDATES) * len(options.where)
+    if asks > MODEL_ASKS:
+        raise InputError(f"a search asks the language model at most {MODEL_ASKS:,} times (candidates x "
+                         f"where conditions): {options.candidates or DATE_CANDIDATES} x {len(options.where)} "
+                         "is more; ask fewer candidates or conditions")
     if options.sort not in choices(Sort):
         raise InputError(f"sort is {', '.join(choices(Sort))}, not {options.sort!r}")
     conditions = [where.Where.parse(condition) for condition in options.where]

@@ -20,7 +20,8 @@ from ..errors import InputError, SearchError
 from ..media import textmatch
 from ..records import Selection
 from ..schemas import Hit, SearchResults
-from . import scoring, where
+from ..store.catalog.dates import local
+from . import language, scoring, where
 from .language import Query
 from .lookup import Lookup, Timer, untimed
 from .options import ACCELERATOR_RERANK_TOP, DATE_CANDIDATES, DEFAULTS, SearchOptions, check
@@ -41,6 +42,10 @@ class Searcher:
         self.lookup = Lookup(collection)
         self.similar = Similar(collection, engine, self.lookup, timer)
         self.questions = Questions(collection, engine, self.lookup, timer)
+
+    def with_engine(self, engine) -> Searcher:
+        """This searcher over another engine (a server's, taking turns with other requests)."""
+        return Searcher(self.collection, engine, self.timer)
 
     def search(self, query: str, options: SearchOptions = DEFAULTS) -> list[Hit]:
         return self.find(query, options).results
@@ -188,18 +193,23 @@ class Searcher:
                 fused[image] = fused.get(image, 0.0) + weight / (RRF_K + rank)
         return sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:depth]
 
-    def _rerank(self, hits: list[Hit], query: Query) -> list[Hit]:
-        """Each hit's match probability, best first; hits whose file is gone are dropped. With
-        several terms it is the smallest of the + text terms' probabilities, times one minus
-        the largest of the - text terms'."""
-        ids = [hit.id for hit in hits]
+    def matches(self, query: str | Query, ids: list[int]) -> dict[int, float]:
+        """The match probability of each of `ids` for `query` (in the query language): with
+        several terms the smallest of the + text terms' probabilities, times one minus the
+        largest of the - text terms'. Images whose file is gone are left out. What a rerank
+        ranks by, and what the web page fills its cards in with."""
+        query = language.parse(query) if isinstance(query, str) else query
         wanted, unwanted = query.texts(1), query.texts(-1)
         if not wanted:
             raise InputError("a match probability (rerank, min_match or a date order) needs a + text term")
         wanted = [self.questions.match(text, ids) for text in wanted]
         unwanted = [self.questions.match(text, ids) for text in unwanted]
-        matches = {i: min(m[i] for m in wanted) * (1 - max((m[i] for m in unwanted), default=0.0))
-                   for i in ids if all(i in m for m in wanted + unwanted)}
+        return {i: min(m[i] for m in wanted) * (1 - max((m[i] for m in unwanted), default=0.0))
+                for i in ids if all(i in m for m in wanted + unwanted)}
+
+    def _rerank(self, hits: list[Hit], query: Query) -> list[Hit]:
+        """Each hit's match probability (`matches`), best first."""
+        matches = self.matches(query, [hit.id for hit in hits])
         reranked = [hit.model_copy(update={"match": matches[hit.id]}) for hit in hits if hit.id in matches]
         return sorted(reranked, key=lambda hit: (-hit.match, -hit.score, hit.id))
 
@@ -207,9 +217,10 @@ class Searcher:
 def _selection(query: Query, options: SearchOptions) -> Selection:
     """The query's filters and the options' together (both hold)."""
     given = query.filters
+    afters = [local(bound) for bound in (options.after, given.after) if bound]  # aware or naive: naive local
+    befores = [local(bound) for bound in (options.before, given.before) if bound]
     return Selection(path_prefix=options.path_prefix, path_part=given.path,
-                     after=max(filter(None, (options.after, given.after)), default=None),
-                     before=min(filter(None, (options.before, given.before)), default=None),
+                     after=max(afters, default=None), before=min(befores, default=None),
                      caption=given.caption, text=given.text)
 
 

@@ -16,5 +16,12 @@ def seconds(taken: datetime | None, mtime: float) -> float:
 
 
 def local(bound: datetime) -> datetime:
-    """`bound` as naive local time, as EXIF dates are: an aware one is converted."""
-    return bound.astimezone().replace(tzinfo=None) if bound.tzinfo is not None else bound
+    """`bound` as naive local time, as EXIF dates are: an aware one is converted; one that
+    falls outside the years 1 to 9999 there (`0001-01-01T00:00+14:00`) is the first or the
+    last moment a date can hold."""
+    if bound.tzinfo is None:
+        return bound
+    try:
+        return bound.astimezone().replace(tzinfo=None)
+    except (OverflowError, ValueError, OSError):
+        return datetime.min if bound.year < 5000 else datetime.max
