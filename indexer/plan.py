@@ -24,13 +24,15 @@ class Plan:
     copied: list[tuple[ImageRecord, ImageFile]] = field(default_factory=list)  # duplicate content
     removed: list[ImageRecord] = field(default_factory=list)
     thumbnails: list[ImageRecord] = field(default_factory=list)  # unchanged, but missing or damaged
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (folder, why): its images kept
 
 
-def plan(collection: Collection, root: str, files: list[ImageFile]) -> Plan:
+def plan(collection: Collection, root: str, files: list[ImageFile],
+         unreadable: list[tuple[str, str]] = ()) -> Plan:
     """Compare `files`, found under `root`, with the catalog: by size and mtime, then by
-    content hash. Changes nothing."""
+    content hash. What the catalog holds under an `unreadable` folder stays. Changes nothing."""
     known = collection.catalog.under(root)
-    result = Plan(root=root)
+    result = Plan(root=root, unreadable=list(unreadable))
     present = {f.path for f in files}
     claimed: set[int] = set()
     for file in files:
@@ -57,7 +59,9 @@ def plan(collection: Collection, root: str, files: list[ImageFile]) -> Plan:
             result.embed.append(file)
         else:
             _new_file(collection, file, present, claimed, result)
-    result.removed = [r for p, r in known.items() if p not in present and r.id not in claimed]
+    hidden = tuple(folder.rstrip("/") + "/" for folder, _ in unreadable)
+    result.removed = [r for p, r in known.items()
+                      if p not in present and r.id not in claimed and not p.startswith(hidden)]
     return result
 
 

@@ -35,8 +35,11 @@ def looks_like_image(head: bytes) -> bool:
     )
 
 
-def walk(root: Path, exclude: Sequence[str] = ()) -> Iterator[ImageFile]:
-    """Candidate files under `root`: an image suffix, or image content under any name."""
+def walk(root: Path, exclude: Sequence[str] = (), unreadable: list[tuple[str, str]] | None = None
+         ) -> Iterator[ImageFile]:
+    """Candidate files under `root`: an image suffix, or image content under any name. A
+    folder that cannot be listed (permissions, a disk gone for a moment) is added to
+    `unreadable` as (path, why): what the catalog holds under it is not known to be gone."""
     seen_dirs: set[tuple[int, int]] = set()
     stack = [root]
     while stack:
@@ -47,7 +50,10 @@ def walk(root: Path, exclude: Sequence[str] = ()) -> Iterator[ImageFile]:
                 continue  # a symlink loop, or a folder reached twice
             seen_dirs.add((stat.st_dev, stat.st_ino))
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError:
+        except OSError as exc:
+            if unreadable is not None and not isinstance(exc, FileNotFoundError):  # deleted mid-walk: gone
+                unreadable.append((str(folder), f"folder unreadable ({exc.strerror or exc}): its images "
+                                                "in the index are kept as they were"))
             continue
         for entry in entries:
             if entry.name.startswith(".") or _excluded(entry.path, root, exclude):
@@ -72,11 +78,14 @@ def plan_roots(collection: Collection, roots: Iterable[Path], exclude: Sequence[
     for root in sorted(set(resolved)):
         if any(other != root and root.is_relative_to(other) for other in resolved):
             continue  # walked with the root that holds it
-        files = [file for file in walk(root, exclude) if file.path not in seen]
-        if not files:
-            raise InputError(f"{root} holds no images; nothing was changed (the catalog keeps its images)")
+        unreadable: list[tuple[str, str]] = []
+        files = [file for file in walk(root, exclude, unreadable) if file.path not in seen]
+        if not files and (not unreadable or unreadable[0][0] == str(root)):
+            why = f" ({unreadable[0][1].split(':')[0]})" if unreadable else ""
+            raise InputError(f"{root} holds no images{why}; nothing was changed "
+                             "(the catalog keeps its images)")
         seen.update(file.path for file in files)
-        plans.append(plan(collection, str(root), files))
+        plans.append(plan(collection, str(root), files, unreadable))
     return plans
 
 

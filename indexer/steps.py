@@ -100,6 +100,7 @@ def apply_plan(collection: Collection, root_plan: Plan, summary: IndexSummary) -
     """Everything that needs no model: unchanged, touched, moved and duplicate files, and
     thumbnails made again from their files."""
     summary.unchanged += len(root_plan.unchanged) + len(root_plan.touched)
+    summary.errors += [FileError(path=folder, error=why) for folder, why in root_plan.unreadable]
     for record in root_plan.thumbnails:
         collection.thumbnail(record)
     for record, file in root_plan.touched:

@@ -186,3 +186,55 @@ def test_missing_or_damaged_thumbnails_are_made_again_without_the_model(indexer,
         assert path.read_bytes() == whole if path == thumbnails[0] else path.stat().st_size > 12
     assert all(collection.thumbnails.whole(record.content_hash) for record in records)
     assert not list((tmp_path / "index" / "thumbnails").rglob("*.tmp"))
+
+
+def test_a_folder_unreadable_for_a_moment_keeps_its_images(indexer, tmp_path, monkeypatch):
+    """A folder that cannot be listed (a share gone for a moment; permissions, which root
+    ignores, so the listing is made to fail) is reported, and what the catalog holds under
+    it stays, vectors and all: nothing is removed, and putting it back costs no model call.
+    On a first run it is reported too, not skipped silently."""
+    from indexer import scan as scanning
+
+    write_corpus(tmp_path / "photos" / "a", 3, seed=1)
+    write_corpus(tmp_path / "photos" / "b", 3, seed=2)
+    hidden = str(tmp_path / "photos" / "b")
+    listing = os.scandir
+
+    def failing(folder):
+        if str(folder) == hidden:
+            raise PermissionError(13, "Permission denied", str(folder))
+        return listing(folder)
+
+    first, collection = indexer(tmp_path / "photos")
+    assert (first.added, first.errors) == (6, [])
+    monkeypatch.setattr(scanning.os, "scandir", failing)
+    gone, collection = indexer(tmp_path / "photos")
+    assert (gone.removed, gone.unchanged, gone.model_calls) == (0, 3, 0)
+    [error] = gone.errors
+    assert error.path == hidden and "folder unreadable" in error.error and "kept" in error.error
+    assert collection.stats().images == 6 and collection.stats().vectors == 6 * collection.model.queries
+    monkeypatch.setattr(scanning.os, "scandir", listing)
+    back, collection = indexer(tmp_path / "photos")
+    assert (back.added, back.removed, back.unchanged, back.model_calls) == (0, 0, 6, 0)
+
+
+
+def test_a_folder_unreadable_on_a_first_run_is_reported(indexer, tmp_path, monkeypatch):
+    from indexer import scan as scanning
+
+    write_corpus(tmp_path / "photos" / "a", 3, seed=1)
+    write_corpus(tmp_path / "photos" / "b", 3, seed=2)
+    hidden, listing = str(tmp_path / "photos" / "b"), os.scandir
+
+    def failing(folder):
+        if str(folder) in (hidden, everything[0]):
+            raise PermissionError(13, "Permission denied", str(folder))
+        return listing(folder)
+
+    everything = [""]
+    monkeypatch.setattr(scanning.os, "scandir", failing)
+    fresh, _ = indexer(tmp_path / "photos")
+    assert fresh.added == 3 and [e.path for e in fresh.errors] == [hidden]
+    everything[0] = str(tmp_path / "photos")  # the root itself: refused, nothing changed
+    with pytest.raises(InputError, match=r"holds no images \(folder unreadable"):
+        indexer(tmp_path / "photos")
