@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hmac
 from typing import Annotated
+from urllib.parse import unquote
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Cookie, Depends, Header, HTTPException, Request
 
 from .state import AppState
 
@@ -22,6 +23,8 @@ def get_state(request: Request) -> AppState:
 
 State = Annotated[AppState, Depends(get_state)]
 ApiKey = Annotated[str | None, Header(alias="X-API-Key", description="needed when the server has a key")]
+KEY_COOKIE = "blip2_search_key"
+CookieKey = Annotated[str | None, Cookie(alias=KEY_COOKIE, description="the key, for reads (the web page)")]
 
 
 def _check_key(state: AppState, given: str | None) -> None:
@@ -42,7 +45,10 @@ def write_access(state: State, x_api_key: ApiKey = None) -> None:
     _check_key(state, x_api_key)
 
 
-def read_access(state: State, x_api_key: ApiKey = None) -> None:
-    """Read endpoints need it only with BLIP2_SEARCH_PROTECT_READS=1."""
+def read_access(state: State, x_api_key: ApiKey = None, cookie_key: CookieKey = None) -> None:
+    """Read endpoints need it only with BLIP2_SEARCH_PROTECT_READS=1, in X-API-Key or in the
+    cookie the web page sets when it asks for the key (a picture's `<img>` sends no header;
+    the cookie is SameSite=Strict, and only reads take it: another site cannot make a
+    browser write with it)."""
     if state.settings.protect_reads:
-        _check_key(state, x_api_key)
+        _check_key(state, x_api_key or (cookie_key and unquote(cookie_key)))  # the page encodes it

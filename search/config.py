@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"  # beyond loopback, write endpoints need api_key (refused without one)
     port: int = Field(default=8000, ge=1, le=65535)
     api_key: str | None = None  # when set, write endpoints need it in X-API-Key
-    protect_reads: bool = False  # when set with api_key, read endpoints need it too
+    protect_reads: bool = False  # read endpoints need api_key too (refused without one); the page asks
     max_upload_mb: float = Field(default=20, gt=0)
     cors_origins: list[str] = []  # e.g. BLIP2_SEARCH_CORS_ORIGINS='["http://localhost:3000"]'
     queue_size: int = Field(default=8, ge=1, le=1024)  # model requests waiting before a 503
@@ -89,6 +89,14 @@ class Settings(BaseSettings):
         """`BLIP2_SEARCH_API_KEY=` (set, but empty, as compose passes an unset variable) means
         no key, not a key that is the empty string."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _reads_protected_by_a_key(self) -> Settings:
+        """Protecting reads without a key would protect nothing: refused, not ignored."""
+        if self.protect_reads and not self.api_key:
+            raise ValueError("BLIP2_SEARCH_PROTECT_READS needs BLIP2_SEARCH_API_KEY: without a key reads "
+                             "would be open to all")
+        return self
 
     @property
     def memory_budget(self) -> int | None:

@@ -45,11 +45,14 @@ class ImageRecord:
 
     def file(self) -> Path | None:
         """The file behind the row, only if it still resolves inside its indexed root (a file
-        replaced by a symlink pointing elsewhere is refused)."""
+        replaced by a symlink pointing elsewhere is refused) and is still the file indexed:
+        the same size and modification time (a hard link to another file put in its place,
+        or any change, is refused until it is indexed again)."""
         path, root = os.path.realpath(self.path), os.path.realpath(self.root)
         if os.path.commonpath([path, root]) != root or not os.path.isfile(path):
             return None
-        return Path(path)
+        found = os.stat(path)
+        return Path(path) if (found.st_size, found.st_mtime) == (self.size, self.mtime) else None
 
 
 @dataclass

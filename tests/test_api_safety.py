@@ -7,6 +7,7 @@ import os
 import threading
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -35,6 +36,22 @@ def test_protected_reads(served_index):
         assert client.get("/api/images/1").status_code == 401
         assert client.get("/api/search", params={"q": "x"}, headers={"X-API-Key": KEY}).status_code == 200
         assert client.get("/healthz").status_code == 200
+        client.cookies.set("blip2_search_key", "wrong")
+        assert client.get("/api/images/1/thumbnail").status_code == 401
+        client.cookies.set("blip2_search_key", KEY)  # what the web page sets when it asks for the key
+        assert client.get("/api/images/1/thumbnail").status_code == 200
+        assert client.get("/api/search", params={"q": "x"}).status_code == 200
+        assert client.post("/api/index", json={"paths": ["/x"]}).status_code == 401  # writes: the header only
+
+
+def test_protected_reads_without_a_key_are_refused_not_ignored(served_index, monkeypatch):
+    from search.config import load_settings
+    from search.errors import ConfigError
+
+    monkeypatch.setenv("BLIP2_SEARCH_PROTECT_READS", "1")
+    monkeypatch.delenv("BLIP2_SEARCH_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="PROTECT_READS needs BLIP2_SEARCH_API_KEY"):
+        load_settings(index=served_index["settings"].index)
 
 
 def test_uploads_over_the_limit_get_413(served_index):
@@ -110,6 +127,36 @@ def test_files_only_by_id_and_inside_the_root(own_index, tmp_path):
             response = client.get(url)
             assert response.status_code in (200, 404, 422), url
             assert b"root:" not in response.content and b"BaseSettings" not in response.content
+
+
+def test_a_hard_link_put_in_an_indexed_files_place_is_not_served(own_index, tmp_path):
+    """A hard link resolves inside the folder, so only the file's own identity tells it from
+    the picture indexed there: a file whose size and time are not those indexed is refused."""
+    from search.collection import Collection
+
+    collection = Collection.open(own_index["settings"].index)
+    record = collection.catalog.get(collection.catalog.listing.ids(Selection()).tolist()[0])
+    collection.close()
+    secret = own_index["root"] / "secret.txt"  # on the same file system, as a hard link needs
+    secret.write_text("a secret beside the photos")
+    with TestClient(_app(own_index)) as client:
+        first = client.get(f"/api/images/{record.id}/file")
+        assert first.status_code == 200 and first.headers["cache-control"] == "no-cache"
+        os.rename(record.path, record.path + ".orig")
+        os.link(secret, record.path)
+        refused = client.get(f"/api/images/{record.id}/file")
+        assert refused.status_code == 403 and "index it again" in refused.json()["detail"]
+        assert b"secret" not in refused.content
+
+
+def test_thumbnails_are_asked_again_each_time(own_index):
+    """A deleted image's id may be given to a new image (SQLite reuses the highest), so a
+    thumbnail is never kept by id: the page asks again, a 304 while it is the same."""
+    with TestClient(_app(own_index)) as client:
+        first = client.get("/api/images/2/thumbnail")
+        assert first.status_code == 200 and first.headers["cache-control"] == "no-cache"
+        again = client.get("/api/images/2/thumbnail", headers={"If-None-Match": first.headers["etag"]})
+        assert again.status_code == 304
 
 
 def test_beyond_loopback_writes_need_a_key(own_index):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from search.records import ImageRecord, Turn
@@ -54,11 +54,17 @@ async def explain(state: State, image_id: ImageId,
 
 
 @router.get("/{image_id}/thumbnail", response_class=FileResponse)
-def thumbnail(state: State, image_id: ImageId) -> FileResponse:
-    path = state.collection.thumbnail(_record(state, image_id))
+def thumbnail(state: State, image_id: ImageId, request: Request) -> Response:
+    """Asked again each time, a 304 while its content is the same: a deleted image's id may
+    be given to another image (SQLite reuses the highest), so a thumbnail is never kept by id."""
+    record = _record(state, image_id)
+    tag = f'"{record.content_hash}"'  # thumbnails are made per content
+    if request.headers.get("if-none-match") == tag:
+        return Response(status_code=304, headers={"ETag": tag, "Cache-Control": "no-cache"})
+    path = state.collection.thumbnail(record)
     if path is None:
         raise HTTPException(404, f"image {image_id} has no thumbnail")
-    return FileResponse(path, media_type="image/webp", headers={"Cache-Control": "max-age=3600"})
+    return FileResponse(path, media_type="image/webp", headers={"Cache-Control": "no-cache", "ETag": tag})
 
 
 @router.get("/{image_id}/file", response_class=FileResponse, responses=errors(403))
@@ -70,8 +76,9 @@ def file(state: State, image_id: ImageId) -> FileResponse:
         raise HTTPException(404, f"image {image_id} could not be indexed, so it is not served")
     path = record.file()
     if path is None:
-        raise HTTPException(403, f"image {image_id} is no longer a file inside its indexed folder")
-    return FileResponse(path)
+        raise HTTPException(403, f"image {image_id} is no longer the file indexed inside its folder "
+                                 "(moved, changed or replaced since: index it again)")
+    return FileResponse(path, headers={"Cache-Control": "no-cache"})
 
 
 @router.post("/{image_id}/ask", response_model=Answer, responses=errors(413, 503))
