@@ -48,4 +48,4 @@ def _number(text: str | None) -> float | None:
     try:
         return float(text)
     except ValueError:
-        raise InputError(f"the threshold must be a number from 0 to 1, not {text!r}") from None
+        raise InputError(f"the threshold must be a number above 0 and at most 1, not {text!r}") from None

@@ -57,13 +57,13 @@ def test_cli_lists_groups_as_text(capsys, duplicate_index):
     assert any(line.lstrip().startswith(("near", "identical")) for line in lines[1:])
 
 
-@pytest.mark.parametrize("bad", ["2", "-1", "x"])
+@pytest.mark.parametrize("bad", ["2", "-1", "x", "0", "nan"])
 def test_a_bad_threshold_is_a_422_and_exit_1(client, capsys, duplicate_index, bad):
     response = client.get("/api/duplicates", params={"threshold": bad})
     assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "threshold"]
     code, out, err = _cli(capsys, duplicate_index, "--threshold", bad)
     assert (code, out) == (1, "")
-    assert err.count("\n") == 1 and "threshold must be a number from 0 to 1" in err
+    assert err.count("\n") == 1 and "threshold must be a number above 0 and at most 1" in err
 
 
 @pytest.fixture(scope="module")

@@ -81,8 +81,8 @@ def test_the_kept_image_has_the_most_pixels_then_is_the_oldest(found, duplicate_
 def test_threshold_out_of_range_is_refused(duplicate_index):
     collection = Collection.open(duplicate_index["settings"].index)
     try:
-        for bad in (2, -1, float("nan")):
-            with pytest.raises(InputError, match="from 0 to 1"):
+        for bad in (2, -1, 0, float("nan")):  # at 0 every candidate pair would be "near", at 0.000
+            with pytest.raises(InputError, match="above 0 and at most 1"):
                 groups(collection, bad)
         strict = groups(collection, 1.0)  # near copies must then match the kept image exactly
         assert strict.groups  # the byte copies are groups at any threshold

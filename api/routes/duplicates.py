@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/duplicates", tags=["duplicates"], dependencies=[
 
 @router.get("", response_model=Duplicates)
 def duplicates(state: State, threshold: Annotated[float | None, Query(
-        ge=0, le=1, description="the least similarity of a near copy to the kept image (default: calibrated)",
+        gt=0, le=1, description="the least similarity of a near copy to the kept image (default: calibrated)",
 )] = None) -> Duplicates:
     """Groups of images that are the same picture: identical files, and near copies (resized,
     re-encoded, lightly cropped, brighter or darker, another format), each with the one to

@@ -41,11 +41,12 @@ NEIGHBOURS = 16  # candidates per picture
 
 
 def check_threshold(threshold: float | None) -> float:
-    """The threshold to use: `threshold`, or DEFAULT_THRESHOLD; one outside 0..1 is an InputError."""
+    """The threshold to use: `threshold`, or DEFAULT_THRESHOLD; one outside (0, 1] is an
+    InputError (at 0 every candidate pair would be a "near copy" at similarity 0.000)."""
     if threshold is None:
         return DEFAULT_THRESHOLD
-    if not 0 <= threshold <= 1:  # NaN fails too
-        raise InputError(f"the threshold must be a number from 0 to 1, not {threshold}")
+    if not 0 < threshold <= 1:  # NaN fails too
+        raise InputError(f"the threshold must be a number above 0 and at most 1, not {threshold}")
     return float(threshold)
 
 
