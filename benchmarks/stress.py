@@ -178,14 +178,19 @@ def _post(url: str, body: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.stress", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="+", choices=PARTS)
+    return run_parts("python -m benchmarks.stress", __doc__, {name: globals()[name] for name in PARTS}, argv)
+
+
+def run_parts(prog: str, doc: str, parts: dict, argv: list[str] | None) -> int:
+    """Run the `--only` parts (default: all), each given a scratch folder; print the report."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=list(parts))
     args = parser.parse_args(argv)
     report = {"cpu": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="stress-") as scratch:
-        for name in args.only or PARTS:
+        for name in args.only or parts:
             started = time.perf_counter()
-            report[name] = globals()[name](Path(scratch))
+            report[name] = parts[name](Path(scratch))
             report[f"{name}_seconds"] = round(time.perf_counter() - started)
             print(json.dumps({name: report[name]}), file=sys.stderr, flush=True)
     print(json.dumps(report, indent=1))
