@@ -43,7 +43,7 @@ def filters(scratch: Path) -> dict:
     asked = {"caption": Selection(caption=("triangle",)), "text": Selection(text=("open",)), "nine": nine}
     found = {}
     for backend, url in urls.items():
-        catalog = Catalog.open(url, create=True)
+        catalog = Catalog.open(url)
         vectors = np.full((4, 8), 0.5, dtype=np.float16)
         for start in range(0, ROWS, 10_000):
             catalog.write([ImageFile(path=f"/r/{i}.png", size=1, mtime=1.0, root="/r", content_hash=str(i),
