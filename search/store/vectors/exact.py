@@ -3,10 +3,11 @@ against every image.
 
 One text vector against every row is a matrix-vector product that memory bandwidth bounds.
 FAISS's flat search runs it a row at a time on one thread a slice and keeps a heap: 9.8 GB/s
-at 100,000 images (3.28 GB of rows) on an AVX2 EPYC with 25 GB/s to read, where the BLAS
-product over the same rows, then a partition for the best, read at about 20 GB/s
-(BENCHMARKS.md). So an unfiltered search of the exact kind is this product; a filtered one
-stays FAISS's, whose selector skips the rows it leaves out.
+at 100,000 images (3.28 GB of rows) on an AVX2 EPYC, where BLAS's product over the same rows,
+then a partition for the best, read at 22 GB/s (BENCHMARKS.md, run 13). So an unfiltered
+search of the exact kind is this product, each slice on a thread of its own with BLAS on
+that thread alone (`vectors.set_threads`); a filtered one stays FAISS's, whose selector
+skips the rows it leaves out.
 """
 
 from __future__ import annotations
