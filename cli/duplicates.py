@@ -29,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
         collection.close()
     lines = []
     for group in found.groups:
-        lines.append(f"keep [{group.keep.id}] {group.keep.path}")
-        lines += [f"  {image.reason:9} {image.similarity:.3f}  [{image.id}] {image.path}"
+        lines.append(f"keep [{group.keep.id}] {group.keep.path}  ({group.images[0].why})")
+        lines += [f"  {image.reason:9} {image.similarity:.3f}  [{image.id}] {image.path}  ({image.why})"
                   for image in group.images[1:]]
     extra = sum(len(group.images) - 1 for group in found.groups)
     count = len(found.groups)

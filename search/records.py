@@ -113,6 +113,7 @@ class Fingerprints:
     hashed: np.ndarray  # (n,) bool: a picture hash was computed (images indexed since it exists)
     pixels: np.ndarray  # (n,) int64: width x height, 0 when unknown
     dates: np.ndarray  # (n,) float64: EXIF date, else modification time, seconds since the epoch
+    texts: list[str | None] | None = None  # the text OCR read in each (None: not read); None: not loaded
 
 
 @dataclass(frozen=True)

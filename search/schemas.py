@@ -182,6 +182,7 @@ class DuplicateImage(BaseModel):
     path: FileText
     similarity: float
     reason: Literal["identical", "near"]
+    why: str  # the kept image: why it is kept; a near copy: how it differs from it, and each signal
 
 
 class DuplicateGroup(BaseModel):

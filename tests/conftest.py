@@ -219,17 +219,19 @@ def catalog_url(request, tmp_path):
 
 @pytest.fixture(scope="session")
 def duplicate_index(tmp_path_factory) -> dict:
-    """A generated set of duplicates and look-alikes (tests/support/duplicate_images.py, the test seed)
-    indexed by the real pipeline with the demo model; a byte copy of an original is made the
-    oldest file of its group, so that it is the one to keep."""
+    """A generated set of duplicates, look-alikes, inverted and mirrored pictures, and documents
+    and screenshots of one layout each (tests/support/mixed_duplicates.py, the test seed),
+    indexed by the real pipeline with the demo model, OCR on; a byte copy of an original is
+    made the oldest file of its group, so that it is the one to keep."""
     from indexer.pipeline import IndexOptions, index_paths
     from search.collection import Collection
     from search.config import load_settings
     from search.models import Blip2Engine
-    from tests.support.duplicate_images import TEST_SEED, write_set
+    from tests.support.duplicate_images import TEST_SEED
+    from tests.support.mixed_duplicates import write_mixed
 
     root = tmp_path_factory.mktemp("duplicates")
-    made = write_set(root / "photos", TEST_SEED)
+    made = write_mixed(root / "photos", TEST_SEED, documents=4)
     source, twin = made.identical[0]
     os.utime(twin, (946_684_800, 946_684_800))  # 2000-01-01: older than every other file
     collection = Collection.open(root / "index", create=True)

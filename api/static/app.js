@@ -202,6 +202,10 @@ function groupRow(group) {
     card.classList.toggle("kept", kept);
     card.dataset.reason = image.reason;
     card.querySelector(".score").textContent = kept ? "keep" : `${image.reason} · similarity ${image.similarity.toFixed(2)}`;
+    const why = document.createElement("span");
+    why.className = "because";
+    why.textContent = image.why;  // why it is kept, or how it differs from the kept image
+    card.querySelector(".meta").append(why);
     cards.append(card);
   }
   row.append(title, cards);

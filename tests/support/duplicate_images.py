@@ -176,9 +176,10 @@ def score(made: DuplicateSet, groups: list[list[str]]) -> Score:
     return Score(right, len(found), len(truth), joined)
 
 
-def calibrate(seed: int, originals: int, thresholds: list[float]) -> list[tuple[float, Score]]:
-    """The set of `seed` indexed with the demo model, scored at each threshold (the table in the
-    docs came from `python -m tests.support.duplicate_images SEED ORIGINALS`)."""
+def calibrate(seed: int, originals: int, thresholds: list[float], write=None) -> list[tuple[float, Score]]:
+    """The set `write(folder, seed, originals)` makes (`write_set` by default) indexed with the
+    demo model, OCR on, scored at each threshold (the tables in the docs came from `python -m
+    tests.support.duplicate_images SEED ORIGINALS` and `python -m tests.support.mixed_duplicates`)."""
     import tempfile
 
     from indexer.pipeline import IndexOptions, index_paths
@@ -188,7 +189,7 @@ def calibrate(seed: int, originals: int, thresholds: list[float]) -> list[tuple[
     from tests.support.engines import FLOAT32
 
     with tempfile.TemporaryDirectory() as scratch:
-        made = write_set(Path(scratch) / "photos", seed, originals)
+        made = (write or write_set)(Path(scratch) / "photos", seed, originals)
         collection = Collection.open(Path(scratch) / "index", create=True)
         try:
             engine = Blip2Engine.load("demo", device="cpu", precision=FLOAT32)
@@ -200,9 +201,11 @@ def calibrate(seed: int, originals: int, thresholds: list[float]) -> list[tuple[
             collection.close()
 
 
+THRESHOLDS = [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7]
+
 if __name__ == "__main__":
     import sys
 
     seed, count = (int(arg) for arg in sys.argv[1:3])
-    for threshold, got in calibrate(seed, count, [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7]):
+    for threshold, got in calibrate(seed, count, THRESHOLDS):
         print(f"seed {seed}, {count} originals, threshold {threshold:.2f}: {got}")  # noqa: T201

@@ -53,9 +53,9 @@ class Listing:
                                         .order_by(ImageRow.id)))
 
     def fingerprints(self) -> Fingerprints:
-        """Readable images' ids, paths, content and picture hashes, pixels and dates, by id."""
+        """Readable images' ids, paths, content and picture hashes, pixels, dates and OCR text, by id."""
         columns = (ImageRow.id, ImageRow.path, ImageRow.content_hash, ImageRow.picture_hash, ImageRow.width,
-                   ImageRow.height, ImageRow.dated)
+                   ImageRow.height, ImageRow.dated, ImageRow.text)
         with Session(self._engine) as session:
             readable = select(*columns).where(ImageRow.status == "ok")
             rows = session.execute(readable.order_by(ImageRow.id)).all()
@@ -65,7 +65,7 @@ class Listing:
             picture_hashes=np.array([row.picture_hash or 0 for row in rows], dtype=np.int64),
             hashed=np.array([row.picture_hash is not None for row in rows], dtype=bool),
             pixels=np.array([(row.width or 0) * (row.height or 0) for row in rows], dtype=np.int64),
-            dates=np.array([row.dated for row in rows], dtype=np.float64))
+            dates=np.array([row.dated for row in rows], dtype=np.float64), texts=[row.text for row in rows])
 
     def _chosen(self, selection: Selection):
         """SELECT the ids of what `selection` lets through: its conditions, and its caption

@@ -50,3 +50,47 @@ def nearest(vectors: np.ndarray, k: int, *, seed: int = 0,
         found.append(np.pad(np.where(missing, -1, ids), pad, constant_values=-1))
         cosines.append(np.pad(np.where(missing, 0.0, scores).astype(np.float32), pad))
     return np.concatenate(found), np.concatenate(cosines)
+
+
+def nearest_layouts(hashes: np.ndarray, k: int, *, seed: int = 0,
+                    exact_up_to: int = EXACT_UP_TO) -> np.ndarray:
+    """For (n,) signed 64-bit picture hashes: (n, k) indices of each one's nearest others by
+    layout (`picturehash.distance`: the Hamming distance to the other hash or to its
+    complement, whichever is less; -1 where fewer exist): exact up to `exact_up_to` hashes,
+    from an inverted file of them above (as `nearest`)."""
+    n = len(hashes)
+    codes = np.ascontiguousarray(np.asarray(hashes, dtype=np.int64)).view(np.uint8).reshape(n, 8)
+    if n <= exact_up_to:
+        index = faiss.IndexBinaryFlat(64)
+    else:
+        index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(64), 64, int(4 * math.sqrt(n)))
+        sample = np.random.default_rng(seed).choice(n, min(n, index.nlist * TRAIN_PER_LIST), replace=False)
+        index.cp.niter, index.cp.min_points_per_centroid = TRAIN_ROUNDS, 1
+        index.train(codes[np.sort(sample)])
+        index.nprobe = PROBES
+    index.add(codes)
+    want = min(k + 1, n)
+    found = []
+    for start in range(0, n, BATCH):
+        query = codes[start : start + BATCH]
+        near, ids = index.search(query, want)
+        flipped, flipped_ids = index.search(np.ascontiguousarray(~query), want)
+        every, ids = np.concatenate([near, flipped], 1), np.concatenate([ids, flipped_ids], 1)
+        rows = np.arange(start, start + len(ids))[:, None]
+        every = np.where((ids == rows) | (ids < 0), 1 << 30, every)  # itself and nothing last
+        order = np.argsort(every, axis=1, kind="stable")
+        ids = np.where(np.take_along_axis(every, order, 1) >= 1 << 30, -1, np.take_along_axis(ids, order, 1))
+        found.append(_first_unique(ids, k))
+    return np.concatenate(found) if found else np.zeros((0, k), dtype=np.int64)
+
+
+def _first_unique(ids: np.ndarray, k: int) -> np.ndarray:
+    """Each row's first `k` distinct ids (>= 0), in order, padded with -1."""
+    order = np.argsort(ids, axis=1, kind="stable")
+    sorted_ids = np.take_along_axis(ids, order, 1)
+    repeat = np.zeros_like(ids, dtype=bool)
+    np.put_along_axis(repeat, order[:, 1:], sorted_ids[:, 1:] == sorted_ids[:, :-1], 1)
+    ids = np.where(repeat, -1, ids)
+    keep = np.argsort(ids < 0, axis=1, kind="stable")[:, :k]  # distinct ids first, in their order
+    ids = np.take_along_axis(ids, keep, 1)
+    return np.pad(ids, ((0, 0), (0, k - ids.shape[1])), constant_values=-1)
