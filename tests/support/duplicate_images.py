@@ -176,10 +176,11 @@ def score(made: DuplicateSet, groups: list[list[str]]) -> Score:
     return Score(right, len(found), len(truth), joined)
 
 
-def calibrate(seed: int, originals: int, thresholds: list[float], write=None) -> list[tuple[float, Score]]:
+def calibrate(seed: int, originals: int, thresholds: list[float], write=None, judge=None) -> list[tuple]:
     """The set `write(folder, seed, originals)` makes (`write_set` by default) indexed with the
     demo model, OCR on, scored at each threshold (the tables in the docs came from `python -m
-    tests.support.duplicate_images SEED ORIGINALS` and `python -m tests.support.mixed_duplicates`)."""
+    tests.support.duplicate_images SEED ORIGINALS` and `python -m tests.support.mixed_duplicates`);
+    `judge(made, groups)` scores (`score` by default)."""
     import tempfile
 
     from indexer.pipeline import IndexOptions, index_paths
@@ -195,8 +196,9 @@ def calibrate(seed: int, originals: int, thresholds: list[float], write=None) ->
             engine = Blip2Engine.load("demo", device="cpu", precision=FLOAT32)
             options = IndexOptions(workers=0, captions=False)
             index_paths(collection, engine, [Path(scratch) / "photos"], options)
-            return [(t, score(made, [[i.path for i in g.images] for g in groups(collection, t).groups]))
-                    for t in thresholds]
+            found = {t: [[i.path for i in g.images] for g in groups(collection, t).groups]
+                     for t in thresholds}
+            return [(t, (judge or score)(made, paths)) for t, paths in found.items()]
         finally:
             collection.close()
 

@@ -14,12 +14,13 @@ meaning is compared. Added to the shapes set of `duplicate_images`:
 from __future__ import annotations
 
 import random
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from .duplicate_images import DuplicateSet, _altered, _save, write_set
+from .duplicate_images import DuplicateSet, _altered, _save, score, write_set
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 BOLD = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
@@ -124,6 +125,27 @@ def _chat(rng: random.Random) -> Image.Image:
     return screen
 
 
+def breakdown(made: DuplicateSet, groups: list[list[str]]) -> str:
+    """`score`, then by kind: pairs found of each kind's true pairs, and the wrong pairs joined
+    (a look-alike, inverted or mirrored picture with its original; two documents or screens of
+    other content; any other)."""
+    found = {frozenset(pair) for paths in groups for pair in combinations(paths, 2)}
+    truth = made.pairs()
+    kinds = {"shapes": [], "invoices": [], "chat screens": []}
+    for pair in truth:
+        name = Path(next(iter(pair))).name
+        kinds["invoices" if name.startswith("invoice") else "chat screens" if name.startswith("chat")
+              else "shapes"].append(pair in found)
+    wrong: dict[str, int] = {}
+    for pair in found - truth:
+        a, b = sorted(Path(path).stem for path in pair)
+        kind = next((edit for edit in ("lookalike", "inverted", "mirrored") if edit in a + b),
+                    "document" if a[:4] in ("invo", "chat") and b[:4] in ("invo", "chat") else "other")
+        wrong[kind] = wrong.get(kind, 0) + 1
+    found_by_kind = ", ".join(f"{kind} {sum(hits)}/{len(hits)}" for kind, hits in kinds.items())
+    return f"{score(made, groups)}; found {found_by_kind}; wrong pairs {wrong or 'none'}"
+
+
 if __name__ == "__main__":
     import sys
 
@@ -131,6 +153,7 @@ if __name__ == "__main__":
 
     seed, count, documents = (int(arg) for arg in sys.argv[1:4])
     for threshold, got in calibrate(seed, count, THRESHOLDS,
-                                    lambda folder, seed, count: write_mixed(folder, seed, count, documents)):
+                                    lambda folder, seed, count: write_mixed(folder, seed, count, documents),
+                                    breakdown):
         print(f"mixed seed {seed}, {count} originals, {documents} documents and screens a kind, "  # noqa: T201
               f"threshold {threshold:.2f}: {got}")
