@@ -3,7 +3,8 @@ and Liberation fonts (regular and bold), word heights of 20 to 72 px, contrastin
 degrees, plain, gradient, noisy and busy backgrounds, 480 to 1280 px on the longer side, saved
 as JPEG (quality 75 to 95) or PNG. Each picture holds 1 to 4 lines of 1 to 3 words, drawn
 without replacement from a vocabulary of English words and letter-digit codes, so a given word
-sits in few pictures and a search for it has a short exact answer."""
+sits in few pictures and a search for it has a short exact answer. `page` draws the other
+kind: a page dense with text, a heading over many lines of small print, for OCR's bound."""
 
 from __future__ import annotations
 
@@ -63,6 +64,29 @@ def render(folder: Path, count: int, seed: int) -> list[Rendered]:
             image.save(path)
         rendered.append(Rendered(path, [w for line in words for w in line]))
     return rendered
+
+
+def page(path: Path, *, lines: int, seed: int) -> list[list[str]]:
+    """A 1000 x 1400 white page saved at `path` (PNG): a heading of two words at 48 px, then
+    `lines` lines of words at 24 px, each as wide as the page allows. Returns the words line
+    by line, the heading first; at most 48 lines fit."""
+    if lines > 48:
+        raise ValueError(f"{lines} lines do not fit on the page (48 do)")
+    rng = random.Random(seed)
+    image = Image.new("RGB", (1000, 1400), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    heading = rng.sample(WORDS, 2)
+    body = ImageFont.truetype(FONTS[0], 24)
+    drawn = [[word.upper() for word in heading]]
+    draw.text((30, 20), " ".join(drawn[0]), font=ImageFont.truetype(FONTS[1], 48), fill=(0, 0, 0))
+    for row in range(lines):
+        words = [rng.choice(VOCABULARY)]
+        while body.getlength(" ".join(words) + " " + (word := rng.choice(VOCABULARY))) <= 940:
+            words.append(word)
+        draw.text((30, 100 + row * 26), " ".join(words), font=body, fill=(0, 0, 0))
+        drawn.append(words)
+    image.save(path)
+    return drawn
 
 
 def _cased(rng: random.Random, word: str) -> str:
