@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from search.media.ocr import TextReader
+from search.media.ocr import MAX_LINES, MAX_WIDTH, Line, TextReader, select_lines
 from search.media.textmatch import phrase_score, text_matches
 from tests.support.needs import missing
-from tests.support.words import render
+from tests.support.words import page, render
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,6 +51,31 @@ def test_reading_order_and_empty_picture(reader, tmp_path):
     assert text.split() == picture.words  # top to bottom, left to right
     assert len(text.splitlines()) > 1
     assert reader.read(Image.new("RGB", (400, 300), (240, 240, 240))) == ""
+
+
+def test_dense_page_reads_its_largest_text_within_the_bound(reader, tmp_path):
+    drawn = page(tmp_path / "page.png", lines=48, seed=1)
+    lines = [line.split() for line in reader.read_path(tmp_path / "page.png").splitlines()]
+    # Decoded to 731 x 1024, each line of small print is at least 24 times as wide as it is
+    # tall, so the width budget holds at most 10 of them (all 48 and the heading were read before).
+    assert 4 <= len(lines) <= min(MAX_LINES, 1 + int(MAX_WIDTH) // 24), lines
+    assert lines[0] == drawn[0]  # the heading, the largest text, first
+    for read, line in zip(lines[1:], drawn[1:], strict=False):  # then the small print from the top
+        assert sum(a == b for a, b in zip(read, line, strict=False)) >= 0.8 * len(line), (read, line)
+
+
+def test_select_lines_largest_first_within_the_budget():
+    sign = [Line(60, 400, 300, 40), Line(60, 300, 300, 500), Line(90, 500, 100, 60), Line(58, 200, 400, 40)]
+    assert select_lines(sign) == [2, 0, 1, 3]  # the tallest; then one size (60 and 58) in reading order
+    body = [Line(21 + row % 5, 640, 100 + 26 * row, 30) for row in range(48)]  # descenders vary the height
+    heading = Line(48, 560, 20, 30)
+    assert select_lines([*body, heading]) == [48, 0, 1, 2, 3, 4, 5, 6]  # the heading, 7 lines of ~28 units
+    assert select_lines(body) == list(range(8))
+    specks = [Line(20, 20, row, 0) for row in range(100)]  # each padded to 320 x 48: 6.7 units
+    assert select_lines(specks) == list(range(MAX_LINES))
+    too_wide = Line(30, int(30 * (MAX_WIDTH + 1)), 0, 0)
+    assert select_lines([too_wide, Line(20, 400, 50, 0)]) == [1]  # skipped; the next one still fits
+    assert select_lines([]) == []
 
 
 TEXT = "Parking RE16 TGK\nPlease receive the Garden parcel"
