@@ -7,7 +7,10 @@ backgrounds, pictures up to 1280 px, JPEG and PNG) is indexed into fresh collect
 the real depths with random weights and the product's default precision: with OCR and with
 `--no-ocr`, alternating, `rounds` times each; each setting keeps its fastest run. The share is
 (with − without) / with. OCR alone is `TextReader.read` on each decoded picture in this
-process, after one warm-up read.
+process, after one warm-up read. The dense page is the reader's worst case: a heading over 48
+lines of small print (`tests.support.words.page`), timed alone (the fastest of three reads),
+with the lines it reads under OCR's bound (at most 32 boxes, 240 units of recogniser input)
+and the lines drawn.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from search.media.images import open_image
 from search.media.ocr import TextReader
 from search.models import generation
 from search.models.engine import Blip2Engine
-from tests.support.words import render
+from tests.support.words import page, render
 
 from . import realsize
 
@@ -40,6 +43,22 @@ def reading(paths: list[Path]) -> dict:
     seconds = time.perf_counter() - started
     return {"images": len(pictures), "seconds_per_image": round(seconds / len(pictures), 3),
             "words_read": sum(len(text.split()) for text in texts)}
+
+
+def dense_page(folder: Path) -> dict:
+    """OCR alone on a page dense with text: seconds (the fastest of three reads, after a
+    warm-up), and lines read of lines drawn."""
+    drawn = page(folder / "dense_page.png", lines=48, seed=SEED)
+    reader = TextReader()
+    picture = open_image(folder / "dense_page.png")
+    reader.read(picture)
+    seconds = []
+    for _ in range(3):
+        started = time.perf_counter()
+        text = reader.read(picture)
+        seconds.append(time.perf_counter() - started)
+    return {"seconds": round(min(seconds), 3), "lines_read": len(text.splitlines()),
+            "lines_drawn": len(drawn)}
 
 
 def indexed(engine: Blip2Engine, folder: Path, ocr: bool) -> float:
@@ -63,8 +82,8 @@ def run(depth: realsize.Depth, *, images: int, new_tokens: int, default_dtype: s
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "images"
         paths = [drawn.path for drawn in render(folder, images, SEED)]
-        report = {"ocr_alone": reading(paths)}
-        log(f"ocr alone: {report['ocr_alone']}")
+        report = {"ocr_alone": reading(paths), "ocr_dense_page": dense_page(Path(scratch))}
+        log(f"ocr alone: {report['ocr_alone']}; a dense page: {report['ocr_dense_page']}")
         engine = realsize.default_engine(depth, dtype=default_dtype, name="real-size-default")
         default_dtype = engine.precision.dtype
         engine.caption_decoding = generation.Decoding(num_beams=5, max_new_tokens=new_tokens,
