@@ -54,7 +54,9 @@ def test_cli_lists_groups_as_text(capsys, duplicate_index):
     code, out, _ = _cli(capsys, duplicate_index)
     lines = out.splitlines()
     assert code == 0 and lines[0].startswith("keep [") and "images besides the kept ones" in lines[-1]
-    assert any(line.lstrip().startswith(("near", "identical")) for line in lines[1:])
+    assert "  (kept: the " in lines[0] and lines[0].endswith(")")
+    near = [line for line in lines[1:] if line.lstrip().startswith("near")]
+    assert near and all("pixels" in line and "meaning" in line for line in near)
 
 
 @pytest.mark.parametrize("bad", ["2", "-1", "x", "0", "nan"])
@@ -91,6 +93,8 @@ def test_the_review_view_shows_groups_with_the_kept_image_marked(page, tmp_path)
     assert kept == [group["keep"]["id"] for group in want]
     member = first.locator(".hit").nth(1)
     assert "similarity" in member.locator(".score").inner_text()
+    assert first.locator(".hit.kept .because").inner_text() == want[0]["images"][0]["why"]
+    assert member.locator(".because").inner_text() == want[0]["images"][1]["why"]  # how it differs
     page.screenshot(path=str(tmp_path / "duplicates.png"), full_page=False)
 
     member.click()  # a thumbnail opens the image's detail view
