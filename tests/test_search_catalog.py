@@ -33,7 +33,7 @@ def test_schema_is_migrated_and_versioned(catalog_url, catalog):
     tables = set(inspect(engine).get_table_names())
     assert {"images", "vectors", "features", "meta", "alembic_version"} <= tables
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
         if engine.dialect.name == "sqlite":
             assert "images_fts" in tables
             assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
@@ -76,6 +76,60 @@ def test_rows_written_before_migration_0005_are_dated_by_it(catalog_url):
     assert dict(zip(prints.paths, prints.dates.tolist(), strict=True)) == {
         "/r/file.png": 1_700_000_000.5, "/r/exif.png": seconds(taken, 0.0)}
     assert newest_first == ["/r/file.png", "/r/exif.png"]  # November 2023, then June 2021
+
+
+def test_rows_written_before_migration_0006_stay_published(catalog_url):
+    """A catalog at 0005 with two rows at generation 2: after the upgrade both are seen, the
+    published generation is the catalog's (a snapshot tagged 2 still matches), and a write
+    that does not publish is seen by no reader until the catalog publishes."""
+    from alembic import command
+    from alembic.config import Config
+
+    from search.store.catalog.database import MIGRATIONS
+
+    engine = create_engine(catalog_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0005")
+        for path in ("/r/a.png", "/r/b.png"):
+            insert = text("INSERT INTO images (path, root, content_hash, size, mtime, status, indexed_at) "
+                          "VALUES (:path, '/r', :hash, 1, 1.0, 'ok', :now)")
+            connection.execute(insert, {"path": path, "hash": path, "now": datetime(2026, 1, 1)})
+        connection.execute(text("INSERT INTO meta (key, value) VALUES ('generation', '2')"))
+    engine.dispose()
+    catalog = Catalog.open(catalog_url)
+    try:
+        assert (catalog.generation, catalog.published) == (2, 2)
+        assert catalog.stats()["images"] == 2
+        [new] = catalog.write([_image("/r/c.png", "a star")], publish=False)
+        assert catalog.stats()["images"] == 2 and catalog.get(new) is None
+        assert catalog.at_path("/r/c.png") is None
+        assert catalog.publish() and catalog.stats()["images"] == 3 and catalog.get(new).caption == "a star"
+        assert not catalog.publish()  # nothing waits
+    finally:
+        catalog.close()
+
+
+def test_an_unpublished_change_waits_in_a_second_row_and_keeps_the_id(catalog):
+    """A published row written again without publishing: readers keep the old content (row,
+    vectors, full text) until the catalog publishes, then the row has the new content under
+    its id and path, and no second row is left. A removal waits for the publish too."""
+    a, b = catalog.write([_image("/r/a.png", "a red circle"), _image("/r/b.png", "a blue square")])
+    changed = _image("/r/a.png", "a green star", vectors=np.full(SHAPE, 0.25, dtype=np.float16))
+    assert catalog.write([changed], publish=False) == [a]
+    assert catalog.write([changed], publish=False) == [a]  # written twice: one second row
+    assert catalog.get(a).caption == "a red circle" and catalog.fulltext.caption_search("green", 5) == []
+    np.testing.assert_array_equal(catalog.vectors.one(a, SHAPE), np.full(SHAPE, 0.5))
+    assert catalog.stats() == {"images": 2, "failed": 0, "with_vectors": 2}
+    assert catalog.publish(removed=[b])
+    assert catalog.get(a).caption == "a green star" and catalog.get(a).path == "/r/a.png"
+    assert catalog.fulltext.caption_search("green", 5) == [a]
+    assert catalog.fulltext.caption_search("red", 5) == []
+    np.testing.assert_array_equal(catalog.vectors.one(a, SHAPE), np.full(SHAPE, 0.25))
+    assert catalog.stats() == {"images": 1, "failed": 0, "with_vectors": 1} and catalog.get(b) is None
+    assert [ids.tolist() for ids, _ in catalog.vectors.iterate(SHAPE)] == [[a]]
 
 
 def test_write_replaces_by_path_and_bumps_generation(catalog):

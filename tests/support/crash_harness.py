@@ -30,8 +30,8 @@ def arm(mode: str, n: int) -> None:
     if mode == "after-commit":
         write = database.Catalog.write
 
-        def write_then_die(self, images):
-            ids = write(self, images)
+        def write_then_die(self, images, **options):
+            ids = write(self, images, **options)
             calls["count"] += 1
             if calls["count"] == n:
                 die()

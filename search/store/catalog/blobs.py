@@ -11,7 +11,8 @@ import numpy as np
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from .schema import VectorRow
+from .schema import ImageRow, VectorRow
+from .view import View
 
 T = TypeVar("T")
 READERS = 16  # connections reading one request's vectors at once, at most
@@ -21,15 +22,18 @@ Each = Callable[[np.ndarray], np.ndarray]
 
 
 class StoredVectors:
-    def __init__(self, engine: Engine) -> None:
+    """Stored vectors of the images the catalog's view sees (`view`)."""
+
+    def __init__(self, engine: Engine, view: View) -> None:
         self._engine = engine
+        self._view = view
         self._pool: ThreadPoolExecutor | None = None  # readers of many vectors, made on first use
 
     def one(self, image_id: int, shape: tuple[int, int]) -> np.ndarray | None:
         """(Q, D) float16 stored vectors of one image, or None."""
         with Session(self._engine) as session:
-            row = session.get(VectorRow, image_id)
-            return decode(row.data, shape) if row else None
+            data = session.scalar(self._select(VectorRow.data).where(VectorRow.image_id == image_id))
+            return None if data is None else decode(data, shape)
 
     def many(self, ids: Iterable[int], shape: tuple[int, int], each: Each | None = None
              ) -> tuple[np.ndarray, np.ndarray]:
@@ -42,11 +46,12 @@ class StoredVectors:
         as float32; BENCHMARKS.md has the timings)."""
         wanted = sorted({int(i) for i in ids})  # in id order each reader takes one stretch of the file
         each = each or (lambda vectors: vectors)
+        chosen = self._select(VectorRow.image_id, VectorRow.data)  # at the view as the call began
 
         def read(part: list[int]) -> tuple[list[int], np.ndarray]:
             with Session(self._engine) as session:
                 found = dict(session.execute(
-                    select(VectorRow.image_id, VectorRow.data).where(VectorRow.image_id.in_(part))).all())
+                    chosen.where(VectorRow.image_id.in_(part))).all())
             present = [i for i in part if i in found]
             return present, each(decode_many([found[i] for i in present], shape))
 
@@ -56,20 +61,27 @@ class StoredVectors:
         return (np.array([i for present, _ in parts for i in present], dtype=np.int64),
                 np.concatenate([values for _, values in parts]))
 
-    def iterate(self, shape: tuple[int, int], chunk: int = 2048) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids (n,), vectors (n, Q, D) float16) of every stored image in id order, `chunk` at a time."""
-        last = -1
+    def iterate(self, shape: tuple[int, int], chunk: int = 2048,
+                at: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids (n,), vectors (n, Q, D) float16) of every stored image in id order, `chunk` at
+        a time, at generation `at` (None: the view's, as the call began)."""
+        last, chosen = -1, self._select(VectorRow.image_id, VectorRow.data, at=at)
         while True:
             with Session(self._engine) as session:
                 rows = session.execute(
-                    select(VectorRow.image_id, VectorRow.data)
-                    .where(VectorRow.image_id > last).order_by(VectorRow.image_id).limit(chunk)
+                    chosen.where(VectorRow.image_id > last).order_by(VectorRow.image_id).limit(chunk)
                 ).all()
             if not rows:
                 return
             ids = np.array([r[0] for r in rows], dtype=np.int64)
             yield ids, decode_many([r[1] for r in rows], shape)
             last = int(ids[-1])
+
+    def _select(self, *columns, at: int | None = None):
+        """SELECT `columns` of the vectors whose image is seen at `at` (None: the view's)."""
+        seen = self._view.generation if at is None else at
+        joined = select(*columns).join(ImageRow, ImageRow.id == VectorRow.image_id)
+        return joined.where(self._view.visible(seen))
 
     def close(self) -> None:
         if self._pool is not None:

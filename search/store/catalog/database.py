@@ -5,6 +5,11 @@ are read here; what reads them in bulk is composed in: `vectors` (stored vectors
 `listing` (filters, pages, fingerprints), `fulltext` (captions and text read in images) and
 `features` (stored encoder output). The `generation` counter goes up in the same transaction
 as every change to stored vectors, so the vector index snapshot can tell whether it is behind.
+
+Every read sees the rows of one generation, the catalog's `view`: a writer at work writes
+unpublished (`write(publish=False)`) and readers see none of it until it `publish`es, then
+all of it at once (`publishing`). Moving a file to a new path or touching its date changes
+a published row in place: no image's vectors change, so readers agree with themselves.
 """
 
 from __future__ import annotations
@@ -16,14 +21,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ...errors import CatalogError
 from ...records import ImageFile, ImageRecord
 from ..features import Features
-from . import featurestore
+from . import featurestore, publishing
 from .blobs import READERS, StoredVectors, chunks, encode
 from .connect import reason, sqlite_pragmas
 from .dates import seconds
@@ -33,6 +38,7 @@ from .listing import Listing
 from .locks import writer_lock
 from .rows import bump_generation, record, row_values, under
 from .schema import ImageRow, MetaRow, VectorRow
+from .view import PUBLISHED, View
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_KEY = 0x42_4C_49_50_33  # the advisory lock under which a PostgreSQL catalog is migrated
@@ -41,10 +47,11 @@ MIGRATION_KEY = 0x42_4C_49_50_33  # the advisory lock under which a PostgreSQL c
 class Catalog:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self.vectors = StoredVectors(engine)
-        self.fulltext = FullText(engine)
-        self.listing = Listing(engine, self.fulltext)
-        self.features = FeatureStore(engine)
+        self.view = View()  # the generation reads see (`view`): a collection pins its vector index's
+        self.vectors = StoredVectors(engine, self.view)
+        self.fulltext = FullText(engine, self.view)
+        self.listing = Listing(engine, self.fulltext, self.view)
+        self.features = FeatureStore(engine, self.view)
 
     @classmethod
     def open(cls, url: str) -> Catalog:
@@ -100,20 +107,29 @@ class Catalog:
 
     @property
     def generation(self) -> int:
+        """Counts the catalog's changes, published or not."""
         return int(self.meta().get("generation", 0))
 
-    def stats(self) -> dict[str, int]:
+    @property
+    def published(self) -> int:
+        """The newest generation readers may see."""
+        return int(self.meta().get(PUBLISHED, 0))
+
+    def stats(self, at: int | None = None) -> dict[str, int]:
+        """Rows by status, and rows with vectors, at generation `at` (None: the view's)."""
+        visible = self.view.visible(at)
         with Session(self._engine) as session:
-            by_status = select(ImageRow.status, func.count()).group_by(ImageRow.status)
+            by_status = select(ImageRow.status, func.count()).where(visible).group_by(ImageRow.status)
             counts = dict(session.execute(by_status).all())
-            vectors = session.scalar(select(func.count()).select_from(VectorRow)) or 0
+            with_vectors = select(func.count()).select_from(VectorRow).join(ImageRow).where(visible)
+            vectors = session.scalar(with_vectors) or 0
         return {"images": counts.get("ok", 0), "failed": counts.get("failed", 0), "with_vectors": vectors}
 
     # -- rows ---------------------------------------------------------------------------------
 
     def get(self, image_id: int) -> ImageRecord | None:
         with Session(self._engine) as session:
-            row = session.get(ImageRow, image_id)
+            row = session.scalar(select(ImageRow).where(ImageRow.id == image_id, self.view.visible()))
             return record(row) if row else None
 
     def get_many(self, ids: Iterable[int]) -> dict[int, ImageRecord]:
@@ -121,65 +137,85 @@ class Catalog:
         found: dict[int, ImageRecord] = {}
         with Session(self._engine) as session:
             for part in chunks(ids):
-                rows = session.scalars(select(ImageRow).where(ImageRow.id.in_(part)))
+                rows = session.scalars(select(ImageRow).where(ImageRow.id.in_(part), self.view.visible()))
                 found |= {row.id: record(row) for row in rows}
         return found
 
     def at_path(self, path: str) -> ImageRecord | None:
         with Session(self._engine) as session:
-            row = session.scalar(select(ImageRow).where(ImageRow.path == path))
+            row = session.scalar(select(ImageRow).where(ImageRow.path == path, self.view.visible()))
             return record(row) if row else None
 
     def under(self, root: str) -> dict[str, ImageRecord]:
         """Rows whose path lies under the folder `root` (whatever root they were indexed from), by path."""
         with Session(self._engine) as session:
-            inside = under(root)
-            return {row.path: record(row) for row in session.scalars(select(ImageRow).where(inside))}
+            inside = select(ImageRow).where(under(root), self.view.visible())
+            return {row.path: record(row) for row in session.scalars(inside)}
 
     def with_hash(self, content_hash: str) -> list[ImageRecord]:
         """Readable images with this content."""
         with Session(self._engine) as session:
-            rows = session.scalars(
-                select(ImageRow).where(ImageRow.content_hash == content_hash, ImageRow.status == "ok"))
+            rows = session.scalars(select(ImageRow).where(ImageRow.content_hash == content_hash,
+                                                          ImageRow.status == "ok", self.view.visible()))
             return [record(row) for row in rows]
 
     # -- writing (through `Collection`, which keeps the vector index and thumbnails in step) --
 
-    def write(self, images: list[ImageFile]) -> list[int]:
+    def write(self, images: list[ImageFile], *, publish: bool = True) -> list[int]:
         """Insert or replace rows by path, with their vectors, in one transaction; returns each
         image's id. Set-based: one lookup, then bulk statements, whatever the batch size (a
-        path given twice keeps its last record)."""
+        path given twice keeps its last record). With `publish` False (a writer at work),
+        readers see none of it until `publish`: new rows wait above the published generation,
+        and a published row's new content waits in a second row (`publishing`)."""
         now = datetime.now(UTC).replace(tzinfo=None)
         latest = {image.path: image for image in images}
         with self._transaction() as session:
-            ids = self._ids_by_path(session, list(latest))
-            replaced = [{"id": ids[path], **row_values(image, now)} for path, image in latest.items()
-                        if path in ids]
-            fresh = [row_values(image, now) for path, image in latest.items() if path not in ids]
-            if fresh:
+            generation = bump_generation(session)
+            known = self._known(session, list(latest))
+            ids = {path: image_id for path, (image_id, _) in known.items()}
+            publishing.drop_replacements(session, list(ids.values()))
+            shown = publishing.generations(session)[1]
+            later = {path for path, (_, written) in known.items() if not publish and written <= shown}
+            values = {path: row_values(image, now, generation) for path, image in latest.items()}
+            holders = {path: image_id for path, image_id in ids.items() if path not in later}  # in place
+            if holders:
+                session.execute(update(ImageRow), [{"id": holders[path], **values[path]} for path in holders])
+                publishing.forget_vectors(session, list(holders.values()))
+            fresh = [path for path in latest if path not in holders]
+            rows = [values[path] | ({"path": publishing.placeholder(ids[path]), "replaces": ids[path]}
+                                    if path in later else {}) for path in fresh]
+            if rows:
                 inserted = session.execute(
-                    insert(ImageRow).returning(ImageRow.id, sort_by_parameter_order=True), fresh)
-                ids |= {row["path"]: new_id for row, (new_id,) in zip(fresh, inserted, strict=True)}
-            if replaced:
-                session.execute(update(ImageRow), replaced)
-                for chunk in chunks([row["id"] for row in replaced]):
-                    session.execute(delete(VectorRow).where(VectorRow.image_id.in_(chunk)))
-                featurestore.forget(session, [row["id"] for row in replaced])
-            vectors = [{"image_id": ids[path], "data": encode(image.vectors)}
-                       for path, image in latest.items() if image.vectors is not None]
-            if vectors:
-                session.execute(insert(VectorRow), vectors)
-            featurestore.write(session, [row for path, image in latest.items() if image.vectors is not None
-                                         for row in featurestore.values(ids[path], image.features or {})])
-            bump_generation(session)
-        return [ids[image.path] for image in images]
+                    insert(ImageRow).returning(ImageRow.id, sort_by_parameter_order=True), rows)
+                holders |= {path: new_id for path, (new_id,) in zip(fresh, inserted, strict=True)}
+            readable = [(holders[path], image) for path, image in latest.items() if image.vectors is not None]
+            if readable:
+                session.execute(insert(VectorRow), [{"image_id": i, "data": encode(image.vectors)}
+                                                    for i, image in readable])
+            featurestore.write(session, [row for i, image in readable
+                                         for row in featurestore.values(i, image.features or {})])
+            if publish:
+                publishing.publish(session, [])
+        return [ids.get(image.path, holders[image.path]) for image in images]
+
+    def publish(self, removed: Iterable[int] = ()) -> bool:
+        """Let readers see everything written so far, with the rows `removed` deleted, in one
+        transaction (`publishing`). Returns whether there was anything to publish."""
+        removed, meta = list(removed), self.meta()
+        if not removed and meta.get(PUBLISHED, "0") == meta.get("generation", "0"):
+            return False
+        with self._transaction() as session:
+            publishing.publish(session, removed)
+        return True
 
     @staticmethod
-    def _ids_by_path(session: Session, paths: list[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
+    def _known(session: Session, paths: list[str]) -> dict[str, tuple[int, int]]:
+        """(id, generation written at) of the rows at `paths`, published or not, by path."""
+        found: dict[str, tuple[int, int]] = {}
         for chunk in chunks(paths):
-            rows = session.execute(select(ImageRow.path, ImageRow.id).where(ImageRow.path.in_(chunk)))
-            found |= dict(rows.all())
+            rows = session.execute(select(ImageRow.path, ImageRow.id, ImageRow.generation)
+                                   .where(ImageRow.path.in_(chunk)))
+            found |= {path: (image_id, written) for path, image_id, written in rows}
         return found
 
     def move(self, image_id: int, *, path: str, root: str, size: int, mtime: float) -> None:
@@ -211,12 +247,7 @@ class Catalog:
                     session.execute(update(ImageRow).where(ImageRow.id == image_id).values(**changed))
 
     def remove(self, ids: Iterable[int]) -> None:
+        """Delete rows now, publishing with them whatever else was written."""
         ids = list(ids)
-        if not ids:
-            return
-        with self._transaction() as session:
-            featurestore.forget(session, ids)
-            for part in chunks(ids):
-                session.execute(delete(VectorRow).where(VectorRow.image_id.in_(part)))
-                session.execute(delete(ImageRow).where(ImageRow.id.in_(part)))
-            bump_generation(session)
+        if ids:
+            self.publish(removed=ids)

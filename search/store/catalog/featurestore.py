@@ -12,11 +12,13 @@ from sqlalchemy.orm import Session
 from ..features import Features
 from .blobs import chunks
 from .schema import FeatureRow, ImageRow
+from .view import View
 
 
 class FeatureStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, view: View) -> None:
         self._engine = engine
+        self._view = view
 
     def read(self, ids: Iterable[int], keys: Iterable[str]) -> dict[int, dict[str, Features]]:
         """The stored features of `ids`, by image then side, for the sides in `keys`."""
@@ -34,14 +36,16 @@ class FeatureStore:
         """Readable images with no stored features for `key` (indexed before they were kept)."""
         held = select(FeatureRow.image_id).where(FeatureRow.key == key)
         with Session(self._engine) as session:
-            wanted = select(ImageRow.id).where(ImageRow.status == "ok", ImageRow.id.not_in(held))
+            wanted = select(ImageRow.id).where(ImageRow.status == "ok", self._view.visible(),
+                                               ImageRow.id.not_in(held))
             return list(session.scalars(wanted.order_by(ImageRow.id)))
 
     def totals(self) -> tuple[int, int]:
         """(images with stored features, bytes they take)."""
         with Session(self._engine) as session:
             size = func.coalesce(func.sum(func.length(FeatureRow.data)), 0)
-            images, size = session.execute(select(func.count(func.distinct(FeatureRow.image_id)), size)).one()
+            totals = select(func.count(func.distinct(FeatureRow.image_id)), size).join(ImageRow)
+            images, size = session.execute(totals.where(self._view.visible())).one()
         return int(images), int(size)
 
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import Engine, Integer, column, false, select, text
+from sqlalchemy import Engine, Integer, bindparam, column, false, select, text
 
 from ...media import textmatch
 from .schema import ImageRow
+from .view import VISIBLE_SQL, View
 
-CAPTION_SEARCH = {  # `:match` is the words joined by OR, in each backend's syntax
-    "sqlite": "SELECT rowid FROM images_fts WHERE images_fts MATCH :match ORDER BY rank, rowid LIMIT :limit",
+CAPTION_SEARCH = {  # `:match` is the words joined by OR, in each backend's syntax; rows the view sees
+    "sqlite": "SELECT images_fts.rowid FROM images_fts JOIN images ON images.id = images_fts.rowid "
+              f"WHERE images_fts MATCH :match AND {VISIBLE_SQL} "
+              "ORDER BY images_fts.rank, images_fts.rowid LIMIT :limit",
     "postgresql": "SELECT id FROM images, to_tsquery('simple', :match) AS q WHERE caption_terms @@ q "
-                  "ORDER BY ts_rank(caption_terms, q) DESC, id LIMIT :limit",
+                  f"AND {VISIBLE_SQL} ORDER BY ts_rank(caption_terms, q) DESC, id LIMIT :limit",
 }
 CAPTION_HOLDS = {  # `:match` is every word as a prefix, in each backend's syntax
     "sqlite": "SELECT rowid AS id FROM images_fts WHERE images_fts MATCH :match",
@@ -30,16 +33,21 @@ HAS_SUBSTRING = {
     "postgresql": "SELECT id FROM images WHERE text ILIKE :pattern",
 }
 SHARES_TRIGRAMS = {  # `:match` is the word's trigrams joined by OR on SQLite, the word on PostgreSQL
-    "sqlite": "SELECT rowid FROM images_text WHERE images_text MATCH :match "
-              "ORDER BY rank, rowid LIMIT :limit",
-    "postgresql": "SELECT id FROM images WHERE :match <% text "
+    "sqlite": "SELECT images_text.rowid FROM images_text JOIN images ON images.id = images_text.rowid "
+              f"WHERE images_text MATCH :match AND {VISIBLE_SQL} "
+              "ORDER BY images_text.rank, images_text.rowid LIMIT :limit",
+    "postgresql": f"SELECT id FROM images WHERE :match <% text AND {VISIBLE_SQL} "
                   "ORDER BY word_similarity(:match, text) DESC, id LIMIT :limit",
 }
 
 
 class FullText:
-    def __init__(self, engine: Engine) -> None:
+    """Searches over the rows the catalog's view sees (`view`); `caption_holds` is a subquery
+    that the listing, which applies the view, narrows."""
+
+    def __init__(self, engine: Engine, view: View) -> None:
         self._engine = engine
+        self._view = view
 
     def caption_search(self, query: str, limit: int) -> list[int]:
         """Ids whose caption holds any word of `query`, best first: BM25 on SQLite (FTS5),
@@ -53,7 +61,8 @@ class FullText:
         match = (" OR ".join(f'"{term}"' for term in terms) if dialect == "sqlite"
                  else " | ".join(terms))
         with self._engine.connect() as connection:
-            rows = connection.execute(text(CAPTION_SEARCH[dialect]), {"match": match, "limit": limit})
+            rows = connection.execute(_viewed(CAPTION_SEARCH[dialect]),
+                                      {"match": match, "limit": limit} | self._view.params())
             return [row[0] for row in rows]
 
     def caption_holds(self, phrase: str, name: str = "match"):
@@ -81,11 +90,11 @@ class FullText:
         with self._engine.connect() as connection:
             if dialect == "postgresql":
                 connection.execute(text("SET pg_trgm.word_similarity_threshold = 0.3"))
-            proposed = None
+            proposed, view = None, self._view.params()
             for word in typed:
-                ids = _text_candidates(connection, dialect, word)
+                ids = _text_candidates(connection, dialect, word, view)
                 proposed = ids if proposed is None else proposed & ids
-            texts = _texts(connection, sorted(proposed))
+            texts = _texts(connection, sorted(proposed), self._view.visible(view["view"]))
         scores = {image_id: textmatch.phrase_score(written, phrase) for image_id, written in texts}
         return {image_id: score for image_id, score in scores.items() if score > 0}
 
@@ -100,22 +109,27 @@ class FullText:
         return sorted(totals, key=lambda image_id: (-totals[image_id], image_id))[:limit]
 
 
-def _text_candidates(connection, dialect: str, word: str) -> set[int]:
+def _viewed(statement: str):
+    return text(statement).bindparams(bindparam("view", type_=Integer))
+
+
+def _text_candidates(connection, dialect: str, word: str, view: dict) -> set[int]:
     pattern = f"%{word}%"  # a word is letters and digits: nothing LIKE reads as a wildcard
     ids = {row[0] for row in connection.execute(text(HAS_SUBSTRING[dialect]), {"pattern": pattern})}
     if len(word) >= 4:  # shorter words take no slip (`textmatch`): the substrings are all
         grams = [word[i : i + 3] for i in range(len(word) - 2)]
         match = " OR ".join(f'"{gram}"' for gram in grams) if dialect == "sqlite" else word
-        rows = connection.execute(text(SHARES_TRIGRAMS[dialect]), {"match": match, "limit": TEXT_CANDIDATES})
+        rows = connection.execute(_viewed(SHARES_TRIGRAMS[dialect]),
+                                  {"match": match, "limit": TEXT_CANDIDATES} | view)
         ids |= {row[0] for row in rows}
     return ids
 
 
-def _texts(connection, ids: list[int]) -> list[tuple[int, str]]:
+def _texts(connection, ids: list[int], visible) -> list[tuple[int, str]]:
     found = []
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         rows = connection.execute(select(ImageRow.id, ImageRow.text).where(
-            ImageRow.id.in_(chunk), ImageRow.status == "ok", ImageRow.text.is_not(None)))
+            ImageRow.id.in_(chunk), ImageRow.status == "ok", ImageRow.text.is_not(None), visible))
         found += [(row[0], row[1]) for row in rows]
     return found

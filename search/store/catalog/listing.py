@@ -12,6 +12,7 @@ from ...records import Fingerprints, Selection
 from .fulltext import FullText
 from .rows import conditions
 from .schema import ImageRow
+from .view import View
 
 ORDERS = {  # ties by id, ascending
     "newest": (ImageRow.dated.desc(), ImageRow.id),
@@ -21,9 +22,10 @@ ORDERS = {  # ties by id, ascending
 
 
 class Listing:
-    def __init__(self, engine: Engine, fulltext: FullText) -> None:
+    def __init__(self, engine: Engine, fulltext: FullText, view: View) -> None:
         self._engine = engine
         self._fulltext = fulltext
+        self._view = view
 
     def ids(self, selection: Selection) -> np.ndarray:
         """(n,) int64: the readable images `selection` lets through, ascending."""
@@ -49,15 +51,15 @@ class Listing:
         if not wanted:
             return []
         with Session(self._engine) as session:
-            return list(session.scalars(select(ImageRow.id).where(ImageRow.status == "ok", or_(*wanted))
-                                        .order_by(ImageRow.id)))
+            unread = select(ImageRow.id).where(ImageRow.status == "ok", self._view.visible(), or_(*wanted))
+            return list(session.scalars(unread.order_by(ImageRow.id)))
 
     def fingerprints(self) -> Fingerprints:
         """Readable images' ids, paths, content and picture hashes, pixels, dates and OCR text, by id."""
         columns = (ImageRow.id, ImageRow.path, ImageRow.content_hash, ImageRow.picture_hash, ImageRow.width,
                    ImageRow.height, ImageRow.dated, ImageRow.text)
         with Session(self._engine) as session:
-            readable = select(*columns).where(ImageRow.status == "ok")
+            readable = select(*columns).where(ImageRow.status == "ok", self._view.visible())
             rows = session.execute(readable.order_by(ImageRow.id)).all()
         return Fingerprints(
             ids=np.array([row.id for row in rows], dtype=np.int64), paths=[row.path for row in rows],
@@ -70,7 +72,7 @@ class Listing:
     def _chosen(self, selection: Selection):
         """SELECT the ids of what `selection` lets through: its conditions, and its caption
         and text phrases (each a full-text search, `fulltext`)."""
-        chosen = select(ImageRow.id).where(*conditions(selection))
+        chosen = select(ImageRow.id).where(*conditions(selection), self._view.visible())
         for number, phrase in enumerate(selection.caption):
             chosen = chosen.where(ImageRow.id.in_(self._fulltext.caption_holds(phrase, f"caption{number}")))
         for number, phrase in enumerate(selection.text):

@@ -50,19 +50,24 @@ def conditions(selection: Selection) -> list:
     return found
 
 
-def bump_generation(session: Session) -> None:
+def bump_generation(session: Session) -> int:
+    """The catalog's generation, one up: what this transaction's rows are written at."""
     row = session.get(MetaRow, "generation", with_for_update=True)  # no lost update on PostgreSQL
     if row is None:
-        session.add(MetaRow(key="generation", value="1"))
-    else:
-        row.value = str(int(row.value) + 1)
+        row = MetaRow(key="generation", value="0")
+        session.add(row)
+    row.value = str(int(row.value) + 1)
+    return int(row.value)
 
 
 ROW_FIELDS = ("path", "root", "content_hash", "size", "mtime", "width", "height", "taken_at", "caption",
               "text", "picture_hash", "status", "error")
+# what a changed file's row takes from the second row that replaces it (`publishing`): all but its path
+CONTENT = (*(name for name in ROW_FIELDS if name != "path"), "indexed_at", "dated", "generation")
 
 
-def row_values(image: ImageFile, now: datetime) -> dict:
+def row_values(image: ImageFile, now: datetime, generation: int) -> dict:
     error = image.error and readable(image.error)  # an error names its file, whatever its bytes
     return ({name: getattr(image, name) for name in ROW_FIELDS}
-            | {"error": error, "indexed_at": now, "dated": seconds(image.taken_at, image.mtime)})
+            | {"error": error, "indexed_at": now, "dated": seconds(image.taken_at, image.mtime),
+               "generation": generation})

@@ -35,12 +35,15 @@ class ImageRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     indexed_at: Mapped[datetime]
     dated: Mapped[float | None]  # `dates.seconds`: the EXIF date, else mtime, as one sortable number
+    generation: Mapped[int] = mapped_column(server_default="0")  # the catalog generation that wrote it
+    replaces: Mapped[int | None]  # a changed file's row not yet published: the row it takes the place of
 
     vectors: Mapped[VectorRow | None] = relationship(
         back_populates="image", cascade="all, delete-orphan", passive_deletes=True
     )
 
-    __table_args__ = (Index("ix_images_root", "root"), Index("ix_images_status_dated", "status", "dated"))
+    __table_args__ = (Index("ix_images_root", "root"), Index("ix_images_replaces", "replaces"),
+                      Index("ix_images_status_dated", "status", "dated", "generation"))
 
 
 class VectorRow(Base):
@@ -67,7 +70,8 @@ class FeatureRow(Base):
 
 
 class MetaRow(Base):
-    """Key/value facts about the index: model, vector size, query tokens, generation."""
+    """Key/value facts about the index: model, vector size, query tokens, generation, the
+    generation published to readers (`view`)."""
 
     __tablename__ = "meta"
 
