@@ -4,7 +4,15 @@ It owns the catalog (the store of record), the vector index (derived from the ca
 `store.snapshot`) and the thumbnails, and keeps them in step. Reads go to `catalog` directly
 (rows, listings, full text, stored features); every write goes through the collection, one
 writer at a time (`writing`), and reaches all three. `refresh` brings a reader up to date
-with what another writer committed, in the background when a request asks.
+with what another writer published, in the background when a request asks.
+
+What a reader sees: the collection as its vector index covers it. The catalog's reads follow
+that index's generation (`catalog.view`), so stats, listings, stored vectors and vector
+search agree, and a refresh moves them together. An index run (`writing`) commits batch by
+batch but publishes only as it ends (an error included): until then readers see the
+collection as it was, then its new images, changed files and removals all at once. Moves and
+touched dates change rows in place (same vectors). A killed run's batches are published as
+the next writer starts; a write outside `writing`, at once.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ class Collection:
         self.catalog = catalog  # for reading; writes go through the methods below
         self.thumbnails = Thumbnails(folder)
         self._index = SyncedIndex(folder, catalog, self._wanted)  # the vector index, in step
+        catalog.view.follow(lambda: self._index.generation)  # reads see what the vector index holds
         self._memo: tuple[int, dict] = (-1, {})  # (catalog generation, results computed at it)
         self._memo_lock = threading.Lock()
 
@@ -143,13 +152,19 @@ class Collection:
 
     # -- reading ------------------------------------------------------------------------------
 
+    @property
+    def generation(self) -> int:
+        """The catalog generation this collection's reads see (its vector index's)."""
+        return self._index.generation if self._index.current else self.catalog.published
+
     def stats(self) -> Stats:
-        counts, model, vectors = self.catalog.stats(), self.model, self._index.current
+        vectors = self._index.current  # its images are the ones counted
+        counts, model = self.catalog.stats(at=vectors.generation if vectors else None), self.model
         with_features, feature_bytes = self.catalog.features.totals()
         return Stats(
             images=counts["images"], vectors=vectors.ntotal if vectors else 0, failed=counts["failed"],
             model=model.name if model else None, queries_per_image=model.queries if model else None,
-            dim=model.dim if model else None, index=str(self.folder), generation=self.catalog.generation,
+            dim=model.dim if model else None, index=str(self.folder), generation=self.generation,
             index_type=self.index_type, vector_index=vectors.kind if vectors else None,
             features=with_features, feature_bytes=feature_bytes,
         )
@@ -206,7 +221,7 @@ class Collection:
         """`compute()`, kept until the catalog changes: for a result that depends on the
         collection alone (the duplicate groups). Kept only when the vector index was in step
         with the catalog as it was computed."""
-        generation = self.catalog.generation
+        generation = self.generation
         with self._memo_lock:
             if self._memo[0] != generation:
                 self._memo = (generation, {})
@@ -228,14 +243,14 @@ class Collection:
         for file in files:
             if file.vectors is not None and file.thumbnail is not None:
                 self.thumbnails.write(file.content_hash, file.thumbnail)
-        ids = np.array(self.catalog.write(files), dtype=np.int64)
-        readable = np.array([file.vectors is not None for file in files], dtype=bool)
-        vectors = self._index.current  # a writer's own: no reader shares it
-        if vectors is None:  # no model yet (only failed files so far): no vectors to keep
-            return ids.tolist()
-        vectors.remove(ids[~readable])
-        if readable.any():
-            vectors.add(ids[readable], np.stack([f.vectors for f in files if f.vectors is not None]))
+        with self._index.changing() as vectors:  # a writer's own: no reader shares it
+            ids = np.array(self.catalog.write(files, publish=not self._index.writing), dtype=np.int64)
+            if vectors is None:  # no model yet (only failed files so far): no vectors to keep
+                return ids.tolist()
+            readable = np.array([file.vectors is not None for file in files], dtype=bool)
+            vectors.remove(ids[~readable])
+            if readable.any():
+                vectors.add(ids[readable], np.stack([f.vectors for f in files if f.vectors is not None]))
         return ids.tolist()
 
     def copy(self, twin: ImageRecord, file: ImageFile) -> int:
@@ -257,11 +272,8 @@ class Collection:
         self.catalog.move(image_id, path=file.path, root=file.root, size=file.size, mtime=file.mtime)
 
     def remove(self, ids: Iterable[int]) -> None:
-        ids = list(ids)
-        self.catalog.remove(ids)
-        vectors = self._index.current
-        if vectors is not None:
-            vectors.remove(np.array(ids, dtype=np.int64))
+        """Drop images: at once, or, for a writer at work, as it publishes."""
+        self._index.remove(list(ids))
 
     def add_features(self, features: dict[int, dict[str, Features]]) -> None:
         self.catalog.add_features(features)
@@ -271,25 +283,22 @@ class Collection:
         self.catalog.set_readings(readings)
 
     def save(self) -> None:
-        """Write the vector snapshot, tagged with the catalog generation it covers."""
+        """Publish what this writer committed (readers see all of it from here), then write
+        the vector snapshot, tagged with the generation it covers."""
         self._index.save()
 
     @contextmanager
     def writing(self, *, wait: bool = True, waiting: Callable[[str], None] | None = None) -> Iterator[None]:
         """Hold the index's writer lock (one writer at a time: `store.lock`), with the vector
-        index brought in step with what writers before this one committed. Without `wait`,
-        another writer's hold is an `IndexBusy` naming it."""
-        with exclusive(self.folder, wait=wait, waiting=waiting), self.catalog.exclusive(wait=wait,
-                                                                                         waiting=waiting):
-            self._index.writing = True
-            try:
-                self._index.refresh()
-                yield
-            finally:
-                self._index.writing = False
+        index in step with what writers before this one committed; what is written meanwhile
+        is published by `save` or as it ends (`SyncedIndex.writer`). Without `wait`, another
+        writer's hold is an `IndexBusy` naming it."""
+        with (exclusive(self.folder, wait=wait, waiting=waiting),
+              self.catalog.exclusive(wait=wait, waiting=waiting), self._index.writer()):
+            yield
 
     def refresh(self, *, background: bool = False) -> bool:
-        """Bring the vector index in step with what another writer committed
+        """Bring the vector index in step with what another writer published
         (`SyncedIndex.refresh`: a request asks with `background`, and keeps the last
         consistent view meanwhile). Returns whether it changed."""
         return self._index.refresh(background=background)
