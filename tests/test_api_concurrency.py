@@ -59,9 +59,10 @@ def test_parallel_searches_during_an_index_job(own_index, tmp_path):
 
 
 def test_the_server_sees_what_another_process_committed_without_a_restart(tmp_path, tiny_dirs):
-    """Another process indexes into the served index: one run that finishes, and one killed
-    after its second batch (its snapshot never saved). The server answers from the catalog
-    each left, with no restart and no 5xx."""
+    """Another process indexes into the served index: one run that finishes, one killed
+    after its second batch (nothing published, its snapshot never saved), and one that
+    finishes its work. The server answers from what each published, with no restart and no
+    5xx: the killed run's batches show when the next run publishes them."""
     import subprocess
     import sys
     from pathlib import Path
@@ -103,11 +104,14 @@ def test_the_server_sees_what_another_process_committed_without_a_restart(tmp_pa
                                  "--workers", "0", "--batch-size", "4", "--json"],
                                 capture_output=True, timeout=300)
         assert killed.returncode == -9, killed.stderr
-        assert eventually(11 + 8) == 11 + 8  # the two committed batches, rebuilt from the catalog
+        assert everything() == 11 and client.get("/api/images/19").status_code == 404  # unpublished
+        assert main(["index", str(tmp_path / "third"), "--index", str(index), "--model", model,
+                     "--workers", "0", "--json"]) == 0
+        assert eventually(11 + 12) == 11 + 12  # the killed run's two batches, and the rest
         similar = client.get("/api/images/19/similar", params={"k": 3})  # an image of the killed run
         assert similar.status_code == 200 and len(similar.json()["results"]) == 3
         stats = client.get("/api/stats").json()
-        assert stats["vectors"] == 19 * stats["queries_per_image"]
+        assert stats["images"] == 23 and stats["vectors"] == 23 * stats["queries_per_image"]
 
 
 def test_searches_that_wait_together_are_served_in_one_batch(served_index):
