@@ -224,3 +224,38 @@ def test_the_inverted_file_finds_planted_neighbours():
     assert (found[:1_000, 0] == np.arange(3_000, 4_000)).mean() >= 0.99
     assert (found[3_000:, 0] == np.arange(1_000)).mean() >= 0.99
     assert np.all(np.diff(cosines, axis=1) <= 1e-6) and not (found == np.arange(4_000)[:, None]).any()
+
+
+def test_content_agrees_for_a_copy_and_not_for_an_inverted_or_mirrored_picture():
+    from PIL import ImageOps
+
+    from search.query.agreement import Look, compare
+
+    sample = render(random.Random(11), side=256, count=2, soft=True).image
+    assert not _mirror_symmetric(sample)
+    copy = ImageEnhance.Brightness(sample.crop((8, 6, 246, 250)).resize((150, 150))).enhance(0.85)
+    original = Look.of(sample)
+    agreed = compare(original, Look.of(copy), None, None)
+    assert agreed.pixels >= 0.5 and agreed.text is None and agreed.light < 0.95
+    assert compare(original, Look.of(ImageOps.invert(sample)), None, None).pixels == 0
+    assert compare(original, Look.of(ImageOps.mirror(sample)), None, None).pixels == 0
+    page = "INVOICE No. 1234 Bill to Ada Lovelace Whiteboard 6 384.00 Total 2304.00 EUR"
+    other = "INVOICE No. 9876 Bill to Alan Turing Stapler 3 364.00 Total 1092.00 EUR"
+    assert compare(original, Look.of(copy), page, page).score == agreed.pixels  # the same words: 1
+    assert compare(original, Look.of(copy), page, other).score == 0  # the same picture, other words
+
+
+def test_text_pairs_join_nearly_the_same_words_only():
+    from search.query.agreement import text_pairs
+
+    words = [f"word{i}" for i in range(40)]
+    texts = [" ".join(words), " ".join(words[:39] + ["worb39"]),  # one word misread
+             " ".join(words[:20] + [f"other{i}" for i in range(20)]),  # half the words differ
+             "too few words", None]
+    assert text_pairs(texts, np.arange(5), 16).tolist() == [[0, 1]]
+
+
+def _mirror_symmetric(image) -> bool:
+    from tests.support.mixed_duplicates import _symmetric
+
+    return _symmetric(image)

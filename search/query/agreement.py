@@ -22,6 +22,7 @@ screenshots of one template; content does not.
 from __future__ import annotations
 
 import difflib
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,9 @@ SURE = 0.98  # an uncropped correlation this high needs no search for a crop
 QUICK, QUICK_FLOOR = 16, 0.3  # uncropped at 16 x 16, copies correlated at 0.49 or more: below 0.3, no search
 TEXT_WORDS = 5  # fewer words on both sides: stray letters, not a text to compare
 TEXT_FLOOR = 0.8  # word agreements at or below this mean different texts
+BANDS, BAND = 4, 8  # MinHash bands over OCR words (`text_pairs`)
+_PRIME = np.uint64(2**31 - 1)
+_SALT_A, _SALT_B = np.random.default_rng(7).integers(1, 2**31 - 1, (2, BANDS * BAND), dtype=np.uint64)
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ def thumbnail(path: Path | None) -> Image.Image | None:
 def compare(a: Look | None, b: Look | None, text_a: str | None, text_b: str | None) -> Content:
     """The content agreement of two pictures from their `Look`s and OCR texts."""
     text = text_agreement(text_a, text_b)
-    if a is None or b is None or float(a.quick @ b.quick) < QUICK_FLOOR:
+    if a is None or b is None or text == 0 or float(a.quick @ b.quick) < QUICK_FLOOR:
         return Content(0.0, text, (0.0,) * 4, 1.0)
     best, crop = max(_aligned(a.image, b.image), _aligned(b.image, a.image))
     pixels = float(np.clip((best - PIXEL_FLOOR) / (1 - PIXEL_FLOOR), 0, 1))
@@ -121,6 +125,25 @@ def text_agreement(a: str | None, b: str | None) -> float | None:
         return None
     ratio = difflib.SequenceMatcher(None, first, second, autojunk=False).ratio()
     return float(np.clip((ratio - TEXT_FLOOR) / (1 - TEXT_FLOOR), 0, 1))
+
+
+def text_pairs(texts: list[str | None], rows: np.ndarray, k: int) -> np.ndarray:
+    """(m, 2) pairs (a < b) of `rows` whose OCR words are nearly the same set: those that share
+    a band of their MinHash signatures (BANDS bands of BAND hashes: word sets that overlap by
+    0.95 share one 99 % of the time, by 0.6 7 %); in a band shared by many, each with the `k`
+    after it. Texts of fewer than TEXT_WORDS words are left out."""
+    buckets: dict[tuple[int, bytes], list[int]] = {}
+    for row in rows.tolist():
+        found = set(words(texts[row] or ""))
+        if len(found) < TEXT_WORDS:
+            continue
+        hashed = np.array([zlib.crc32(word.encode()) for word in found], dtype=np.uint64)[:, None]
+        signature = ((hashed * _SALT_A + _SALT_B) % _PRIME).min(axis=0)
+        for band in range(BANDS):
+            buckets.setdefault((band, signature[band * BAND:(band + 1) * BAND].tobytes()), []).append(row)
+    pairs = {(members[i], other) for members in buckets.values() for i in range(len(members))
+             for other in members[i + 1: i + 1 + k]}
+    return np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
 
 
 def _aligned(source: Image.Image, target: Image.Image) -> tuple[float, tuple[float, float, float, float]]:

@@ -14,18 +14,19 @@ Two images are the same picture when
   - content (`agreement`): their thumbnails' pixels, aligned, and the words OCR read in
     them; an inverted or mirrored picture, another document or screen of the same layout
     score low here;
-  Meaning or layout must reach CANDIDATE for the content to be compared; `similarity` is
-  then the content's, in 0..1. DEFAULT_THRESHOLD was calibrated on generated duplicates
-  (docs/duplicates.md). An image indexed before picture hashes
-  were computed has none: it can only be "identical" until the next `index` run fills it.
+  A pair's content is compared when it is a candidate: close in meaning or layout (one of
+  them reaching CANDIDATE), or in the words OCR read (`agreement.text_pairs`); `similarity`
+  is the content's, in 0..1. DEFAULT_THRESHOLD was calibrated on generated duplicates
+  (docs/duplicates.md). An image indexed before picture hashes were computed has none: it
+  can only be "identical" until the next `index` run fills it.
 
-Candidates come from the vector side, never from all pairs: each picture's NEIGHBOURS
-nearest by pooled vector (`vectors.neighbours`); content is compared only for the pairs
-that meaning and layout confirm. Confirmed pairs join pictures into groups, strongest
-first, and two groups merge only when every member of the merged group reaches the
-threshold against its kept image, so a chain of look-alikes cannot grow one group. The
-kept image: the most pixels, then the oldest (EXIF date, else modified), then the lowest
-id. Groups are listed strongest first (by their weakest member), each member with why.
+Candidates never come from all pairs: each picture's NEIGHBOURS nearest by pooled vector
+and by picture hash (`vectors.neighbours`), and pictures whose OCR words nearly match.
+Confirmed pairs join pictures into groups, strongest first, and two groups merge only when
+every member of the merged group reaches the threshold against its kept image, so a chain
+of look-alikes cannot grow one group. The kept image: the most pixels, then the oldest
+(EXIF date, else modified), then the lowest id. Groups are listed strongest first (by their
+weakest member), each member with why.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from ..errors import InputError
 from ..media.picturehash import distance
 from ..records import Fingerprints
 from ..schemas import DuplicateGroup, DuplicateImage, Duplicates, KeptImage
-from .agreement import Content, Looks, compare, thumbnail
+from .agreement import Content, Looks, compare, text_pairs, thumbnail
 
 DEFAULT_THRESHOLD = 0.5  # calibrated on generated duplicates: docs/duplicates.md
 MEANING_FLOOR = 0.8  # pooled cosines at or below this mean different things
@@ -112,7 +113,8 @@ def build(prints: Fingerprints, vectors: np.ndarray, has_vectors: np.ndarray, th
     rank = _keep_rank(prints, files)
     judge = Judge(prints, vectors, looks)
     pairs, _ = near_pairs(vectors[pictures], prints.picture_hashes[pictures], CANDIDATE)
-    pairs = pictures[pairs]
+    texts = text_pairs(prints.texts or [None] * len(prints.ids), pictures, NEIGHBOURS)
+    pairs = np.unique(np.concatenate([pictures[pairs], texts]), axis=0)
     scores = np.array([judge.content(int(a), int(b)).score for a, b in pairs])
     sure = scores >= threshold
     joined = _join(pairs[sure], scores[sure], rank, judge.similarities, threshold)
@@ -140,10 +142,7 @@ class Judge:
 
     def similarities(self, keep: int, rows: np.ndarray) -> np.ndarray:
         """(len(rows),) similarities of `rows` to the kept picture `keep`."""
-        first = similarity(self.vectors[rows] @ self.vectors[keep],
-                           distance(self.prints.picture_hashes[rows], self.prints.picture_hashes[keep]))
-        return np.array([self.content(keep, int(row)).score if seen >= CANDIDATE else 0.0
-                         for row, seen in zip(rows, first, strict=True)])
+        return np.array([self.content(keep, int(row)).score for row in rows])
 
     def why(self, keep: int, row: int) -> str:
         """What makes `row` a near copy of `keep`: how it differs, then each signal."""
