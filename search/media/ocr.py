@@ -4,15 +4,16 @@ models, inside its wheel, on onnxruntime); `textmatch` finds what users type in 
 A picture's reading time is bounded. The detector sees the picture at most 960 px on its
 longer side, a fixed cost; the recogniser costs in proportion to the width of the text boxes
 it is fed (each scaled to its 48 px height), which grew without limit with the text: a dense
-page took 20 to 30 times as long as a sign. So at most `MAX_LINES` (32) boxes are
-recognised, and at most `MAX_WIDTH` (240) units of recogniser input (a unit is 48 x 48 px,
-about two characters; each batch's padding to its widest box is counted), about 550
+page took 20 to 30 times as long as a sign. So at most `MAX_LINES` (96) boxes are
+recognised, and at most `MAX_WIDTH` (720) units of recogniser input (a unit is 48 x 48 px,
+about two characters; each batch's padding to its widest box is counted), about 1,600
 characters: the largest text first (box heights within 25 % of each other are one size),
-then top to bottom, left to right (`select_lines`). Text past the bound is not read, so
-`text:` does not find it. Measured on 2 busy cores, a page with a heading over 48 lines of
-small print (`tests.support.words.page`: 1477 units before, 218 after): 0.94 s instead of
-5.4 s, 1.5 s instead of 8.3 s on one thread as in a decoding worker; a sign of two lines 0.2
-to 0.4 s before and after, every word read.
+then top to bottom, left to right (`select_lines`). An invoice or a receipt is read whole
+(a tighter bound, 32 boxes and 240 units, cut them at lines that depend on the picture's
+size, so two copies of one document read different text); text past the bound is not
+read, so `text:` does not find it. Measured on 2 busy cores, a page with a heading over 48
+lines of small print (`tests.support.words.page`, 1477 units): 23 lines in 2.4 s instead of
+all 49 in 5.4 s; a sign of two lines 0.35 to 0.45 s, every word read.
 
 The engine is built on the first `read`, never on import, and is shared per process
 (`reader()`): a decoding worker builds it once. RapidOCR and onnxruntime are optional; without
@@ -32,8 +33,8 @@ from PIL import Image
 from ..errors import SearchError
 from .images import open_image
 
-MAX_LINES = 32  # text boxes recognised in one picture at most
-MAX_WIDTH = 240.0  # the recogniser's input width at most, in units of its 48 px height
+MAX_LINES = 96  # text boxes recognised in one picture at most
+MAX_WIDTH = 720.0  # the recogniser's input width at most, in units of its 48 px height
 SIZE_STEP = 1.25  # box heights within this ratio are one size of text (descenders add ~20 %)
 REC_BATCH = 6  # boxes recognised together (rapidocr's default, pinned: the budget counts its padding)
 REC_MIN_RATIO = 320 / 48  # the recogniser pads each batch to at least 320 px by 48
