@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from search.media.ocr import MAX_LINES, MAX_WIDTH, Line, TextReader, select_lines
-from search.media.textmatch import phrase_score, text_matches
+from search.media.textmatch import phrase_score, text_matches, words
 from tests.support.needs import missing
 from tests.support.words import page, render
 
@@ -117,6 +117,16 @@ def test_phrase_score_ranks():
     assert phrase_score(TEXT, "banana") == 0.0
     assert phrase_score(TEXT, "banana garden") == 0.0  # every word is needed
     assert phrase_score("", "garden") == 0.0
+
+
+def test_words_are_compared_folded():
+    """Case, accents (precomposed or combining marks), `ß` and compatibility forms fold away;
+    the marks span the words as written."""
+    assert words("Grüße GRÜSSE Gru\u0308ße ﬁx İstanbul café 7.40") == [
+        "grusse", "grusse", "grusse", "fix", "istanbul", "cafe", "7", "40"]
+    assert phrase_score("Grüße aus Berlin", "grusse") == phrase_score("GRÜSSE", "Grüße") == 1.0
+    assert text_matches("x Gru\u0308ße y", "GRUSSE") == [(2, 8)]
+    assert text_matches("Hauptstraße 5", "strasse") == [(0, 11)]
 
 
 def test_missing_rapidocr_is_a_clear_error():

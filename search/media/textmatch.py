@@ -2,8 +2,9 @@
 
 OCR misreads a letter (`recieve`), splits words (`RE16 TGK`), and users type part of a word
 (`RE1`, `parce`). One rule filters (`text:`), ranks (`--hybrid`) and marks the matched words
-in the web page. Words are runs of letters and digits, compared case-folded. A typed word
-`q` matches a written word `t`:
+in the web page. Words are runs of letters and digits, compared folded (`fold`: the
+compatibility form NFKD, case-folded, accents and other marks dropped, so `grusse`, `grüße`
+and `GRÜSSE` all equal `Grüße`). A typed word `q` matches a written word `t`:
 
 - exactly (1.0) when they are equal;
 - in part (0.9) when `t` starts with `q`, or holds it and `q` has 3+ characters;
@@ -19,15 +20,30 @@ the words found are not in the phrase's order.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
-WORD = re.compile(r"[^\W_]+")  # letters and digits; punctuation and spaces separate words
+MARKS = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"  # combining marks: the
+# accents of decomposed (NFD) text, part of the word they follow
+WORD = re.compile(rf"[^\W_](?:[^\W_]|[{MARKS}])*")  # letters and digits; the rest separates words
+ASCII_WORD = re.compile(r"[a-z0-9]+")  # the same in lower-case ASCII
 FUZZY = 0.8  # the edit similarity a typed word needs to match a written word it is not part of
 
 
+def fold(word: str) -> str:
+    """`word` as the rule compares it: NFKD, case-folded, letters and digits only (the
+    accents NFKD splits off dropped): `Grüße` -> `grusse`, `ﬁx` -> `fix`."""
+    if word.isascii() and word.isalnum():
+        return word.lower()
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", word).casefold())
+    return "".join(c for c in folded if c.isalnum())
+
+
 def words(text: str) -> list[str]:
-    """The words of `text`, case-folded."""
-    return [word.casefold() for word in WORD.findall(text)]
+    """The words of `text`, folded."""
+    if text.isascii():  # the common case, at a quarter of the cost
+        return ASCII_WORD.findall(text.lower())
+    return [folded for folded in map(fold, WORD.findall(text)) if folded]
 
 
 def phrase_score(text: str, phrase: str) -> float:
@@ -53,11 +69,11 @@ def text_matches(text: str, phrase: str) -> list[tuple[int, int]]:
     found = list(WORD.finditer(text))
     marked: set[tuple[int, int]] = set()
     for i, match in enumerate(found):
-        word = match.group().casefold()
+        word = fold(match.group())
         if any(_word_score(q, word) for q in typed):
             marked.add(match.span())
         elif i + 1 < len(found):  # a typed word across two written ones
-            after = found[i + 1].group().casefold()
+            after = fold(found[i + 1].group())
             if any(len(q) > max(len(word), len(after)) and _word_score(q, word + after) for q in typed):
                 marked |= {match.span(), found[i + 1].span()}
     return sorted(marked)
