@@ -10,7 +10,7 @@ and `GRÜSSE` all equal `Grüße`). A typed word `q` matches a written word `t`:
 - in part (0.9) when `t` starts with `q`, or holds it and `q` has 3+ characters;
 - closely (0.8 × similarity) when the edit similarity 1 − d / max(len) between `q` and `t`,
   or a prefix of `t`, is at least `FUZZY`, d counting insertions, deletions, substitutions
-  and swaps of neighbours: one slip in a word of five or more letters;
+  and swaps of neighbours: one slip per five letters of the longer;
 - also against `t` joined to the word after it (`re16tgk` finds `RE16 TGK`).
 
 A phrase matches when every one of its words does; its score is their mean, times 0.9 when
@@ -27,7 +27,8 @@ MARKS = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"  # c
 # accents of decomposed (NFD) text, part of the word they follow
 WORD = re.compile(rf"[^\W_](?:[^\W_]|[{MARKS}])*")  # letters and digits; the rest separates words
 ASCII_WORD = re.compile(r"[a-z0-9]+")  # the same in lower-case ASCII
-FUZZY = 0.8  # the edit similarity a typed word needs to match a written word it is not part of
+SLIP = 5  # a close match takes at most one edit per SLIP letters of the longer word
+FUZZY = 1 - 1 / SLIP  # 0.8: the edit similarity a typed word needs to match a word it is not part of
 
 
 def fold(word: str) -> str:
@@ -103,8 +104,11 @@ def _word_score(q: str, t: str) -> float:
 def _prefix_similarity(q: str, t: str) -> float:
     """max over the prefixes p of t (t included) of 1 − d(q, p) / max(len(q), len(p)), d the
     optimal-string-alignment distance; 0 as soon as no prefix can reach `FUZZY`."""
-    limit = int((1 - FUZZY) * max(len(q), len(t)) + 1e-9)  # the most edits any prefix may need
-    if len(t) < len(q) - limit:
+    limit = min(max(len(q), len(t)) // SLIP, _slips(q))  # the most edits a prefix may need
+    t = t[: len(q) + limit]  # a longer prefix is more than `limit` edits from `q`
+    if limit == 0 or len(t) < len(q) - limit:  # with no edit, `t` starts with `q`: a part, not close
+        return 0.0
+    if sum(max(0, q.count(c) - t.count(c)) for c in set(q)) > limit:  # an edit brings one letter of q
         return 0.0
     before, row = None, list(range(len(t) + 1))  # row[j]: d(q[:i], t[:j])
     for i in range(1, len(q) + 1):
@@ -118,3 +122,9 @@ def _prefix_similarity(q: str, t: str) -> float:
             return 0.0
         before, row = row, current
     return max(1 - row[j] / max(len(q), j) for j in range(1, len(t) + 1))
+
+
+def _slips(q: str) -> int:
+    """The most edits a close match of `q` takes: e ≤ max(len) / SLIP, and the prefix matched
+    is at most e longer than `q`, so e ≤ len(q) / (SLIP − 1)."""
+    return len(q) // (SLIP - 1)
