@@ -4,6 +4,7 @@ phrase matching."""
 from __future__ import annotations
 
 import importlib.util
+import random
 import re
 import subprocess
 import sys
@@ -13,8 +14,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from search.media.needles import needles
 from search.media.ocr import MAX_LINES, MAX_WIDTH, Line, TextReader, select_lines
-from search.media.textmatch import phrase_score, text_matches, words
+from search.media.textmatch import key, phrase_score, text_matches, words
 from tests.support.needs import missing
 from tests.support.words import page, render
 
@@ -127,6 +129,54 @@ def test_words_are_compared_folded():
     assert phrase_score("Grüße aus Berlin", "grusse") == phrase_score("GRÜSSE", "Grüße") == 1.0
     assert text_matches("x Gru\u0308ße y", "GRUSSE") == [(2, 8)]
     assert text_matches("Hauptstraße 5", "strasse") == [(0, 11)]
+
+
+def test_needles_find_every_text_the_rule_accepts():
+    """Seeded words of 1 to 20 letters from a small alphabet, and texts of the same words
+    with up to five slips each, some split in two: wherever the rule accepts the text, its
+    key holds a pattern of each list of the word's needles (`_` any one character)."""
+    rng = random.Random(20261206)
+    accepted = 0
+    for _ in range(5000):
+        typed = "".join(rng.choice("abc") for _ in range(rng.randint(1, 20)))
+        text = " ".join(_slipped(typed, rng) for _ in range(rng.randint(1, 3))).strip()
+        if phrase_score(text, typed) > 0:
+            accepted += 1
+            assert all(any(_holds(key(text), p) for p in ps) for ps in needles(typed)), (typed, text)
+    assert accepted > 4000
+    [house] = needles("house")  # one slip in five letters: one way to cut the word
+    assert {"ho_se", "hose", "hosue", "hou_se"} <= set(house)  # howse, hose, hosue, hourse
+    assert needles("re1") == [["re1"]]  # no slip in three letters
+
+
+def _holds(text: str, pattern: str) -> bool:
+    """Whether `text` holds `pattern`, whose `_` (at most one, inside it) is any one character."""
+    before, _, after = pattern.partition("_")
+    if not after:
+        return pattern in text
+    start = text.find(before)
+    while start != -1:
+        if text.startswith(after, start + len(before) + 1):
+            return True
+        start = text.find(before, start + 1)
+    return False
+
+
+def _slipped(word: str, rng: random.Random) -> str:
+    letters = list(word)
+    for _ in range(rng.randint(0, 5)):
+        at = rng.randint(0, len(letters))
+        slip = rng.randrange(4)
+        if slip == 0 and at < len(letters):
+            letters[at] = rng.choice("abcd")
+        elif slip == 1:
+            letters.insert(at, rng.choice("abcd"))
+        elif slip == 2 and at < len(letters):
+            del letters[at]
+        elif slip == 3 and at + 1 < len(letters):
+            letters[at], letters[at + 1] = letters[at + 1], letters[at]
+    cut = rng.randint(0, len(letters)) if rng.random() < 0.3 else 0
+    return "".join(letters[:cut]) + " " + "".join(letters[cut:])
 
 
 def test_missing_rapidocr_is_a_clear_error():

@@ -15,6 +15,9 @@ and `GRÜSSE` all equal `Grüße`). A typed word `q` matches a written word `t`:
 
 A phrase matches when every one of its words does; its score is their mean, times 0.9 when
 the words found are not in the phrase's order.
+
+A catalog finds the texts to score without scoring them all: it stores each text's `key`,
+which holds what `needles` derives from a typed word wherever the word matches.
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ def words(text: str) -> list[str]:
     if text.isascii():  # the common case, at a quarter of the cost
         return ASCII_WORD.findall(text.lower())
     return [folded for folded in map(fold, WORD.findall(text)) if folded]
+
+
+def key(text: str) -> str:
+    """The words of `text` folded and run together, what a catalog searches (`needles`): any
+    word, any word joined to the next, and any start of either is a substring of it."""
+    return "".join(words(text))
 
 
 def phrase_score(text: str, phrase: str) -> float:
