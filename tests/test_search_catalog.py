@@ -78,10 +78,16 @@ def test_rows_written_before_migration_0005_are_dated_by_it(catalog_url):
     assert newest_first == ["/r/file.png", "/r/exif.png"]  # November 2023, then June 2021
 
 
+<<<<<<< HEAD
 def test_rows_written_before_migration_0006_stay_published(catalog_url):
     """A catalog at 0005 with two rows at generation 2: after the upgrade both are seen, the
     published generation is the catalog's (a snapshot tagged 2 still matches), and a write
     that does not publish is seen by no reader until the catalog publishes."""
+=======
+def test_texts_written_before_migration_0006_are_found_as_the_rule_finds_them(catalog_url):
+    """A catalog at 0005 holding `HOWSE` and `Grüße`: the upgrade writes their keys and makes
+    the trigram index over them, so `house` (a slip sharing no trigram) and `grusse` find them."""
+>>>>>>> 0e8716a (text: finds every text the rule accepts, on SQLite and PostgreSQL)
     from alembic import command
     from alembic.config import Config
 
@@ -93,6 +99,7 @@ def test_rows_written_before_migration_0006_stay_published(catalog_url):
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "0005")
+<<<<<<< HEAD
         for path in ("/r/a.png", "/r/b.png"):
             insert = text("INSERT INTO images (path, root, content_hash, size, mtime, status, indexed_at) "
                           "VALUES (:path, '/r', :hash, 1, 1.0, 'ok', :now)")
@@ -108,10 +115,26 @@ def test_rows_written_before_migration_0006_stay_published(catalog_url):
         assert catalog.at_path("/r/c.png") is None
         assert catalog.publish() and catalog.stats()["images"] == 3 and catalog.get(new).caption == "a star"
         assert not catalog.publish()  # nothing waits
+=======
+        insert = text("INSERT INTO images (path, root, content_hash, size, mtime, text, status, indexed_at) "
+                      "VALUES (:path, '/r', :hash, 1, 1.0, :text, 'ok', :now)")
+        for path, written in (("/r/sign.png", "HOWSE"), ("/r/card.png", "Grüße"), ("/r/none.png", None)):
+            values = {"path": path, "hash": path, "text": written, "now": datetime(2026, 1, 1)}
+            connection.execute(insert, values)
+    engine.dispose()
+    catalog = Catalog.open(catalog_url)
+    try:
+        ids = {catalog.get(i).path: i for i in catalog.listing.page(Selection(), 0, 9)[1]}
+        assert catalog.fulltext.text_scores("house") == {ids["/r/sign.png"]: pytest.approx(0.64)}
+        assert catalog.fulltext.text_scores("grusse") == {ids["/r/card.png"]: 1.0}
+        catalog.set_readings({ids["/r/none.png"]: ("Strasse", None)})  # the key is written with the text
+        assert set(catalog.fulltext.text_scores("straße")) == {ids["/r/none.png"]}
+>>>>>>> 0e8716a (text: finds every text the rule accepts, on SQLite and PostgreSQL)
     finally:
         catalog.close()
 
 
+<<<<<<< HEAD
 def test_an_unpublished_change_waits_in_a_second_row_and_keeps_the_id(catalog):
     """A published row written again without publishing: readers keep the old content (row,
     vectors, full text) until the catalog publishes, then the row has the new content under
@@ -132,6 +155,8 @@ def test_an_unpublished_change_waits_in_a_second_row_and_keeps_the_id(catalog):
     assert [ids.tolist() for ids, _ in catalog.vectors.iterate(SHAPE)] == [[a]]
 
 
+=======
+>>>>>>> 0e8716a (text: finds every text the rule accepts, on SQLite and PostgreSQL)
 def test_write_replaces_by_path_and_bumps_generation(catalog):
     [first] = catalog.write([_image("/r/a.png", "a red circle")])
     assert catalog.generation == 1

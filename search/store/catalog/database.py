@@ -36,7 +36,7 @@ from .featurestore import FeatureStore
 from .fulltext import FullText
 from .listing import Listing
 from .locks import writer_lock
-from .rows import bump_generation, record, row_values, under
+from .rows import bump_generation, record, row_values, text_key, under
 from .schema import ImageRow, MetaRow, VectorRow
 from .view import PUBLISHED, View
 
@@ -241,7 +241,7 @@ class Catalog:
         """(text, picture hash) for images already written, by id; None leaves one as it is."""
         with self._transaction() as session:
             for image_id, (written, picture) in readings.items():
-                values = {"text": written, "picture_hash": picture}
+                values = {"text": written, "text_key": text_key(written), "picture_hash": picture}
                 changed = {name: value for name, value in values.items() if value is not None}
                 if changed:
                     session.execute(update(ImageRow).where(ImageRow.id == image_id).values(**changed))

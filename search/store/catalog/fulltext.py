@@ -8,6 +8,7 @@ import re
 from sqlalchemy import Engine, Integer, bindparam, column, false, select, text
 
 from ...media import textmatch
+from ...media.needles import ANY, needles
 from .schema import ImageRow
 from .view import VISIBLE_SQL, View
 
@@ -23,10 +24,11 @@ CAPTION_HOLDS = {  # `:match` is every word as a prefix, in each backend's synta
     "postgresql": "SELECT id FROM images WHERE caption_terms @@ to_tsquery('simple', :match)",
 }
 
-# -- the text read from images (OCR, migration 0004): trigram indexes, a tolerant match ------
+# -- the text read from images (OCR): its key (migration 0006) under a trigram index ----------
 
 QUIET = frozenset("the and for with are was were has have this that from into its his her their our you "
                   "not but all any can one two".split())  # words a description holds, not a search for text
+<<<<<<< HEAD
 TEXT_CANDIDATES = 2000  # images a typed word proposes by shared trigrams, most shared first
 HAS_SUBSTRING = {
     "sqlite": "SELECT rowid FROM images_text WHERE text LIKE :pattern",
@@ -38,7 +40,16 @@ SHARES_TRIGRAMS = {  # `:match` is the word's trigrams joined by OR on SQLite, t
               "ORDER BY images_text.rank, images_text.rowid LIMIT :limit",
     "postgresql": f"SELECT id FROM images WHERE :match <% text AND {VISIBLE_SQL} "
                   "ORDER BY word_similarity(:match, text) DESC, id LIMIT :limit",
+=======
+HOLDS = {  # the ids whose key holds the LIKE pattern `:{name}`, through the trigram index
+    "sqlite": "SELECT rowid FROM images_text WHERE text_key LIKE :{name}",
+    "postgresql": "SELECT id FROM images WHERE text_key LIKE :{name}",
+>>>>>>> 0e8716a (text: finds every text the rule accepts, on SQLite and PostgreSQL)
 }
+SCANNED = "SELECT id FROM images WHERE {holds}"  # patterns without three characters in a row, which
+# no trigram index serves: one pass over the keys for all of them
+READ = "SELECT id, text FROM images WHERE status = 'ok' AND text IS NOT NULL"
+ARMS = 100  # SELECTs per compound (SQLite allows 500)
 
 
 class FullText:
@@ -79,15 +90,21 @@ class FullText:
         return select(holding.columns(column("id", Integer)).subquery().c.id)
 
     def text_scores(self, phrase: str) -> dict[int, float]:
-        """Images whose text holds every word of `phrase` (`textmatch`: any case, part of a
-        word, small misreadings), with how well (0..1). Each word proposes the images holding it
-        as a substring, all of them, and the `TEXT_CANDIDATES` sharing most of its trigrams;
-        `textmatch` decides."""
+        """Images whose text holds every word of `phrase` (`textmatch`: any case and accent,
+        part of a word, small misreadings), with how well (0..1). The database reads the texts
+        whose key holds, for each word, one pattern of each list of its `needles`, as every
+        text the word matches does; `textmatch` decides."""
         typed = textmatch.words(phrase)
         dialect = self._engine.dialect.name
-        if not typed or dialect not in HAS_SUBSTRING:
+        if not typed or dialect not in HOLDS:
             return {}
+        statement, values = READ, {}
+        for number, patterns in enumerate(patterns for word in typed for patterns in needles(word)):
+            holding, named = _holding(dialect, patterns, f"w{number}_")
+            statement += f" AND ({holding})"
+            values |= named
         with self._engine.connect() as connection:
+<<<<<<< HEAD
             if dialect == "postgresql":
                 connection.execute(text("SET pg_trgm.word_similarity_threshold = 0.3"))
             proposed, view = None, self._view.params()
@@ -95,6 +112,9 @@ class FullText:
                 ids = _text_candidates(connection, dialect, word, view)
                 proposed = ids if proposed is None else proposed & ids
             texts = _texts(connection, sorted(proposed), self._view.visible(view["view"]))
+=======
+            texts = connection.execute(text(statement), values).all()
+>>>>>>> 0e8716a (text: finds every text the rule accepts, on SQLite and PostgreSQL)
         scores = {image_id: textmatch.phrase_score(written, phrase) for image_id, written in texts}
         return {image_id: score for image_id, score in scores.items() if score > 0}
 
@@ -109,6 +129,7 @@ class FullText:
         return sorted(totals, key=lambda image_id: (-totals[image_id], image_id))[:limit]
 
 
+<<<<<<< HEAD
 def _viewed(statement: str):
     return text(statement).bindparams(bindparam("view", type_=Integer))
 
@@ -133,3 +154,22 @@ def _texts(connection, ids: list[int], visible) -> list[tuple[int, str]]:
             ImageRow.id.in_(chunk), ImageRow.status == "ok", ImageRow.text.is_not(None), visible))
         found += [(row[0], row[1]) for row in rows]
     return found
+=======
+def _holding(dialect: str, patterns: list[str], prefix: str) -> tuple[str, dict[str, str]]:
+    """A condition on `id`: the key holds one of `patterns` (`needles`: `ANY` their only
+    wildcard, as a folded word holds neither `%` nor `_`), with its parameters, named from
+    `prefix`."""
+    values = {f"{prefix}{i}": f"%{pattern}%" for i, pattern in enumerate(patterns)}
+    indexed = [name for name, pattern in zip(values, patterns, strict=True) if _run(pattern) >= 3]
+    arms = [HOLDS[dialect].format(name=name) for name in indexed]
+    scanned = [name for name in values if name not in indexed]
+    if scanned:
+        arms.append(SCANNED.format(holds=" OR ".join(f"text_key LIKE :{name}" for name in scanned)))
+    compounds = [" UNION ".join(arms[start : start + ARMS]) for start in range(0, len(arms), ARMS)]
+    return " OR ".join(f"id IN ({compound})" for compound in compounds), values
+
+
+def _run(pattern: str) -> int:
+    """The most characters in a row that `pattern` names: a trigram index needs three."""
+    return max(len(part) for part in pattern.split(ANY))
+>>>>>>> 0e8716a (text: finds every text the rule accepts, on SQLite and PostgreSQL)

@@ -9,6 +9,7 @@ from sqlalchemy import func, or_
 from sqlalchemy.orm import Session
 
 from ...display import readable
+from ...media import textmatch
 from ...records import ImageFile, ImageRecord, Selection
 from .dates import local, seconds
 from .paths import to_text
@@ -70,4 +71,13 @@ def row_values(image: ImageFile, now: datetime, generation: int) -> dict:
     error = image.error and readable(image.error)  # an error names its file, whatever its bytes
     return ({name: getattr(image, name) for name in ROW_FIELDS}
             | {"error": error, "indexed_at": now, "dated": seconds(image.taken_at, image.mtime),
+<<<<<<< HEAD
                "generation": generation})
+=======
+               "text_key": text_key(image.text)})
+
+
+def text_key(text: str | None) -> str | None:
+    """What the `text_key` column holds for `text` (migration 0006), written with it."""
+    return None if text is None else textmatch.key(text)
+>>>>>>> 0e8716a (text: finds every text the rule accepts, on SQLite and PostgreSQL)

@@ -30,6 +30,7 @@ class ImageRow(Base):
     taken_at: Mapped[datetime | None]  # EXIF DateTimeOriginal
     caption: Mapped[str | None] = mapped_column(Text)
     text: Mapped[str | None] = mapped_column(Text)  # written in the image (OCR); NULL: not read yet
+    text_key: Mapped[str | None] = mapped_column(Text)  # `textmatch.key(text)`: what `text:` searches
     picture_hash: Mapped[int | None] = mapped_column(BigInteger)  # perceptual, 64 bits, signed
     status: Mapped[str] = mapped_column(String(16))  # "ok" or "failed"
     error: Mapped[str | None] = mapped_column(Text)
