@@ -144,9 +144,22 @@ def test_needles_find_every_text_the_rule_accepts():
             accepted += 1
             assert all(any(_holds(key(text), p) for p in ps) for ps in needles(typed)), (typed, text)
     assert accepted > 4000
+    for typed in ("hose", "house", "lemonade", "lemonades", "lighthouse", "abcdabcdabcd"):
+        for text in {twice for once in _one_edit(typed) for twice in _one_edit(once)}:  # up to 2 edits away
+            if phrase_score(text, typed) > 0:
+                assert all(any(_holds(key(text), p) for p in ps) for ps in needles(typed)), (typed, text)
     [house] = needles("house")  # one slip in five letters: one way to cut the word
     assert {"ho_se", "hose", "hosue", "hou_se"} <= set(house)  # howse, hose, hosue, hourse
     assert needles("re1") == [["re1"]]  # no slip in three letters
+
+
+def _one_edit(word: str) -> set[str]:
+    """`word` and every word one letter changed (to x), added (x), dropped or swapped away."""
+    found = {word}
+    for i in range(len(word) + 1):
+        found |= {word[:i] + "x" + word[i + 1 :], word[:i] + "x" + word[i:], word[:i] + word[i + 1 :]}
+        found.add(word[:i] + word[i + 1 : i + 2] + word[i : i + 1] + word[i + 2 :])
+    return found - {""}
 
 
 def _holds(text: str, pattern: str) -> bool:

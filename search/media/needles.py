@@ -3,14 +3,17 @@ scoring them all: substrings of each text's `key` (its folded words run together
 joined to the next is one too), as LIKE patterns in which `ANY` stands for one character.
 
 A word `q` matches a written word it is part of, or a prefix p of one within e ≥ 1 edits,
-e ≤ max(len(q), len(p)) / SLIP (`textmatch`), so e ≤ len(q) / (SLIP − 1). For each such e,
-cut `q` into e parts: an edit touches one part, a swap of neighbours across a cut two, and
-there are e − 1 cuts, so e edits touch parts at most 2e − 1 times and some part at most
-once; the key holds that part within one edit: one letter missing, changed, added or
-swapped with the next. When len(q) = (SLIP − 1)·e, a prefix within e edits is long enough
-only if all e edits add letters, so the part is there whole or with one letter added:
-longer patterns, held by fewer texts. Every list holds a substring of each part too, so a
-key holding `q` holds one.
+e ≤ max(len(q), len(p)) / SLIP (`textmatch`), so e ≤ s = len(q) // (SLIP − 1). Cut `q`
+into s parts. A letter added inside a part leaves the part in the key with one letter
+added; a swap of neighbours across a cut does that to both parts (`ab|cd` read `acbd` holds
+`a_b` and `c_d`); any other edit (a letter changed or dropped, a swap within a part) spoils
+the one part it is in. Spoiling every part, or adding to it twice, takes n + I/2 + x ≥ s
+for n spoiling edits, I added letters and x swaps across cuts: with e = n + I + x ≤ s,
+only s edits adding no letter. Otherwise some part is in the key whole or with one letter
+added (`_added`). A match of s edits adding no letter is long enough only when len(q) ≥
+SLIP·s (5, 6, 7, 10, 11 or 15 letters); then the parts, of 5 letters or more, are sought
+within any one edit (`_one_edit`), as s edits touch s parts at most 2s − 1 times. Every
+pattern list holds a substring of each part, so the key of a text holding `q` holds one.
 """
 
 from __future__ import annotations
@@ -33,12 +36,8 @@ def _needles(q: str, longer_first: bool) -> list[str]:
     slips = len(q) // (SLIP - 1)
     if slips == 0:
         return [q]  # no edit: the word is in the key as it was typed
-    found: set[str] = set()
-    for edits in range(1, slips + 1):
-        adding = len(q) == (SLIP - 1) * edits  # the match is long enough only with e added letters
-        for part in _parts(q, edits, longer_first):
-            found |= _added(part) if adding else _one_edit(part)
-    return sorted(found)
+    patterns = _added if len(q) < SLIP * slips else _one_edit  # see the module's docstring
+    return sorted({needle for part in _parts(q, slips, longer_first) for needle in patterns(part)})
 
 
 def _parts(q: str, count: int, longer_first: bool) -> list[str]:
