@@ -33,7 +33,7 @@ def test_schema_is_migrated_and_versioned(catalog_url, catalog):
     tables = set(inspect(engine).get_table_names())
     assert {"images", "vectors", "features", "meta", "alembic_version"} <= tables
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
         if engine.dialect.name == "sqlite":
             assert "images_fts" in tables
             assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
@@ -78,16 +78,10 @@ def test_rows_written_before_migration_0005_are_dated_by_it(catalog_url):
     assert newest_first == ["/r/file.png", "/r/exif.png"]  # November 2023, then June 2021
 
 
-<<<<<<< HEAD
 def test_rows_written_before_migration_0006_stay_published(catalog_url):
     """A catalog at 0005 with two rows at generation 2: after the upgrade both are seen, the
     published generation is the catalog's (a snapshot tagged 2 still matches), and a write
     that does not publish is seen by no reader until the catalog publishes."""
-=======
-def test_texts_written_before_migration_0006_are_found_as_the_rule_finds_them(catalog_url):
-    """A catalog at 0005 holding `HOWSE` and `Grüße`: the upgrade writes their keys and makes
-    the trigram index over them, so `house` (a slip sharing no trigram) and `grusse` find them."""
->>>>>>> 0e8716a (text: finds every text the rule accepts, on SQLite and PostgreSQL)
     from alembic import command
     from alembic.config import Config
 
@@ -99,7 +93,6 @@ def test_texts_written_before_migration_0006_are_found_as_the_rule_finds_them(ca
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "0005")
-<<<<<<< HEAD
         for path in ("/r/a.png", "/r/b.png"):
             insert = text("INSERT INTO images (path, root, content_hash, size, mtime, status, indexed_at) "
                           "VALUES (:path, '/r', :hash, 1, 1.0, 'ok', :now)")
@@ -115,26 +108,10 @@ def test_texts_written_before_migration_0006_are_found_as_the_rule_finds_them(ca
         assert catalog.at_path("/r/c.png") is None
         assert catalog.publish() and catalog.stats()["images"] == 3 and catalog.get(new).caption == "a star"
         assert not catalog.publish()  # nothing waits
-=======
-        insert = text("INSERT INTO images (path, root, content_hash, size, mtime, text, status, indexed_at) "
-                      "VALUES (:path, '/r', :hash, 1, 1.0, :text, 'ok', :now)")
-        for path, written in (("/r/sign.png", "HOWSE"), ("/r/card.png", "Grüße"), ("/r/none.png", None)):
-            values = {"path": path, "hash": path, "text": written, "now": datetime(2026, 1, 1)}
-            connection.execute(insert, values)
-    engine.dispose()
-    catalog = Catalog.open(catalog_url)
-    try:
-        ids = {catalog.get(i).path: i for i in catalog.listing.page(Selection(), 0, 9)[1]}
-        assert catalog.fulltext.text_scores("house") == {ids["/r/sign.png"]: pytest.approx(0.64)}
-        assert catalog.fulltext.text_scores("grusse") == {ids["/r/card.png"]: 1.0}
-        catalog.set_readings({ids["/r/none.png"]: ("Strasse", None)})  # the key is written with the text
-        assert set(catalog.fulltext.text_scores("straße")) == {ids["/r/none.png"]}
->>>>>>> 0e8716a (text: finds every text the rule accepts, on SQLite and PostgreSQL)
     finally:
         catalog.close()
 
 
-<<<<<<< HEAD
 def test_an_unpublished_change_waits_in_a_second_row_and_keeps_the_id(catalog):
     """A published row written again without publishing: readers keep the old content (row,
     vectors, full text) until the catalog publishes, then the row has the new content under
@@ -155,8 +132,39 @@ def test_an_unpublished_change_waits_in_a_second_row_and_keeps_the_id(catalog):
     assert [ids.tolist() for ids, _ in catalog.vectors.iterate(SHAPE)] == [[a]]
 
 
-=======
->>>>>>> 0e8716a (text: finds every text the rule accepts, on SQLite and PostgreSQL)
+def test_texts_written_before_migration_0007_are_found_as_the_rule_finds_them(catalog_url):
+    """A catalog at 0005 holding `HOWSE` and `Grüße`: the upgrade writes their keys and makes
+    the trigram index over them, so `house` (a slip sharing no trigram) and `grusse` find them."""
+    from alembic import command
+    from alembic.config import Config
+
+    from search.store.catalog.database import MIGRATIONS
+
+    engine = create_engine(catalog_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0006")
+        insert = text("INSERT INTO images (path, root, content_hash, size, mtime, text, status, indexed_at) "
+                      "VALUES (:path, '/r', :hash, 1, 1.0, :text, 'ok', :now)")
+        for path, written in (("/r/sign.png", "HOWSE"), ("/r/card.png", "Grüße"), ("/r/none.png", None)):
+            values = {"path": path, "hash": path, "text": written, "now": datetime(2026, 1, 1)}
+            connection.execute(insert, values)
+    engine.dispose()
+    catalog = Catalog.open(catalog_url)
+    try:
+        ids = {catalog.get(i).path: i for i in catalog.listing.page(Selection(), 0, 9)[1]}
+        assert catalog.fulltext.text_scores("house") == {ids["/r/sign.png"]: pytest.approx(0.64)}
+        assert catalog.fulltext.text_scores("grusse") == {ids["/r/card.png"]: 1.0}
+        catalog.set_readings({ids["/r/none.png"]: ("Strasse", None)})  # the key is written with the text
+        assert set(catalog.fulltext.text_scores("straße")) == {ids["/r/none.png"]}
+    finally:
+        catalog.close()
+
+
+
+
 def test_write_replaces_by_path_and_bumps_generation(catalog):
     [first] = catalog.write([_image("/r/a.png", "a red circle")])
     assert catalog.generation == 1

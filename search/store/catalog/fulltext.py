@@ -24,31 +24,17 @@ CAPTION_HOLDS = {  # `:match` is every word as a prefix, in each backend's synta
     "postgresql": "SELECT id FROM images WHERE caption_terms @@ to_tsquery('simple', :match)",
 }
 
-# -- the text read from images (OCR): its key (migration 0006) under a trigram index ----------
+# -- the text read from images (OCR): its key (migration 0007) under a trigram index ----------
 
 QUIET = frozenset("the and for with are was were has have this that from into its his her their our you "
                   "not but all any can one two".split())  # words a description holds, not a search for text
-<<<<<<< HEAD
-TEXT_CANDIDATES = 2000  # images a typed word proposes by shared trigrams, most shared first
-HAS_SUBSTRING = {
-    "sqlite": "SELECT rowid FROM images_text WHERE text LIKE :pattern",
-    "postgresql": "SELECT id FROM images WHERE text ILIKE :pattern",
-}
-SHARES_TRIGRAMS = {  # `:match` is the word's trigrams joined by OR on SQLite, the word on PostgreSQL
-    "sqlite": "SELECT images_text.rowid FROM images_text JOIN images ON images.id = images_text.rowid "
-              f"WHERE images_text MATCH :match AND {VISIBLE_SQL} "
-              "ORDER BY images_text.rank, images_text.rowid LIMIT :limit",
-    "postgresql": f"SELECT id FROM images WHERE :match <% text AND {VISIBLE_SQL} "
-                  "ORDER BY word_similarity(:match, text) DESC, id LIMIT :limit",
-=======
 HOLDS = {  # the ids whose key holds the LIKE pattern `:{name}`, through the trigram index
     "sqlite": "SELECT rowid FROM images_text WHERE text_key LIKE :{name}",
     "postgresql": "SELECT id FROM images WHERE text_key LIKE :{name}",
->>>>>>> 0e8716a (text: finds every text the rule accepts, on SQLite and PostgreSQL)
 }
 SCANNED = "SELECT id FROM images WHERE {holds}"  # patterns without three characters in a row, which
 # no trigram index serves: one pass over the keys for all of them
-READ = "SELECT id, text FROM images WHERE status = 'ok' AND text IS NOT NULL"
+READ = f"SELECT id, text FROM images WHERE status = 'ok' AND text IS NOT NULL AND {VISIBLE_SQL}"
 ARMS = 100  # SELECTs per compound (SQLite allows 500)
 
 
@@ -104,17 +90,7 @@ class FullText:
             statement += f" AND ({holding})"
             values |= named
         with self._engine.connect() as connection:
-<<<<<<< HEAD
-            if dialect == "postgresql":
-                connection.execute(text("SET pg_trgm.word_similarity_threshold = 0.3"))
-            proposed, view = None, self._view.params()
-            for word in typed:
-                ids = _text_candidates(connection, dialect, word, view)
-                proposed = ids if proposed is None else proposed & ids
-            texts = _texts(connection, sorted(proposed), self._view.visible(view["view"]))
-=======
-            texts = connection.execute(text(statement), values).all()
->>>>>>> 0e8716a (text: finds every text the rule accepts, on SQLite and PostgreSQL)
+            texts = connection.execute(_viewed(statement), values | self._view.params()).all()
         scores = {image_id: textmatch.phrase_score(written, phrase) for image_id, written in texts}
         return {image_id: score for image_id, score in scores.items() if score > 0}
 
@@ -129,32 +105,10 @@ class FullText:
         return sorted(totals, key=lambda image_id: (-totals[image_id], image_id))[:limit]
 
 
-<<<<<<< HEAD
 def _viewed(statement: str):
     return text(statement).bindparams(bindparam("view", type_=Integer))
 
 
-def _text_candidates(connection, dialect: str, word: str, view: dict) -> set[int]:
-    pattern = f"%{word}%"  # a word is letters and digits: nothing LIKE reads as a wildcard
-    ids = {row[0] for row in connection.execute(text(HAS_SUBSTRING[dialect]), {"pattern": pattern})}
-    if len(word) >= 4:  # shorter words take no slip (`textmatch`): the substrings are all
-        grams = [word[i : i + 3] for i in range(len(word) - 2)]
-        match = " OR ".join(f'"{gram}"' for gram in grams) if dialect == "sqlite" else word
-        rows = connection.execute(_viewed(SHARES_TRIGRAMS[dialect]),
-                                  {"match": match, "limit": TEXT_CANDIDATES} | view)
-        ids |= {row[0] for row in rows}
-    return ids
-
-
-def _texts(connection, ids: list[int], visible) -> list[tuple[int, str]]:
-    found = []
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        rows = connection.execute(select(ImageRow.id, ImageRow.text).where(
-            ImageRow.id.in_(chunk), ImageRow.status == "ok", ImageRow.text.is_not(None), visible))
-        found += [(row[0], row[1]) for row in rows]
-    return found
-=======
 def _holding(dialect: str, patterns: list[str], prefix: str) -> tuple[str, dict[str, str]]:
     """A condition on `id`: the key holds one of `patterns` (`needles`: `ANY` their only
     wildcard, as a folded word holds neither `%` nor `_`), with its parameters, named from
@@ -172,4 +126,3 @@ def _holding(dialect: str, patterns: list[str], prefix: str) -> tuple[str, dict[
 def _run(pattern: str) -> int:
     """The most characters in a row that `pattern` names: a trigram index needs three."""
     return max(len(part) for part in pattern.split(ANY))
->>>>>>> 0e8716a (text: finds every text the rule accepts, on SQLite and PostgreSQL)

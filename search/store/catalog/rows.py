@@ -64,20 +64,16 @@ def bump_generation(session: Session) -> int:
 ROW_FIELDS = ("path", "root", "content_hash", "size", "mtime", "width", "height", "taken_at", "caption",
               "text", "picture_hash", "status", "error")
 # what a changed file's row takes from the second row that replaces it (`publishing`): all but its path
-CONTENT = (*(name for name in ROW_FIELDS if name != "path"), "indexed_at", "dated", "generation")
+CONTENT = (*(name for name in ROW_FIELDS if name != "path"), "indexed_at", "dated", "generation", "text_key")
 
 
 def row_values(image: ImageFile, now: datetime, generation: int) -> dict:
     error = image.error and readable(image.error)  # an error names its file, whatever its bytes
     return ({name: getattr(image, name) for name in ROW_FIELDS}
             | {"error": error, "indexed_at": now, "dated": seconds(image.taken_at, image.mtime),
-<<<<<<< HEAD
-               "generation": generation})
-=======
-               "text_key": text_key(image.text)})
+               "generation": generation, "text_key": text_key(image.text)})
 
 
 def text_key(text: str | None) -> str | None:
-    """What the `text_key` column holds for `text` (migration 0006), written with it."""
+    """What the `text_key` column holds for `text` (migration 0007), written with it."""
     return None if text is None else textmatch.key(text)
->>>>>>> 0e8716a (text: finds every text the rule accepts, on SQLite and PostgreSQL)

@@ -1,4 +1,4 @@
-"""0006: the text read in each image as `text:` compares it, indexed in place of the text.
+"""0007: the text read in each image as `text:` compares it, indexed in place of the text.
 
 Why: the trigram indexes of 0004 held the text as read, and a typed word proposed the texts
 holding it as a substring and the 2,000 sharing most of its trigrams before `textmatch`
@@ -12,8 +12,8 @@ table's columns are the content table's), and `FullText` asks them only for the 
 `needles` gives, one of which the key of every text the rule accepts holds. Rows written
 before are filled here, in Python, with the same rule.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 import sqlalchemy as sa
@@ -21,7 +21,7 @@ from alembic import op
 
 from search.store.catalog.rows import text_key
 
-revision, down_revision = "0006", "0005"
+revision, down_revision = "0007", "0006"
 branch_labels = depends_on = None
 
 ADD = "INSERT INTO images_text(rowid, {c}) VALUES (new.id, new.{c});"
