@@ -217,3 +217,16 @@ def test_a_word_written_in_an_image_finds_it_and_is_highlighted(written_page, tm
     assert [text.lower() for text in marked] == [word.lower()]
     page.screenshot(path=str(tmp_path / "text.png"))
     page.keyboard.press("Escape")
+
+
+def test_marks_after_characters_past_u_ffff_land_on_their_words(written_page):
+    """Python counts the marks in characters, JavaScript strings in UTF-16 units (two for a
+    rare CJK character or an emoji): the page marks the matched words, not letters beside them."""
+    from search.media.textmatch import marks
+
+    page, _ = written_page
+    written = "\U00020bb7\U00020bb7\U0001f600 OPEN DAILY \U00020bb7 open"
+    spans = marks(written, ["open"])
+    assert [written[start:end] for start, end in spans] == ["OPEN", "open"]
+    page.evaluate("hit => showText(hit)", {"text": written, "text_marks": [list(span) for span in spans]})
+    assert page.locator("#detail-text mark").all_inner_texts() == ["OPEN", "open"]
