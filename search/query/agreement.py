@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,34 +65,55 @@ class Content:
 
 @dataclass(frozen=True)
 class Look:
-    """A picture as the comparison sees it: at most WORKING px, its uncropped QUICK x QUICK
-    grid and its mean brightness."""
+    """A picture as the comparison sees it: its uncropped QUICK x QUICK grid, its mean
+    brightness, and the picture at most WORKING px (`image`, made again when asked for)."""
 
-    image: Image.Image
     quick: np.ndarray
     brightness: float
+    image: Callable[[], Image.Image]
 
     @classmethod
-    def of(cls, image: Image.Image) -> Look:
-        small = image.convert("RGB")
-        small.thumbnail((WORKING, WORKING), Image.Resampling.BOX)
+    def of(cls, image: Image.Image, picture: Callable[[], Image.Image] | None = None) -> Look:
+        """`image`'s look; `picture` makes it again (by default it is kept)."""
+        small = _small(image)
         brightness = float(np.asarray(small, dtype=np.float32).mean())
-        return cls(small, _grid(small, (0, 0, *small.size), QUICK), brightness)
+        return cls(_grid(small, (0, 0, *small.size), QUICK), brightness, picture or (lambda: small))
 
 
 class Looks:
-    """Each picture's `Look`, made once: `load(row)` gives its thumbnail (`thumbnail`), or
-    None when it has none (then its content cannot be compared). `loaded` counts them."""
+    """Each picture's `Look`, its grid kept for every picture (about 3 KB), its picture for the
+    last KEPT asked for: `load(row)` gives its thumbnail (`thumbnail`), or None when it has
+    none (then its content cannot be compared). `loaded` counts the thumbnails read."""
+
+    KEPT = 256
 
     def __init__(self, load: Callable[[int], Image.Image | None]) -> None:
         self._load, self._seen, self.loaded = load, {}, 0
+        self._pictures: OrderedDict[int, Image.Image | None] = OrderedDict()
 
     def __call__(self, row: int) -> Look | None:
         if row not in self._seen:
-            self.loaded += 1
-            image = self._load(row)
-            self._seen[row] = Look.of(image) if image is not None else None
+            small = self._picture(row)
+            self._seen[row] = None if small is None else Look.of(small, lambda: self._picture(row))
         return self._seen[row]
+
+    def _picture(self, row: int) -> Image.Image | None:
+        if row in self._pictures:
+            self._pictures.move_to_end(row)
+            return self._pictures[row]
+        self.loaded += 1
+        image = self._load(row)
+        small = _small(image) if image is not None else None
+        self._pictures[row] = small
+        if len(self._pictures) > self.KEPT:
+            self._pictures.popitem(last=False)
+        return small
+
+
+def _small(image: Image.Image) -> Image.Image:
+    small = image.convert("RGB")
+    small.thumbnail((WORKING, WORKING), Image.Resampling.BOX)
+    return small
 
 
 def thumbnail(path: Path | None) -> Image.Image | None:
@@ -110,7 +132,8 @@ def compare(a: Look | None, b: Look | None, text_a: str | None, text_b: str | No
     text = text_agreement(text_a, text_b)
     if a is None or b is None or text == 0 or float(a.quick @ b.quick) < QUICK_FLOOR:
         return Content(0.0, text, (0.0,) * 4, 1.0)
-    best, crop = max(_aligned(a.image, b.image), _aligned(b.image, a.image))
+    first, second = a.image(), b.image()
+    best, crop = max(_aligned(first, second), _aligned(second, first))
     pixels = float(np.clip((best - PIXEL_FLOOR) / (1 - PIXEL_FLOOR), 0, 1))
     return Content(pixels, text, crop, b.brightness / max(a.brightness, 1e-6))
 
