@@ -48,6 +48,7 @@ MEANING_FLOOR = 0.8  # pooled cosines at or below this mean different things
 LAYOUT_BITS = 32  # the farthest two hashes are (`picturehash.distance`)
 NEIGHBOURS = 16  # candidates per picture, by meaning and by layout each
 CANDIDATE = 0.35  # the meaning or layout a pair needs before its content is compared
+CHUNK = 65_536  # candidate pairs whose cosines are taken at once (two (CHUNK, D) gathers)
 
 
 def check_threshold(threshold: float | None) -> float:
@@ -135,10 +136,15 @@ class Judge:
         self._contents: dict[tuple[int, int], Content] = {}
 
     def content(self, a: int, b: int) -> Content:
+        """Kept only when the content agrees at all: most candidates do not (one comparison of
+        their grids), and keeping those would cost memory, not time."""
         a, b = min(a, b), max(a, b)
-        if (a, b) not in self._contents:
-            self._contents[a, b] = compare(self.looks(a), self.looks(b), self._texts[a], self._texts[b])
-        return self._contents[a, b]
+        if (a, b) in self._contents:
+            return self._contents[a, b]
+        found = compare(self.looks(a), self.looks(b), self._texts[a], self._texts[b])
+        if found.score > 0:
+            self._contents[a, b] = found
+        return found
 
     def similarities(self, keep: int, rows: np.ndarray) -> np.ndarray:
         """(len(rows),) similarities of `rows` to the kept picture `keep`."""
@@ -183,8 +189,9 @@ def near_pairs(vectors: np.ndarray, hashes: np.ndarray, threshold: float,
     others = found.ravel()
     rows, others = rows[others >= 0], others[others >= 0]
     pairs = np.unique(np.sort(np.stack([rows, others], axis=1), axis=1), axis=0)
-    scores = similarity(np.einsum("ij,ij->i", vectors[pairs[:, 0]], vectors[pairs[:, 1]]),
-                        distance(hashes[pairs[:, 0]], hashes[pairs[:, 1]]))
+    cosines = np.concatenate([np.einsum("ij,ij->i", vectors[part[:, 0]], vectors[part[:, 1]])
+                              for part in np.array_split(pairs, max(1, len(pairs) // CHUNK))])
+    scores = similarity(cosines, distance(hashes[pairs[:, 0]], hashes[pairs[:, 1]]))
     return pairs[scores >= threshold], scores[scores >= threshold]
 
 
