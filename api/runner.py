@@ -1,7 +1,11 @@
 """Model work off the event loop, behind a bounded queue.
 
 One worker thread runs model calls in order; at most `queue_size` requests wait for it.
-One more gets `Saturated` (a 503 with Retry-After) at once, instead of hanging.
+One more gets `Saturated` (a 503 with Retry-After) at once, instead of hanging. Requests
+that ask the model many times (`in_turns`: where conditions) have a pool of their own,
+`heavy_size` at once (a quarter of `queue_size`, at least one), so that they never take a
+plain request's place: beyond it they get the 503. Each of their calls waits its turn behind
+the calls already queued, so a plain request waits behind at most one of them.
 
 `gather` is for calls that batch (text searches): the requests that arrive while the
 worker is busy wait together, and the worker serves them with one call. `in_turns` is for a
@@ -28,10 +32,12 @@ class Saturated(Exception):
 
 
 class ModelRunner:
-    def __init__(self, queue_size: int) -> None:
+    def __init__(self, queue_size: int, heavy_size: int | None = None) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._limit = queue_size
+        self._heavy_limit = heavy_size or max(1, queue_size // 4)
         self._waiting = 0  # requests and job batches waiting or running
+        self._heavy = 0  # `in_turns` requests at work
         self._counting = threading.Lock()  # guards _waiting: job threads count too
         self._lock = threading.Lock()  # guards _gathered, shared with the worker
         self._gathered: dict[Callable, list[tuple[object, asyncio.Future]]] = {}
@@ -82,12 +88,17 @@ class ModelRunner:
         """`fn(engine)` on a thread of its own, each of its model calls queued for the worker
         in its turn (`TakingTurns`): a request that asks the model many times (where
         conditions) holds it one call at a time, and the requests that arrive meanwhile are
-        served between its calls instead of after all of them. Admitted as one request."""
-        self._admit()
+        served between its calls instead of after all of them. Admitted in the pool of its
+        own (`heavy_size`), not among the plain requests."""
+        with self._counting:
+            if self._heavy >= self._heavy_limit:
+                raise Saturated
+            self._heavy += 1
         try:
             return await asyncio.to_thread(fn, TakingTurns(engine, self._on_worker))
         finally:
-            self._leave()
+            with self._counting:
+                self._heavy -= 1
 
     def _on_worker(self, work: Callable[[], T]) -> T:
         return self._executor.submit(work).result()

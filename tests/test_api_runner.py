@@ -70,3 +70,35 @@ def test_an_index_job_through_the_api_waits_on_the_model_worker(own_index, tmp_p
     held, status = asyncio.run(scenario())
     assert held["status"] == "running" and held["done"] == 0  # no batch committed while the worker was busy
     assert status["status"] == "done" and status["summary"]["added"] == 3
+
+
+def test_requests_in_turns_have_a_pool_of_their_own_and_plain_ones_pass_between_their_calls():
+    """A where-heavy request (`in_turns`) takes no plain request's place: with it at work the
+    plain queue still admits `queue_size`; a second heavy one beyond its pool gets the 503;
+    and plain requests queued during one of its model calls run before its next call."""
+    runner, order, gates = ModelRunner(queue_size=2, heavy_size=1), [], [threading.Event() for _ in range(3)]
+
+    class Engine:
+        def ask(self, turn: int) -> int:
+            order.append(f"heavy {turn}")
+            gates[turn].wait(30)
+            return turn
+
+    async def scenario():
+        asks = lambda engine: [engine.ask(i) for i in range(3)]  # noqa: E731
+        heavy = asyncio.ensure_future(runner.in_turns(asks, Engine()))
+        await asyncio.to_thread(_until, lambda: order == ["heavy 0"])
+        plain = [asyncio.ensure_future(runner.run(order.append, f"plain {i}")) for i in range(2)]
+        await asyncio.to_thread(_until, lambda: runner.waiting == 2)  # both admitted beside the heavy one
+        with pytest.raises(Saturated):
+            await runner.in_turns(lambda engine: None, Engine())  # its pool holds one
+        with pytest.raises(Saturated):
+            await runner.run(lambda: None)  # the plain queue is full: two
+        for gate in gates:
+            gate.set()
+        await asyncio.gather(*plain)
+        return await heavy
+
+    assert asyncio.run(scenario()) == [0, 1, 2]
+    assert order == ["heavy 0", "plain 0", "plain 1", "heavy 1", "heavy 2"]
+    runner.shutdown()
