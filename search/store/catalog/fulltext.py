@@ -39,8 +39,8 @@ ARMS = 100  # SELECTs per compound (SQLite allows 500)
 
 
 class FullText:
-    """Searches over the rows the catalog's view sees (`view`); `caption_holds` is a subquery
-    that the listing, which applies the view, narrows."""
+    """Searches over the rows the catalog's view sees (`view`); `caption_holds` is a condition
+    that the listing, which applies the view, adds."""
 
     def __init__(self, engine: Engine, view: View) -> None:
         self._engine = engine
@@ -63,17 +63,20 @@ class FullText:
             return [row[0] for row in rows]
 
     def caption_holds(self, phrase: str, name: str = "match"):
-        """A SELECT of the ids whose caption holds every word of `phrase`, each also as the
-        start of a longer word (`car` finds `cars`), in any case: a subquery, so the ids stay
-        in the database however many there are. `name`: its parameter's, one a phrase."""
+        """A condition on an image row: its caption holds every word of `phrase`, each also
+        as the start of a longer word (`car` finds `cars`), in any case; in the database
+        however many rows it keeps (the row's own `tsvector` on PostgreSQL, a subquery of the
+        FTS5 table on SQLite). `name`: its parameter's, one a phrase."""
         terms = re.findall(r"\w+", phrase.lower())
         dialect = self._engine.dialect.name
         if not terms or dialect not in CAPTION_HOLDS:
-            return select(ImageRow.id).where(false())
+            return false()
         match = (" AND ".join(f'"{term}"*' for term in terms) if dialect == "sqlite"
                  else " & ".join(f"{term}:*" for term in terms))
+        if dialect == "postgresql":  # a condition on the row itself: no semi-join for the planner to misjudge
+            return text(f"images.caption_terms @@ to_tsquery('simple', :{name})").bindparams(**{name: match})
         holding = text(CAPTION_HOLDS[dialect].replace(":match", f":{name}")).bindparams(**{name: match})
-        return select(holding.columns(column("id", Integer)).subquery().c.id)
+        return ImageRow.id.in_(select(holding.columns(column("id", Integer)).subquery().c.id))
 
     def text_scores(self, phrase: str) -> dict[int, float]:
         """Images whose text holds every word of `phrase` (`textmatch`: any case and accent,

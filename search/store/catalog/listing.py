@@ -74,7 +74,7 @@ class Listing:
         and text phrases (each a full-text search, `fulltext`)."""
         chosen = select(ImageRow.id).where(*conditions(selection), self._view.visible())
         for number, phrase in enumerate(selection.caption):
-            chosen = chosen.where(ImageRow.id.in_(self._fulltext.caption_holds(phrase, f"caption{number}")))
+            chosen = chosen.where(self._fulltext.caption_holds(phrase, f"caption{number}"))
         for number, phrase in enumerate(selection.text):
             # decided in Python (`textmatch`): its ids go in as literals, which no limit on a
             # statement's parameters (32,766 on SQLite, 65,535 on PostgreSQL) cuts short
