@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime
 
 import numpy as np
@@ -28,6 +29,26 @@ def _image(path, caption=None, **extra):
     return ImageFile(path=path, **(fields | extra))
 
 
+@contextmanager
+def _migrated_to(catalog_url: str, revision: str):
+    """A connection in a transaction to the catalog at `catalog_url`, migrated to `revision`."""
+    from alembic import command
+    from alembic.config import Config
+
+    from search.store.catalog.database import MIGRATIONS
+
+    engine = create_engine(catalog_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+            yield connection
+    finally:
+        engine.dispose()
+
+
 def test_schema_is_migrated_and_versioned(catalog_url, catalog):
     engine = create_engine(catalog_url)
     tables = set(inspect(engine).get_table_names())
@@ -48,25 +69,15 @@ def test_schema_is_migrated_and_versioned(catalog_url, catalog):
 def test_rows_written_before_migration_0005_are_dated_by_it(catalog_url):
     """A catalog at 0004 with an EXIF-dated row and a row dated by its file: the upgrade fills
     `dated` with the rule new rows are written with (`dates.seconds`)."""
-    from alembic import command
-    from alembic.config import Config
-
-    from search.store.catalog.database import MIGRATIONS
     from search.store.catalog.dates import seconds
 
-    engine = create_engine(catalog_url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
     taken = datetime(2021, 6, 5, 14, 30)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0004")
+    with _migrated_to(catalog_url, "0004") as connection:
         for path, when in (("/r/exif.png", taken), ("/r/file.png", None)):
             insert = text("INSERT INTO images (path, root, content_hash, size, mtime, taken_at, status, "
                           "indexed_at) VALUES (:path, '/r', :hash, 1, 1700000000.5, :taken, 'ok', :now)")
             connection.execute(insert.bindparams(bindparam("taken", type_=DateTime)),
                                {"path": path, "hash": path, "taken": when, "now": datetime(2026, 1, 1)})
-    engine.dispose()
     catalog = Catalog.open(catalog_url)
     try:
         prints = catalog.listing.fingerprints()
@@ -82,23 +93,12 @@ def test_rows_written_before_migration_0006_stay_published(catalog_url):
     """A catalog at 0005 with two rows at generation 2: after the upgrade both are seen, the
     published generation is the catalog's (a snapshot tagged 2 still matches), and a write
     that does not publish is seen by no reader until the catalog publishes."""
-    from alembic import command
-    from alembic.config import Config
-
-    from search.store.catalog.database import MIGRATIONS
-
-    engine = create_engine(catalog_url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0005")
+    with _migrated_to(catalog_url, "0005") as connection:
         for path in ("/r/a.png", "/r/b.png"):
             insert = text("INSERT INTO images (path, root, content_hash, size, mtime, status, indexed_at) "
                           "VALUES (:path, '/r', :hash, 1, 1.0, 'ok', :now)")
             connection.execute(insert, {"path": path, "hash": path, "now": datetime(2026, 1, 1)})
         connection.execute(text("INSERT INTO meta (key, value) VALUES ('generation', '2')"))
-    engine.dispose()
     catalog = Catalog.open(catalog_url)
     try:
         assert (catalog.generation, catalog.published) == (2, 2)
@@ -135,23 +135,12 @@ def test_an_unpublished_change_waits_in_a_second_row_and_keeps_the_id(catalog):
 def test_texts_written_before_migration_0007_are_found_as_the_rule_finds_them(catalog_url):
     """A catalog at 0005 holding `HOWSE` and `Grüße`: the upgrade writes their keys and makes
     the trigram index over them, so `house` (a slip sharing no trigram) and `grusse` find them."""
-    from alembic import command
-    from alembic.config import Config
-
-    from search.store.catalog.database import MIGRATIONS
-
-    engine = create_engine(catalog_url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0006")
+    with _migrated_to(catalog_url, "0006") as connection:
         insert = text("INSERT INTO images (path, root, content_hash, size, mtime, text, status, indexed_at) "
                       "VALUES (:path, '/r', :hash, 1, 1.0, :text, 'ok', :now)")
         for path, written in (("/r/sign.png", "HOWSE"), ("/r/card.png", "Grüße"), ("/r/none.png", None)):
             values = {"path": path, "hash": path, "text": written, "now": datetime(2026, 1, 1)}
             connection.execute(insert, values)
-    engine.dispose()
     catalog = Catalog.open(catalog_url)
     try:
         ids = {catalog.get(i).path: i for i in catalog.listing.page(Selection(), 0, 9)[1]}
