@@ -35,6 +35,7 @@ from .store.catalog import FILENAME, Catalog, database_url
 from .store.catalog.blobs import Each
 from .store.features import KEYS, Features
 from .store.lock import OPENING, exclusive
+from .store.shards import ShardedIndex
 from .store.snapshot import DEFAULT_POLICY, SNAPSHOT, IndexPolicy, SyncedIndex, Wanted
 from .store.thumbnails import Thumbnails
 from .store.vectors import Candidates, MemoryIndex
@@ -44,21 +45,24 @@ __all__ = ["SNAPSHOT", "Collection", "CollectionError", "IndexPolicy"]
 
 
 class Collection:
-    def __init__(self, folder: Path, catalog: Catalog, policy: IndexPolicy = DEFAULT_POLICY) -> None:
+    def __init__(self, folder: Path, catalog: Catalog, policy: IndexPolicy = DEFAULT_POLICY,
+                 vectors: ShardedIndex | None = None) -> None:
         self.folder = folder
         self.policy = policy
         self.catalog = catalog  # for reading; writes go through the methods below
         self.thumbnails = Thumbnails(folder)
-        self._index = SyncedIndex(folder, catalog, self._wanted)  # the vector index, in step
+        # the vector index, in step: in memory, or in shards (read-only) where `vectors` is given
+        self._index = vectors if vectors is not None else SyncedIndex(folder, catalog, self._wanted)
         catalog.view.follow(lambda: self._index.generation)  # reads see what the vector index holds
         self._memo: tuple[int, dict] = (-1, {})  # (catalog generation, results computed at it)
         self._memo_lock = threading.Lock()
 
     @classmethod
     def open(cls, folder: Path, *, create: bool = False, url: str | None = None,
-             policy: IndexPolicy = DEFAULT_POLICY) -> Collection:
+             policy: IndexPolicy = DEFAULT_POLICY, vectors: ShardedIndex | None = None) -> Collection:
         """Open an index folder; `create` makes it when missing (the `index` command); `url`
-        puts the catalog in another database (the settings' `database_url`)."""
+        puts the catalog in another database (the settings' `database_url`); `vectors`: its
+        vectors are in shards (`store.shards`), and this collection reads them there."""
         folder = Path(folder).expanduser().resolve()
         catalog = folder / FILENAME
         if not create and url is None and not catalog.exists():
@@ -75,7 +79,7 @@ class Collection:
                 catalog_store = Catalog.open(database_url(folder, url))
         except OSError:  # a folder this reader may not write (or a full disk): the catalog as it is
             catalog_store = Catalog.open(database_url(folder, url))
-        collection = cls(folder, catalog_store, policy)
+        collection = cls(folder, catalog_store, policy, vectors)
         if collection.model is not None:
             collection._index.open()
         return collection
@@ -181,6 +185,11 @@ class Collection:
         """The vector index's first stage for each (D,) vector; none before anything is indexed."""
         vectors = self._index.current
         return [] if vectors is None else vectors.search(text_vecs, k, allowed, depth)
+
+    @property
+    def sharded(self) -> ShardedIndex | None:
+        """The vector index when it is in shards (similar images ask them), else None."""
+        return self._index if isinstance(self._index, ShardedIndex) else None
 
     @property
     def exact_index(self) -> MemoryIndex | None:

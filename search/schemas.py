@@ -43,6 +43,8 @@ class SearchResults(BaseModel):
     results: list[Hit]
     notes: list[str] = []  # what the caller should know about these results
     where: WhereReport | None = None  # with where conditions: how far they went
+    partial: bool = False  # a sharded collection answered without some of its shards
+    missing_shards: list[int] = []  # which: their images are not among the results
 
 
 class Match(BaseModel):

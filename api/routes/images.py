@@ -40,8 +40,7 @@ def image(state: State, image_id: ImageId) -> ImageInfo:
 
 @router.get("/{image_id}/similar", response_model=SearchResults, responses=errors(503))
 async def similar(state: State, image_id: ImageId, k: Annotated[int, Query(ge=1, le=100)] = 10):
-    hits = await state.runner.run(state.searcher.similar.find, image_id=image_id, k=k)
-    return SearchResults(query=image_id, results=hits)
+    return await state.runner.run(state.searcher.similar.results, image_id, image_id=image_id, k=k)
 
 
 @router.get("/{image_id}/explain", response_model=Explanation, responses=errors(503))

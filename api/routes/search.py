@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, UploadFile
 
 from search.media.images import open_image
 from search.query.searcher import Searcher, SearchOptions
-from search.schemas import Hit, Match, Matches, SearchResults
+from search.schemas import Match, Matches, SearchResults
 
 from ..deps import State, read_access
 from ..schemas import MatchQuery, SearchQuery, errors
@@ -50,9 +50,8 @@ async def search_by_image(
 ) -> SearchResults:
     data = await file.read()
     await state.ready(*IMAGE)
-    hits = await state.runner.run(_similar_to_upload, state.searcher, data, k)
-    return SearchResults(query=file.filename or "upload", results=hits)
+    return await state.runner.run(_similar_to_upload, state.searcher, data, file.filename or "upload", k)
 
 
-def _similar_to_upload(searcher: Searcher, data: bytes, k: int) -> list[Hit]:
-    return searcher.similar.find(image=open_image(io.BytesIO(data)), k=k)
+def _similar_to_upload(searcher: Searcher, data: bytes, name: str, k: int) -> SearchResults:
+    return searcher.similar.results(name, image=open_image(io.BytesIO(data)), k=k)

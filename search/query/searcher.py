@@ -21,6 +21,7 @@ from ..media import textmatch
 from ..records import Selection
 from ..schemas import Hit, SearchResults
 from ..store.catalog.dates import local
+from ..store.shards import gaps
 from . import language, scoring, where
 from .language import Query
 from .lookup import Lookup, Timer, untimed
@@ -78,7 +79,10 @@ class Searcher:
                 encoded = dict(zip(texts, self.engine.embed_texts(texts), strict=True))
         for i, query, conditions in valid:
             try:
-                outcomes[i] = self._search(query, conditions, encoded, *requests[i])
+                with gaps() as missing:
+                    found = self._search(query, conditions, encoded, *requests[i])
+                outcomes[i] = found.model_copy(update={"partial": True, "missing_shards": sorted(missing)}) \
+                    if missing else found
             except SearchError as exc:
                 outcomes[i] = exc
         return outcomes

@@ -11,7 +11,8 @@ from PIL import Image
 from ..collection import Collection
 from ..errors import InputError
 from ..media.images import open_image
-from ..schemas import Hit
+from ..schemas import Hit, SearchResults
+from ..store.shards import gaps
 from ..store.vectors import MemoryIndex
 from . import scoring
 from .lookup import Lookup, Timer, untimed
@@ -43,6 +44,13 @@ class Similar:
         ranked = [item for item in scored if item[0] != image_id][:want]
         return self.lookup.hits(ranked)[offset : offset + k]
 
+    def results(self, query: str | int, **find) -> SearchResults:
+        """`find(**find)` as a response for `query` (an id or a file's name): partial, naming
+        the shards it went without, when a sharded collection answered without some."""
+        with gaps() as missing:
+            hits = self.find(**find)
+        return SearchResults(query=query, results=hits, partial=bool(missing), missing_shards=sorted(missing))
+
     def to_file(self, path: str, k: int = 10) -> list[Hit]:
         """Like the image at `path`: by its id when it is indexed (and left out of its own
         results), else by its pixels."""
@@ -66,6 +74,8 @@ class Similar:
         vectors propose: with four-bit codes the true neighbours are often proposed by few
         (BENCHMARKS.md has the figures). An exact index scores every image instead, in
         memory (`_every`): that costs less than reading the union's vectors."""
+        if (sharded := self.collection.sharded) is not None:  # each shard scores all of its images
+            return sharded.similar(query, want)
         exact = self.collection.exact_index
         if exact is not None:
             return scoring.top(*self._every(exact, query, max(SIMILAR_POOL, SIMILAR_DEPTH * want)), want)
