@@ -53,7 +53,8 @@ def test_every_image_is_in_one_shard(collection_and_shards):
 def test_search_gives_the_one_machine_ids_and_scores(collection_and_shards, engines, query):
     collection, _, _ = collection_and_shards
     sharded = _sharded(collection.folder)
-    for options in (SearchOptions(k=7), SearchOptions(k=5, offset=3), SearchOptions(k=6, sort="newest", min_match=0.0)):
+    dated = SearchOptions(k=6, sort="newest", min_match=0.0)
+    for options in (SearchOptions(k=7), SearchOptions(k=5, offset=3), dated):
         one = Searcher(collection, engines["opt"]).find(query, options)
         many = Searcher(sharded, engines["opt"]).find(query, options)
         assert [h.id for h in many.results] == [h.id for h in one.results] and one.results
