@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException, Request
@@ -28,12 +29,15 @@ from .runner import Saturated
 ERROR_STATUS = ((NotFound, 404), (ImageError, 422), (InputError, 422), (CollectionError, 409))
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, start: Callable[[Settings, Metrics], app_state.AppState] = app_state.start
+               ) -> FastAPI:
+    """The app over `start(settings, metrics)`'s state: the index and the engine in this
+    process, or (`api.ray`) its vectors in shards and its engine in model parts."""
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.blip2 = await asyncio.to_thread(app_state.start, settings, metrics)
+        app.state.blip2 = await asyncio.to_thread(start, settings, metrics)
         try:
             yield
         finally:

@@ -14,13 +14,38 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
                                       "indexing needs BLIP2_SEARCH_API_KEY)")
     serve.add_argument("--port", type=int, help="default 8000")
     serve.add_argument("--workers", type=int, help="image-decoding processes for index jobs (default 2)")
+    serve.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                       help="serve on Ray Serve over the index split into shards: the cluster at ADDRESS "
+                            "(auto: this machine's), else a local instance")
+    serve.add_argument("--shards", type=int, default=2, help="with --ray: shards to split the index into")
+    serve.add_argument("--replicas", type=int, default=2, help="with --ray: replicas of each shard")
     serve.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    if args.ray is not None:
+        return _on_ray(args, settings)
     from api.app import create_app
     from api.serving import serve
 
-    settings = settings_from(args)
     serve(create_app(settings), settings)
+    return 0
+
+
+def _on_ray(args: argparse.Namespace, settings) -> int:
+    import threading
+
+    from api.ray import launch
+    from search.errors import InputError
+
+    from .output import warn
+
+    if args.shards < 1 or args.replicas < 1:
+        raise InputError("--shards and --replicas take a number of 1 or more")
+    launch.connect(args.ray or None)
+    launch.deploy(settings, shards=args.shards, replicas=args.replicas)
+    warn(f"serving on Ray: http://{settings.host}:{settings.port}/ ({args.shards} shards, "
+         f"{args.replicas} replicas each); Ctrl-C stops")
+    threading.Event().wait()
     return 0
