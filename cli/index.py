@@ -37,6 +37,8 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
                        help="keep each image's encoder output (about 365 KB an image at ViT-g), so a "
                             "rerank or --min-match runs only the Q-Former and `ask` skips the image "
                             "encoder; remembered by the index, and images indexed before gain it")
+    index.add_argument("--shards", type=int, metavar="N",
+                       help="then split the vectors into N shards for serve --ray (as `shard N`)")
     index.add_argument("--no-wait", action="store_true",
                        help="when another writer holds the index, exit 1 saying who, instead of waiting")
     index.set_defaults(run=run)
@@ -48,9 +50,15 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if not args.no_ocr:
         ocr.check()  # a missing reader stops the run before the index folder is even made
+    if args.shards is not None and args.shards < 1:
+        raise InputError("--shards must be at least 1")
     collection = open_collection(settings, create=True)
     try:
         summary = (_here if args.ray is None else _on_ray)(args, settings, collection)
+        if args.shards:
+            from .shard import split_into
+
+            split_into(collection, args.shards)
     finally:
         collection.close()
     counts = ", ".join(f"{key} {getattr(summary, key)}" for key in

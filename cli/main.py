@@ -28,6 +28,7 @@ from . import (
     ocr,
     search,
     serve,
+    shard,
     similar,
     stats,
     train_demo,
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     common, model = index_options(), model_options()
     for command in (caption, index, search, similar, ask, explain, serve, evaluate):
         command.register(sub, [common, model])
-    for command in (image, browse, ocr, duplicates, stats, demo, train_demo):
+    for command in (image, browse, ocr, duplicates, stats, shard, demo, train_demo):
         command.register(sub, [common])
     return parser
 

@@ -26,10 +26,10 @@ from typing import TypeVar
 
 import numpy as np
 
-from .config import IndexType, Order, choices
+from .config import Order
 from .errors import CollectionError
-from .presets import DEFAULT_PRESET, resolve
-from .records import ImageFile, ImageRecord, ModelInfo, Selection
+from .records import ImageFile, ImageRecord, Selection
+from .remembered import Remembered
 from .schemas import ImageInfo, ImagePage, Stats
 from .store.catalog import FILENAME, Catalog, database_url
 from .store.catalog.blobs import Each
@@ -44,7 +44,7 @@ T = TypeVar("T")
 __all__ = ["SNAPSHOT", "Collection", "CollectionError", "IndexPolicy"]
 
 
-class Collection:
+class Collection(Remembered):
     def __init__(self, folder: Path, catalog: Catalog, policy: IndexPolicy = DEFAULT_POLICY,
                  vectors: ShardedIndex | None = None) -> None:
         self.folder = folder
@@ -92,67 +92,6 @@ class Collection:
     def snapshot_state(self) -> str:
         """How the vector index was obtained: loaded (its snapshot), rebuilt, new, or none."""
         return self._index.state
-
-    # -- what the index remembers: its model, its vector index's kind, stored features -------
-
-    @property
-    def model(self) -> ModelInfo | None:
-        meta = self.catalog.meta()
-        if "model" not in meta:
-            return None
-        return ModelInfo(meta["model"], int(meta["queries"]), int(meta["dim"]))
-
-    def check_model(self, name: str, shape: tuple[int, int] | None = None) -> None:
-        """Refuse a model (and, when given, a vector shape) other than the index's own; an
-        index with no model yet takes any."""
-        current = self.model
-        if current is None or (current.name == name and shape in (None, (current.queries, current.dim))):
-            return
-        raise CollectionError(
-            f"the index at {self.folder} was built with model {current.name} "
-            f"({current.queries}x{current.dim} vectors), not {name}; use that model, or another --index"
-        )
-
-    def model_to_load(self, requested: str | None) -> str:
-        """`requested` (a flag), else the model that built the index, else the default preset;
-        a model other than the index's is refused before anything loads."""
-        if requested is None:
-            current = self.model
-            return current.name if current else DEFAULT_PRESET
-        self.check_model(resolve(requested).name)
-        return requested
-
-    def bind_model(self, info: ModelInfo) -> None:
-        """Record the model on first use; refuse another model on an existing index."""
-        if self.model is None:
-            self.catalog.set_meta(model=info.name, queries=info.queries, dim=info.dim)
-            self._index.start(self._wanted())
-        else:
-            self.check_model(info.name, (info.queries, info.dim))
-
-    @property
-    def index_type(self) -> str:
-        return self.catalog.meta().get("index_type", "auto")
-
-    def set_index_type(self, index_type: IndexType) -> None:
-        """Choose the vector index kind (auto, exact or compressed); an existing index is
-        rebuilt into it from the catalog's vectors, with no model call."""
-        if index_type not in choices(IndexType):
-            known = ", ".join(choices(IndexType))
-            raise CollectionError(f"unknown index type {index_type!r}: use one of {known}")
-        if index_type != self.index_type:
-            self.catalog.set_meta(index_type=index_type)
-            if self._index.current is not None:
-                self.save()
-
-    @property
-    def keeps_features(self) -> bool:
-        """Whether indexing keeps each image's encoder output (`index --keep-features`, then
-        remembered)."""
-        return self.catalog.meta().get("features") == "kept"
-
-    def keep_features(self) -> None:
-        self.catalog.set_meta(features="kept")
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -66,6 +66,13 @@ def test_similar_json(indexed, tmp_path, capsys):
     assert len(by_path["results"]) == 5
 
 
+def test_shard_splits_the_index_and_says_how(indexed, capsys):
+    index, _ = indexed
+    found = _json(["shard", "2", "--index", index, "--json"], capsys)
+    assert found["shards"] == 2 and sum(found["images"]) == 6 and found["kind"] == "exact"
+    assert (Path(index) / "shards" / found["folder"] / "shard-001" / "stored.f16").stat().st_size > 0
+
+
 def test_ask_and_stats_json(indexed, capsys):
     index, _ = indexed
     out = _json(["ask", "2", "what color is the circle?", "--index", index, "--json"], capsys)
@@ -94,7 +101,10 @@ def test_human_output(indexed, capsys):
      (["search", "x", "--index", "{index}", "--after", "yesterday"], "--after takes a date"),
      (["similar", "--index", "{index}"], "give an image path or --id"),
      (["index", "{tmp}/nowhere", "--index", "{index}"], "does not exist"),
-     (["search", "x", "--index", "{index}", "--model", "blip2-opt-2.7b"], "built with model")],
+     (["search", "x", "--index", "{index}", "--model", "blip2-opt-2.7b"], "built with model"),
+     (["shard", "0", "--index", "{index}"], "at least one shard"),
+     (["shard", "2", "--index", "{tmp}/missing"], "no index at"),
+     (["serve", "--ray", "--shards", "0", "--index", "{index}"], "--shards and --replicas take a number")],
 )
 def test_user_errors_are_one_line(indexed, tmp_path, capsys, argv, message):
     index, _ = indexed

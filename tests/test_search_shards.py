@@ -94,6 +94,7 @@ def test_a_missing_shard_makes_a_partial_answer_of_the_others(collection_and_sha
     sharded = _sharded(collection.folder, _WithoutOne(root, 1))
     found = Searcher(sharded, engines["opt"]).find("a red square", SearchOptions(k=24))
     assert found.partial and found.missing_shards == [1]
+    assert found.notes == ["shard 1 did not answer: these results are from the others"]
     assert sorted(h.id for h in found.results) == [i for i in range(1, 25) if i % 3 != 1]
     similar = Searcher(sharded, engines["opt"]).similar.results(3, image_id=3, k=30)
     assert similar.partial and all(h.id % 3 != 1 for h in similar.results) and len(similar.results) == 15

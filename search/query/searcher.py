@@ -27,7 +27,7 @@ from .language import Query
 from .lookup import Lookup, Timer, untimed
 from .options import ACCELERATOR_RERANK_TOP, DATE_CANDIDATES, DEFAULTS, SearchOptions, check
 from .questions import Questions
-from .similar import Similar
+from .similar import Similar, partial
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant
 TEXT_WEIGHT = 2.0  # hybrid: the text read in an image ranks only images holding the words, a surer sign
@@ -81,8 +81,7 @@ class Searcher:
             try:
                 with gaps() as missing:
                     found = self._search(query, conditions, encoded, *requests[i])
-                outcomes[i] = found.model_copy(update={"partial": True, "missing_shards": sorted(missing)}) \
-                    if missing else found
+                outcomes[i] = partial(found, missing)
             except SearchError as exc:
                 outcomes[i] = exc
         return outcomes

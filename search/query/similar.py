@@ -49,7 +49,7 @@ class Similar:
         the shards it went without, when a sharded collection answered without some."""
         with gaps() as missing:
             hits = self.find(**find)
-        return SearchResults(query=query, results=hits, partial=bool(missing), missing_shards=sorted(missing))
+        return partial(SearchResults(query=query, results=hits), missing)
 
     def to_file(self, path: str, k: int = 10) -> list[Hit]:
         """Like the image at `path`: by its id when it is indexed (and left out of its own
@@ -113,3 +113,13 @@ class Similar:
         for ids, vectors in self.collection.iter_vectors():
             scored += scoring.top(ids, score(vectors), want)
         return sorted(scored, key=lambda item: (-item[1], item[0]))[:want]
+
+
+def partial(found: SearchResults, missing: set[int]) -> SearchResults:
+    """`found`, saying which shards it went without, if any (a sharded collection's)."""
+    if not missing:
+        return found
+    note = f"shard{'s' if len(missing) > 1 else ''} {', '.join(map(str, sorted(missing)))} did not answer: " \
+           "these results are from the others"
+    return found.model_copy(update={"partial": True, "missing_shards": sorted(missing),
+                                    "notes": [*found.notes, note]})
