@@ -114,6 +114,8 @@ def _run_parts(report: dict, args: argparse.Namespace) -> None:
     if "large" in parts:
         report["large"] = _large(args.quick, args.scratch)
         report |= {f"{key}_10m": report["large"][key] for key in LARGE_KEYS}
+    if "scaleout" in parts:
+        report["scaleout"] = _scaleout(args.quick, args.scratch)
 
 
 def _hardware(quick: bool) -> dict:
@@ -208,6 +210,15 @@ def _large(quick: bool, scratch: Path | None) -> dict:
     """10,000,000 vectors (312,500 images) in 4 segments; quick: 4,000 images in 4 segments."""
     sizes = {"images": 4_000, "images_per_segment": 1_000, "probes": 20, "queries": 20} if quick else {}
     return large.run(_text_engine(quick), scratch=scratch, log=_log, **sizes)
+
+
+def _scaleout(quick: bool, scratch: Path | None) -> dict:
+    """Full: 1,000,000 images of synthetic vectors in 4 shards (compressed), 100 probes; quick:
+    2,000 images, 8 probes. In a fresh process (it starts a Ray instance of its own)."""
+    from . import scaleout
+
+    images, probes = (2_000, 8) if quick else (1_000_000, 100)
+    return _in_fresh_process(scaleout.run, images, 4, probes=probes, scratch=scratch)
 
 
 def _dates(quick: bool) -> dict:

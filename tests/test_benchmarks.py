@@ -38,6 +38,9 @@ def test_the_quick_benchmark_runs_and_writes_its_report(tmp_path):
     assert all(indexing[f"stages_{name}"]["embed_ms_per_image_per_vision_layer"] > 0 for name in lower)
     assert {name: found["images"] for name, found in indexing["agreement_trained_demo_model"].items()} == {
         **dict.fromkeys(lower, 8), "default": 8}
+    scaleout = report["scaleout"]
+    assert scaleout["ray_serve_same_as_in_process"] is True and scaleout["images"] == 2_000
+    assert all(scaleout[where]["text_p50_ms"] > 0 for where in ("one_machine", "in_process", "ray_serve"))
     rows = report["query"]
     assert {(r["vectors"], r["mode"]) for r in rows} == {(kind, mode) for kind in ("clustered", "uniform")
                                                         for mode in ("auto", "exact")}
