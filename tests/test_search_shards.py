@@ -110,6 +110,10 @@ def test_a_compressed_shard_scores_its_candidates_exactly(collection_and_shards,
     many = Searcher(sharded, engines["opt"]).find("a red square", SearchOptions(k=5))
     assert [h.id for h in many.results] == [h.id for h in one.results]  # 12 images a shard: all candidates
     assert np.allclose([h.score for h in many.results], [h.score for h in one.results], atol=1e-5)
+    one = Searcher(collection, engines["opt"]).similar.results(5, image_id=5, k=6)
+    many = Searcher(sharded, engines["opt"]).similar.results(5, image_id=5, k=6)
+    assert [h.id for h in many.results] == [h.id for h in one.results] and len(many.results) == 6
+    assert np.allclose([h.score for h in many.results], [h.score for h in one.results], atol=1e-5)
     sharded.close()
 
 

@@ -46,8 +46,8 @@ class Shard:
     def text(self, text_vecs, k, allowed=None):
         return self.engine.text(text_vecs, k, allowed)
 
-    def similar(self, query, k, allowed=None):
-        return self.engine.similar(query, k, allowed)
+    def similar(self, query, k, allowed=None, depth=None):
+        return self.engine.similar(query, k, allowed, depth)
 
     def info(self) -> dict:
         import ray

@@ -75,7 +75,7 @@ class Similar:
         (BENCHMARKS.md has the figures). An exact index scores every image instead, in
         memory (`_every`): that costs less than reading the union's vectors."""
         if (sharded := self.collection.sharded) is not None:  # each shard scores all of its images
-            return sharded.similar(query, want)
+            return sharded.similar(query, want, depth=SIMILAR_DEPTH * want)
         exact = self.collection.exact_index
         if exact is not None:
             return scoring.top(*self._every(exact, query, max(SIMILAR_POOL, SIMILAR_DEPTH * want)), want)

@@ -37,8 +37,10 @@ class ShardEngine(Protocol):
     def text(self, text_vecs: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Found]:
         """For each (D,) text vector, this shard's top k images by max-sim."""
 
-    def similar(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Found:
-        """This shard's top k images by the mean over the (Q', D) query of the max cosine."""
+    def similar(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None,
+                depth: int | None = None) -> Found:
+        """This shard's top k images by the mean over the (Q', D) query of the max cosine;
+        `depth`: images a compressed first stage proposes for each query vector (default k)."""
 
     def info(self) -> dict:
         """What the shard holds: its number, images, index kind and the generation covered."""
@@ -67,18 +69,23 @@ class FaissShard:
                 out.append(top(first.ids, scores, k))
         return out
 
-    def similar(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Found:
+    def similar(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None,
+                depth: int | None = None) -> Found:
         self._follow()
         query = np.ascontiguousarray(query, dtype=np.float32)
-        if self.index.kind == "exact":
-            ids, scores = self.index.score_images(query)
-        else:
-            ids = self.ids
-            scores = self._score(ids, lambda v: np.einsum("ncd,qd->ncq", v, query).max(axis=1).mean(axis=1))
         allowed = self._own(allowed)
-        if allowed is not None:
-            keep = np.isin(ids, allowed)
-            ids, scores = ids[keep], scores[keep]
+        if self.index.kind == "exact":  # every image, from the rows in memory
+            ids, scores = self.index.score_images(query)
+            if allowed is not None:
+                keep = np.isin(ids, allowed)
+                ids, scores = ids[keep], scores[keep]
+            return top(ids, scores, k)
+        # codes: the union of what the first stage proposes for each query vector, scored
+        # exactly from the stored vectors (as one machine's `query.similar` does)
+        depth = depth or k
+        firsts = self.index.search(query, depth, allowed, depth=depth)
+        ids = np.unique(np.concatenate([first.ids for first in firsts])) if firsts else np.zeros(0, np.int64)
+        scores = self._score(ids, lambda v: np.einsum("ncd,qd->ncq", v, query).max(axis=1).mean(axis=1))
         return top(ids, scores, k)
 
     def info(self) -> dict:

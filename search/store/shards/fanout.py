@@ -144,10 +144,11 @@ class ShardedIndex:
         return [Candidates(*_merge([found[i] for found in answers.values()], k))
                 for i in range(len(text_vecs))]
 
-    def similar(self, query: np.ndarray, k: int,
-                allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """The top k images like the (Q', D) query, exact: every shard's top k, merged."""
-        ids, scores = _merge(list(self.shards.ask("similar", query, k, allowed).values()), k)
+    def similar(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None,
+                depth: int | None = None) -> list[tuple[int, float]]:
+        """The top k images like the (Q', D) query: every shard's top k, merged (exact shards
+        score every image; compressed ones, the `depth` each query vector proposes)."""
+        ids, scores = _merge(list(self.shards.ask("similar", query, k, allowed, depth).values()), k)
         return [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
 
 
