@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SEARCHES = [{"q": "a red square"}, {"q": "blue", "k": 5, "offset": 2}, {"q": "a cat - a dog", "k": 8},
             {"q": "green text:sale"}, {"q": "text:sale"}, {"q": "path:photos a circle", "k": 6},
             {"q": "yellow", "after": "2000-01-01", "before": "2100-01-01"},
-            {"q": "after:2000-01-01 a dot", "sort": "newest", "min_match": 0.0, "k": 6}]
+            {"q": "after:2000-01-01 a dot", "sort": "newest", "min_match": 0.0, "k": 6},
+            {"q": "a red square", "where": "is it red?=yes", "k": 3, "candidates": 12}]
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +119,12 @@ def test_the_same_answers_as_one_machine_and_a_slow_shard_waited_for(index, one_
             many = client.get(f"/api/images/{image_id}/similar", params={"k": 9}).json()
             assert [h["id"] for h in many["results"]] == [h["id"] for h in one["results"]]
             assert _scores(many) == pytest.approx(_scores(one), abs=1e-5) and len(one["results"]) == 9
+        picture = (index["root"] / "photos" / "img0004.png").read_bytes()
+        upload = {"files": {"file": ("a.png", picture)}, "params": {"k": 5}}
+        one = one_machine.post("/api/search/image", **upload).json()
+        many = client.post("/api/search/image", **upload).json()
+        assert [h["id"] for h in many["results"]] == [h["id"] for h in one["results"]]
+        assert len(one["results"]) == 5
         for path in ("/api/stats", "/api/images?limit=5", "/api/images/3", "/", "/healthz"):
             assert client.get(path).status_code == 200, path
         for method, path, body in (("GET", "/api/images/3/explain?q=a red square", None),
