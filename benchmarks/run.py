@@ -116,6 +116,7 @@ def _run_parts(report: dict, args: argparse.Namespace) -> None:
         report |= {f"{key}_10m": report["large"][key] for key in LARGE_KEYS}
     if "scaleout" in parts:
         report["scaleout"] = _scaleout(args.quick, args.scratch)
+        report |= scaleout_figures(report["scaleout"])
 
 
 def _hardware(quick: bool) -> dict:
@@ -210,6 +211,16 @@ def _large(quick: bool, scratch: Path | None) -> dict:
     """10,000,000 vectors (312,500 images) in 4 segments; quick: 4,000 images in 4 segments."""
     sizes = {"images": 4_000, "images_per_segment": 1_000, "probes": 20, "queries": 20} if quick else {}
     return large.run(_text_engine(quick), scratch=scratch, log=_log, **sizes)
+
+
+def scaleout_figures(part: dict) -> dict:
+    """The scaleout part's figures, keyed by where they were measured and the image count."""
+    size = results.size_label(part["images"])
+    out = {f"scaleout_fanout_ms_p50_{size}": part["fanout_ms_p50"],
+           f"scaleout_top10_agreement_{size}": part["top10_agreement_with_one_machine"]}
+    for where in ("one_machine", "in_process", "ray_serve"):
+        out |= {f"scaleout_{key}_{where}_{size}": value for key, value in part[where].items()}
+    return out
 
 
 def _scaleout(quick: bool, scratch: Path | None) -> dict:
