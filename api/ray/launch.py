@@ -38,11 +38,13 @@ FRONT = "blip2-search-front"  # a node resource: where a cluster has it, the ing
 # run on the nodes that do (the ones that should not be lost), the shards anywhere
 
 
-def prepare_shards(settings: Settings, count: int) -> Path:
-    """The index's shards, written when missing, of another count, or behind the catalog."""
+def prepare_shards(settings: Settings, count: int) -> tuple[Path, str]:
+    """The index's shards, written when missing, of another count, or behind the catalog;
+    and the model to load."""
     root = Path(settings.index) / SHARDS
     collection = Collection.open(settings.index, url=settings.database_url)
     try:
+        model = collection.model_to_load(settings.model)
         try:
             manifest = read_manifest(root)
             current = manifest.count == count and manifest.generation == collection.generation
@@ -50,7 +52,7 @@ def prepare_shards(settings: Settings, count: int) -> Path:
             current = False
         if not current:
             split(collection, count, root)
-        return root
+        return root, model
     finally:
         collection.close()
 
@@ -58,12 +60,7 @@ def prepare_shards(settings: Settings, count: int) -> Path:
 def deploy(settings: Settings, *, shards: int, replicas: int, timeout_s: float = SHARD_TIMEOUT_S,
            start_delays: dict[int, float] | None = None) -> None:
     """Deploy the application on the Ray instance this process is connected to."""
-    root = prepare_shards(settings, shards)
-    collection = Collection.open(settings.index, url=settings.database_url)
-    try:
-        model = collection.model_to_load(settings.model)
-    finally:
-        collection.close()
+    root, model = prepare_shards(settings, shards)
     nodes = len([node for node in ray.nodes() if node["Alive"]])
     resources = ray.cluster_resources()
     gpus = resources.get("GPU", 0) > 0

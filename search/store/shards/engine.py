@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from ...errors import SearchError
 from ..vectors import MemoryIndex
-from .layout import IDS, STORED, VECTORS, Manifest, read_manifest
+from .layout import IDS, MANIFEST, STORED, VECTORS, Manifest, read_manifest
 
 Found = tuple[np.ndarray, np.ndarray]  # (ids (n,) int64, scores (n,) float32), best first
 CHECK_EVERY_S = 1.0  # how often a shard looks for a new set of shards
@@ -57,25 +58,25 @@ class FaissShard:
     # -- ShardEngine --------------------------------------------------------------------------
 
     def text(self, text_vecs: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[Found]:
-        self._follow()
-        index, allowed = self.index, self._own(allowed)
+        loaded = self._follow()
+        allowed = loaded.own(allowed, self.number)
         text_vecs = np.atleast_2d(np.asarray(text_vecs, dtype=np.float32))
         out = []
-        for text, first in zip(text_vecs, index.search(text_vecs, k, allowed), strict=True):
+        for text, first in zip(text_vecs, loaded.index.search(text_vecs, k, allowed), strict=True):
             if first.exact:
                 out.append((first.ids, first.scores))
             else:  # codes: their images scored exactly from the stored vectors
-                scores = self._score(first.ids, lambda v, t=text: (v @ t).max(axis=1))
+                scores = loaded.score(first.ids, lambda v, t=text: (v @ t).max(axis=1))
                 out.append(top(first.ids, scores, k))
         return out
 
     def similar(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None,
                 depth: int | None = None) -> Found:
-        self._follow()
+        loaded = self._follow()
         query = np.ascontiguousarray(query, dtype=np.float32)
-        allowed = self._own(allowed)
-        if self.index.kind == "exact":  # every image, from the rows in memory
-            ids, scores = self.index.score_images(query)
+        allowed = loaded.own(allowed, self.number)
+        if loaded.index.kind == "exact":  # every image, from the rows in memory
+            ids, scores = loaded.index.score_images(query)
             if allowed is not None:
                 keep = np.isin(ids, allowed)
                 ids, scores = ids[keep], scores[keep]
@@ -83,16 +84,20 @@ class FaissShard:
         # codes: the union of what the first stage proposes for each query vector, scored
         # exactly from the stored vectors (as one machine's `query.similar` does)
         depth = depth or k
-        firsts = self.index.search(query, depth, allowed, depth=depth)
+        firsts = loaded.index.search(query, depth, allowed, depth=depth)
         ids = np.unique(np.concatenate([first.ids for first in firsts])) if firsts else np.zeros(0, np.int64)
-        scores = self._score(ids, lambda v: np.einsum("ncd,qd->ncq", v, query).max(axis=1).mean(axis=1))
+        scores = loaded.score(ids, lambda v: np.einsum("ncd,qd->ncq", v, query).max(axis=1).mean(axis=1))
         return top(ids, scores, k)
 
     def info(self) -> dict:
-        self._follow()
-        manifest = self.manifest
-        return {"shard": self.number, "images": len(self.ids), "kind": self.index.kind,
-                "generation": manifest.generation, "set": manifest.folder, "pid": os.getpid()}
+        loaded = self._follow()
+        return {"shard": self.number, "images": len(loaded.ids), "kind": loaded.index.kind,
+                "generation": loaded.manifest.generation, "set": loaded.manifest.folder, "pid": os.getpid()}
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The shard's image ids, in the order of its stored vectors."""
+        return self._loaded.ids
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -106,35 +111,45 @@ class FaissShard:
         stored = (np.memmap(folder / STORED, dtype=np.float16, mode="r", shape=shape) if len(ids)
                   else np.zeros(shape, np.float16))
         order = np.argsort(ids, kind="stable")
-        # one assignment each, under the lock: a query sees one set or the other
-        self.manifest, self.index, self.ids, self.stored = manifest, index, ids, stored
-        self._order, self._sorted = order, ids[order]
-        self._stamp = _stamp(self.root)
+        self._loaded = _Loaded(manifest, index, ids, stored, order, ids[order])  # one assignment: a
+        self._stamp = _stamp(self.root)  # query holds one set or the other, never parts of both
 
-    def _follow(self) -> None:
-        """Load a new set of shards when the manifest names one (checked once a second)."""
+    def _follow(self) -> _Loaded:
+        """The set to answer from: a new one when the manifest names it (checked once a second)."""
         now = time.monotonic()
         if now - self._checked < CHECK_EVERY_S:
-            return
+            return self._loaded
         with self._lock:
             self._checked = now
-            if _stamp(self.root) == self._stamp:
-                return
-            manifest = read_manifest(self.root)
-            if manifest.folder != self.manifest.folder:
-                self._load(manifest)
-            self._stamp = _stamp(self.root)
+            if _stamp(self.root) != self._stamp:
+                manifest = read_manifest(self.root)
+                if manifest.folder != self._loaded.manifest.folder:
+                    self._load(manifest)
+                self._stamp = _stamp(self.root)
+            return self._loaded
 
-    def _own(self, allowed: np.ndarray | None) -> np.ndarray | None:
+
+@dataclass(frozen=True)
+class _Loaded:
+    """One set's shard as loaded: what a query reads, all of one set."""
+
+    manifest: Manifest
+    index: MemoryIndex
+    ids: np.ndarray
+    stored: np.ndarray  # (n, Q, D) float16, memory-mapped
+    order: np.ndarray  # argsort of ids
+    sorted: np.ndarray  # ids[order]
+
+    def own(self, allowed: np.ndarray | None, number: int) -> np.ndarray | None:
         if allowed is None:
             return None
         allowed = np.asarray(allowed, dtype=np.int64)
-        return allowed[allowed % self.manifest.count == self.number]
+        return allowed[allowed % self.manifest.count == number]
 
-    def _score(self, ids: np.ndarray, score) -> np.ndarray:
+    def score(self, ids: np.ndarray, score) -> np.ndarray:
         """`score((n, Q, D) float32)` over the stored vectors of `ids`, a chunk at a time."""
-        where = np.searchsorted(self._sorted, ids)
-        where = self._order[np.minimum(where, len(self._order) - 1)]
+        where = np.searchsorted(self.sorted, ids)
+        where = self.order[np.minimum(where, len(self.order) - 1)]
         out = np.empty(len(ids), dtype=np.float32)
         for start in range(0, len(ids), CHUNK):
             rows = np.sort(where[start : start + CHUNK])  # in file order: the memory map reads forward
@@ -151,6 +166,6 @@ def top(ids: np.ndarray, scores: np.ndarray, k: int) -> Found:
 
 def _stamp(root: Path) -> int | None:
     try:
-        return (root / "manifest.json").stat().st_mtime_ns
+        return (root / MANIFEST).stat().st_mtime_ns
     except FileNotFoundError:
         return None
