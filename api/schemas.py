@@ -42,6 +42,8 @@ class ChatTurn(BaseModel):
 class AskRequest(BaseModel):
     question: Text = Field(min_length=1, max_length=1000)
     history: list[ChatTurn] = Field(default=[], max_length=20)
+    at: float | None = Field(None, ge=0, le=1e7,
+                             description="a video's: the time in seconds of the frame asked about")
 
 
 class IndexRequest(BaseModel):

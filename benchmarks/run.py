@@ -117,6 +117,9 @@ def _run_parts(report: dict, args: argparse.Namespace) -> None:
     if "scaleout" in parts:
         report["scaleout"] = _scaleout(args.quick, args.scratch)
         report |= scaleout_figures(report["scaleout"])
+    if "video" in parts:
+        report["video"] = _video(args.quick)
+        report |= {f"video_{key}": value for key, value in report["video"].items()}
 
 
 def _hardware(quick: bool) -> dict:
@@ -230,6 +233,15 @@ def _scaleout(quick: bool, scratch: Path | None) -> dict:
 
     images, probes = (2_000, 8) if quick else (1_000_000, 100)
     return _in_fresh_process(scaleout.run, images, 4, probes=probes, scratch=scratch)
+
+
+def _video(quick: bool) -> dict:
+    """Full: a minute of video, indexed at the demo model and at the real depths; quick: 10 s,
+    2 layers a stack. In a fresh process: it builds a real-size model."""
+    from . import video
+
+    depth = realsize.Depth(vision=2, qformer=2, language=2) if quick else realsize.Depth()
+    return _in_fresh_process(video.run, depth, seconds=10.0 if quick else 60.0)
 
 
 def _dates(quick: bool) -> dict:

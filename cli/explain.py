@@ -1,4 +1,5 @@
-"""`blip2-search explain ID "TEXT" [--out overlay.png]`: why an image matched a text."""
+"""`blip2-search explain ID "TEXT" [--at SECONDS] [--out overlay.png]`: why an image (or a
+video's moment) matched a text."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
     explain = sub.add_parser("explain", parents=parents, help="why an indexed image matched a text")
     explain.add_argument("id", type=int)
     explain.add_argument("text")
+    explain.add_argument("--at", type=float, metavar="SECONDS",
+                         help="a video's: its moment shown at this time")
     explain.add_argument("--out", type=Path, help="write the image with the evidence laid over it (PNG)")
     explain.set_defaults(run=run)
 
@@ -27,9 +30,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None and not args.out.parent.is_dir():
         raise InputError(f"--out: the folder {args.out.parent} does not exist")
     with searcher(args) as found:
-        explanation = found.questions.explain(args.id, args.text)
+        explanation = found.questions.explain(args.id, args.text, args.at)
         if args.out is not None:
-            picture = found.lookup.picture(args.id)
+            picture = found.lookup.picture(found.lookup.moment(args.id, args.at))
             heat_overlay(picture, explanation.grid).save(args.out, format="PNG")
     rows, cols = len(explanation.grid), len(explanation.grid[0])
     peak = max((value, r, c) for r, row in enumerate(explanation.grid) for c, value in enumerate(row))

@@ -36,8 +36,16 @@ def hit_lines(hits) -> list[str]:
         match = f"  match {hit.match:.3f}" if hit.match is not None else ""
         caption = f"  {hit.caption}" if hit.caption else ""
         score = f"{hit.score:.4f}" if hit.score is not None else (hit.taken_at or "")[:10]
-        lines.append(f"{rank:>3}. {score}{match}  [{hit.id}] {hit.path}{caption}")
+        at = f" at {clock(hit.time_s)} of {clock(hit.duration_s or 0)}" if hit.media == "video" else ""
+        lines.append(f"{rank:>3}. {score}{match}  [{hit.id}] {hit.path}{at}{caption}")
     return lines or ["no results"]
+
+
+def clock(seconds: float) -> str:
+    """12.5 -> "0:12.5", 3725 -> "1:02:05.0": a time in a video."""
+    minutes, rest = divmod(max(seconds, 0.0), 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{rest:04.1f}" if hours else f"{minutes}:{rest:04.1f}"
 
 
 def progress(items: Iterable[T], *, total: int, unit: str, args: argparse.Namespace) -> Iterator[T]:

@@ -83,7 +83,7 @@ def _index(collection: Collection, engine, roots: Iterable[Path], options: Index
     keep = collection.keeps_features
     with memory.reusing_memory():  # each batch's activations reuse the last one's pages
         for batch in _batches(decoded(todo, options.workers, window, ocr=options.ocr), batch_size):
-            turn(partial(embed, engine, batch, captions=options.captions, features=keep))
+            turn(partial(embed, engine, batch, captions=options.captions, features=keep, size=batch_size))
             commit(collection, batch, summary)
             tick(len(batch))
     finish(collection, plans, summary)
@@ -137,21 +137,25 @@ def _decode_again(collection: Collection, ids: list[int], options: IndexOptions,
              for image_id, record in records.items()}
     tick = progress(len(files)) if progress and files else (lambda n: None)
     window = max(2, options.workers) * batch_size
-    order, gained = list(files), 0
+    order, gained, done = list(files), 0, 0
     pictures = decoded(list(files.values()), options.workers, window, ocr=ocr)
-    for start, batch in enumerate(_batches(pictures, batch_size)):
-        batch_ids = order[start * batch_size : start * batch_size + len(batch)]
-        gained += gain(dict(zip(batch_ids, batch, strict=True)))
+    for batch in _batches(pictures, batch_size):
+        gained += gain(dict(zip(order[done : done + len(batch)], batch, strict=True)))
+        done += len(batch)
         tick(len(batch))
     return gained
 
 
 def _batches(files: Iterator[ImageFile], size: int) -> Iterator[list[ImageFile]]:
+    """Files in batches of about `size` pictures: an image is one, a video as many as its
+    moments (its moments are committed with it, in one batch)."""
     batch: list[ImageFile] = []
+    pictures = 0
     for file in files:
         batch.append(file)
-        if len(batch) == size:
+        pictures += len(file.moments) if file.moments is not None else 1
+        if pictures >= size:
             yield batch
-            batch = []
+            batch, pictures = [], 0
     if batch:
         yield batch

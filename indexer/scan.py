@@ -1,4 +1,4 @@
-"""Walking folders: which files are images, and what changed since the catalog last saw them.
+"""Walking folders: which files are images or videos, and what changed since the catalog last saw them.
 
 Files are recognised by their content (magic bytes), not their names: a JPEG named `.png`
 is read, and a text file named `.jpg` is reported as failed. Hidden files and folders are
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from search.collection import Collection
 from search.errors import InputError
+from search.media.video import VIDEO_SUFFIXES, looks_like_video
 from search.records import ImageFile
 
 from .plan import Plan, plan
@@ -37,7 +38,7 @@ def looks_like_image(head: bytes) -> bool:
 
 def walk(root: Path, exclude: Sequence[str] = (), unreadable: list[tuple[str, str]] | None = None
          ) -> Iterator[ImageFile]:
-    """Candidate files under `root`: an image suffix, or image content under any name. A
+    """Candidate files under `root`: an image or video suffix, or such content under any name. A
     folder that cannot be listed (permissions, a disk gone for a moment) is added to
     `unreadable` as (path, why): what the catalog holds under it is not known to be gone."""
     seen_dirs: set[tuple[int, int]] = set()
@@ -99,11 +100,12 @@ def _folder(given: Path) -> Path:
 
 
 def _is_candidate(path: str) -> bool:
-    if Path(path).suffix.lower() in IMAGE_SUFFIXES:
+    if Path(path).suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
         return True
     try:
         with open(path, "rb") as handle:
-            return looks_like_image(handle.read(HEAD_BYTES))
+            head = handle.read(HEAD_BYTES)
+            return looks_like_image(head) or looks_like_video(head)
     except OSError:
         return False
 

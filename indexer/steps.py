@@ -1,6 +1,7 @@
 """The indexing steps every driver runs, after `plan`:
 
-    decode(file)                    pixels, size, date, thumbnail (and text), or why it cannot be read
+    decode(file)                    pixels, size, date, thumbnail (and text), or why it cannot be read;
+                                    a video's moments, each with those (`decode_video`)
     embed(engine, files)            vectors (float16, as stored) and captions for a batch
     apply_plan, commit, finish      the changes, through the collection, counted in a summary
 
@@ -17,13 +18,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from search.errors import ImageError
+from search.media import video
 from search.media.images import load_image
 from search.media.picturehash import picture_hash
-from search.records import ImageFile
+from search.records import ImageFile, moment_path
 from search.schemas import FileError, IndexSummary
 from search.store import thumbnails
 
 log = logging.getLogger("blip2_search")
+HEAD_BYTES = 32  # what tells a video by its content (`media.video.looks_like_video`)
 FEATURE_SIDES = {True: ("retrieval", "generation"), False: ("retrieval",)}  # by whether captions run
 
 if TYPE_CHECKING:  # decoding workers import this module: it stays light (no FAISS, no SQLAlchemy)
@@ -40,6 +43,8 @@ def decode(file: ImageFile, data: bytes | None = None, *, ocr: bool = False) -> 
     keeps its error."""
     if file.error is not None:
         return file
+    if is_video(file.path, data):
+        return decode_video(file, data, ocr=ocr)
     try:
         loaded = load_image(file.path if data is None else io.BytesIO(data))
     except ImageError as exc:
@@ -53,6 +58,44 @@ def decode(file: ImageFile, data: bytes | None = None, *, ocr: bool = False) -> 
     file.picture_hash = picture_hash(loaded.image)
     if ocr and file.text is None:
         file.text = read_text(loaded.image)
+    return file
+
+
+def is_video(path: str, data: bytes | None = None) -> bool:
+    """Whether the file holds a video (by its first bytes, like images: `media.video`)."""
+    if data is not None:
+        return video.looks_like_video(data[:HEAD_BYTES])
+    try:
+        with open(path, "rb") as handle:
+            return video.looks_like_video(handle.read(HEAD_BYTES))
+    except OSError:
+        return False
+
+
+def decode_video(file: ImageFile, data: bytes | None = None, *, ocr: bool = False) -> ImageFile:
+    """Fill a video's duration, size, date and thumbnail, and its moments (`media.video`),
+    each an `ImageFile` with its span, picture, thumbnail, picture hash (and with `ocr` its
+    text); or the video's error. Decoding is bounded in time and memory (`load_video`)."""
+    try:
+        found = video.load_video(file.path if data is None else io.BytesIO(data))
+    except ImageError as exc:
+        file.error = str(exc)
+        return file
+    except Exception as exc:  # a decoder bug must not stop the run: record it as this file's error
+        file.error = f"cannot decode the video: {type(exc).__name__}: {exc}"
+        return file
+    file.media, file.start_s, file.end_s = "video", 0.0, found.duration
+    file.width, file.height, file.taken_at = found.width, found.height, found.taken_at
+    file.moments = [ImageFile(path=moment_path(file.path, file.content_hash, moment.start), size=0,
+                              mtime=file.mtime, root=file.root,
+                              content_hash=f"{file.content_hash}@{moment.start:.3f}",
+                              image=moment.image, width=moment.image.width, height=moment.image.height,
+                              taken_at=found.taken_at, thumbnail=thumbnails.make(moment.image),
+                              picture_hash=moment.picture_hash, media="video", start_s=moment.start,
+                              end_s=moment.end, frame_s=moment.frame, of=file.path,
+                              text=read_text(moment.image) if ocr else None)
+                    for moment in found.moments]
+    file.thumbnail, file.picture_hash = file.moments[0].thumbnail, file.moments[0].picture_hash
     return file
 
 
@@ -70,13 +113,22 @@ def read_text(image) -> str | None:
         return None
 
 
-def embed(engine, files: list[ImageFile], *, captions: bool, features: bool = False) -> None:
-    """Vectors (float16, as the catalog stores them) and captions for the decoded files, in
-    one batch, and with `features` the encoder output both used; each picture is dropped
-    once used."""
-    readable = [file for file in files if file.image is not None]
-    if not readable:
-        return
+def embed(engine, files: list[ImageFile], *, captions: bool, features: bool = False,
+          size: int | None = None) -> None:
+    """Vectors (float16, as the catalog stores them) and captions for the decoded files (a
+    video's: for its moments), in batches of `size` pictures (None: one), and with
+    `features` the encoder output both used; each picture is dropped once used. A video
+    takes its first moment's caption."""
+    readable = [picture for file in files for picture in file.pictures]
+    size = size or max(1, len(readable))
+    for start in range(0, len(readable), size):
+        _embed(engine, readable[start : start + size], captions=captions, features=features)
+    for file in files:
+        if file.moments:
+            file.caption = file.moments[0].caption
+
+
+def _embed(engine, readable: list[ImageFile], *, captions: bool, features: bool) -> None:
     batch = engine.encode([file.image for file in readable])
     vectors = engine.embed_images(batch).astype(np.float16)  # (B, Q, D)
     texts = engine.caption(batch) if captions else [None] * len(readable)
@@ -117,15 +169,16 @@ def commit(collection: Collection, files: list[ImageFile], summary: IndexSummary
     """One batch of embedded (or failed) files into the collection, counted."""
     collection.commit(files)
     for file in files:
-        if file.vectors is None:
+        if file.status == "failed":
             summary.failed += 1
             summary.errors.append(FileError(path=file.path, error=file.error or "not embedded"))
         elif file.is_update:
             summary.updated += 1
         else:
             summary.added += 1
-        summary.features += bool(file.vectors is not None and file.features)
-        summary.text += bool(file.vectors is not None and file.text is not None)
+        for picture in file.moments or [file]:
+            summary.features += bool(picture.vectors is not None and picture.features)
+            summary.text += bool(picture.vectors is not None and picture.text is not None)
 
 
 def finish(collection: Collection, plans: list[Plan], summary: IndexSummary) -> None:

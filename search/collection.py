@@ -28,7 +28,7 @@ import numpy as np
 
 from .config import Order
 from .errors import CollectionError
-from .records import ImageFile, ImageRecord, Selection
+from .records import ImageFile, ImageRecord, Selection, entries, moment_path
 from .remembered import Remembered
 from .schemas import ImageInfo, ImagePage, Stats
 from .store.catalog import FILENAME, Catalog, database_url
@@ -109,15 +109,20 @@ class Collection(Remembered):
             model=model.name if model else None, queries_per_image=model.queries if model else None,
             dim=model.dim if model else None, index=str(self.folder), generation=self.generation,
             index_type=self.index_type, vector_index=vectors.kind if vectors else None,
-            features=with_features, feature_bytes=feature_bytes,
+            features=with_features, feature_bytes=feature_bytes, videos=counts["videos"],
+            moments=counts["moments"],
         )
 
     def browse(self, offset: int, limit: int, order: Order = "newest") -> ImagePage:
         """A page of every indexed image, newest or oldest first (EXIF date, else modified)
         or by path, and how many there are: ordered and cut by the catalog."""
         total, ids = self.catalog.listing.page(Selection(), offset, limit, order)
-        records = self.catalog.get_many(ids)
-        return ImagePage(total=total, images=[ImageInfo.of(records[i]) for i in ids if i in records])
+        records = self.catalog.get_many(ids)  # a video is listed by a moment of it: shown as itself
+        videos = self.catalog.get_many(r.parent for r in records.values() if r.parent is not None)
+        shown = [videos.get(records[i].parent) if records[i].parent is not None else records[i]
+                 for i in ids if i in records]
+        return ImagePage(total=total,
+                         images=[ImageInfo.of(record) for record in shown if record is not None])
 
     def candidates(self, text_vecs: np.ndarray, k: int, allowed: np.ndarray | None = None,
                    depth: int | None = None) -> list[Candidates]:
@@ -185,31 +190,49 @@ class Collection(Remembered):
     # -- writing: the catalog, the vector index and the thumbnails in step -------------------
 
     def commit(self, files: list[ImageFile]) -> list[int]:
-        """Write a batch of files in one transaction (the batch is in, or not at all), their
-        thumbnails first (every committed image has one), then bring the vector index in step:
-        a file that became unreadable loses its old vectors. Returns each file's id."""
-        for file in files:
-            if file.vectors is not None and file.thumbnail is not None:
-                self.thumbnails.write(file.content_hash, file.thumbnail)
+        """Write a batch of files in one transaction (the batch is in, or not at all), a
+        video with its moments, their thumbnails first (every committed image, moment and
+        video has one), then bring the vector index in step: a file that became unreadable
+        loses its old vectors, a changed video its old moments. Returns each file's id."""
+        rows = entries(files)
+        for row in rows:
+            if row.status == "ok" and row.thumbnail is not None:
+                self.thumbnails.write(row.content_hash, row.thumbnail)
         with self._index.changing() as vectors:  # a writer's own: no reader shares it
-            ids = np.array(self.catalog.write(files, publish=not self._index.writing), dtype=np.int64)
-            if vectors is None:  # no model yet (only failed files so far): no vectors to keep
-                return ids.tolist()
-            readable = np.array([file.vectors is not None for file in files], dtype=bool)
-            vectors.remove(ids[~readable])
-            if readable.any():
-                vectors.add(ids[readable], np.stack([f.vectors for f in files if f.vectors is not None]))
-        return ids.tolist()
+            ids = np.array(self.catalog.write(rows, publish=not self._index.writing), dtype=np.int64)
+            if vectors is not None:  # else no model yet (only failed files so far): no vectors to keep
+                readable = np.array([row.vectors is not None for row in rows], dtype=bool)
+                vectors.remove(ids[~readable])
+                if readable.any():
+                    vectors.add(ids[readable], np.stack([r.vectors for r in rows if r.vectors is not None]))
+        written = dict(zip(map(id, rows), ids.tolist(), strict=True))
+        for file in files:
+            if file.media == "video":
+                kept = [written[id(moment)] for moment in file.moments or ()]
+                self.remove(self.catalog.moments.stale(written[id(file)], kept))
+        return [written[id(file)] for file in files]
 
     def copy(self, twin: ImageRecord, file: ImageFile) -> int:
-        """A new path holding the content of the indexed `twin`: its results, no model call."""
+        """A new path holding the content of the indexed `twin` (a video with its moments):
+        its results, no model call."""
+        copied = self._copied(twin, file)
+        if twin.media == "video":
+            moments = [self._copied(moment, ImageFile(path="", size=0, mtime=file.mtime, root=file.root))
+                       for moment in self.catalog.moments.of(twin.id)]
+            paths = [moment_path(file.path, m.content_hash, m.start_s) for m in moments]
+            moments = [replace(m, path=path, of=file.path) for m, path in zip(moments, paths, strict=True)]
+            copied = replace(copied, moments=moments)
+        return self.commit([copied])[0]
+
+    def _copied(self, twin: ImageRecord, file: ImageFile) -> ImageFile:
         model = self.model
         vectors = self.catalog.vectors.one(twin.id, (model.queries, model.dim))
         features = self.catalog.features.read([twin.id], KEYS).get(twin.id)
-        copied = replace(file, content_hash=twin.content_hash, width=twin.width, height=twin.height,
-                         taken_at=twin.taken_at, caption=twin.caption, text=twin.text,
-                         picture_hash=twin.picture_hash, vectors=vectors, features=features)
-        return self.commit([copied])[0]
+        return replace(file, content_hash=twin.content_hash, width=twin.width, height=twin.height,
+                       taken_at=twin.taken_at, caption=twin.caption, text=twin.text,
+                       picture_hash=twin.picture_hash, vectors=vectors, features=features, media=twin.media,
+                       start_s=twin.start_s, end_s=twin.end_s, frame_s=twin.frame_s,
+                       moments=[] if twin.media == "video" and twin.parent is None else None)
 
     def touch(self, image_id: int, file: ImageFile) -> None:
         """Same content, new size or mtime."""
@@ -220,8 +243,11 @@ class Collection(Remembered):
         self.catalog.move(image_id, path=file.path, root=file.root, size=file.size, mtime=file.mtime)
 
     def remove(self, ids: Iterable[int]) -> None:
-        """Drop images: at once, or, for a writer at work, as it publishes."""
-        self._index.remove(list(ids))
+        """Drop images, and videos with their moments: at once, or, for a writer at work, as
+        it publishes."""
+        ids = list(ids)
+        if ids:
+            self._index.remove(ids + self.catalog.moments.children(ids))
 
     def add_features(self, features: dict[int, dict[str, Features]]) -> None:
         self.catalog.add_features(features)

@@ -25,6 +25,10 @@ class ImageError(SearchError):
     """A file could not be decoded as an image; the message says why."""
 
 
+class VideoError(ImageError):
+    """A file could not be read as a video; the message says why, in one line."""
+
+
 class InputError(SearchError, ValueError):
     """A request is malformed: an empty question, an empty query, a bad argument."""
 

@@ -42,6 +42,11 @@ class ImageRecord:
     indexed_at: datetime
     text: str | None = None  # written in the image (OCR): None when not read, "" when none
     picture_hash: int | None = None  # 64-bit perceptual hash of the picture, signed
+    media: str = "image"  # or "video": a video's row, or (with a parent) one of its moments
+    parent: int | None = None  # a moment's video
+    start_s: float | None = None  # a moment's span in seconds; a video's: 0 and its duration
+    end_s: float | None = None
+    frame_s: float | None = None  # a moment's: when its frame (thumbnail, vectors) is shown
 
     def file(self) -> Path | None:
         """The file behind the row, only if it still resolves inside its indexed root (a file
@@ -80,10 +85,37 @@ class ImageFile:
     vectors: np.ndarray | None = None  # (Q, D) float16, as the catalog stores them
     caption: str | None = None
     features: dict | None = None  # side -> `features.Features`, with `index --keep-features`
+    # videos: a video's file carries its moments (each an `ImageFile` with its span), which
+    # decoding finds and the model embeds; the video's own row has no vectors
+    media: str = "image"
+    start_s: float | None = None
+    end_s: float | None = None
+    frame_s: float | None = None
+    moments: list[ImageFile] | None = None
+    of: str | None = None  # a moment's: its video's path
 
     @property
     def status(self) -> str:
+        if self.media == "video" and self.moments is not None:
+            return "ok" if self.moments and all(m.vectors is not None for m in self.moments) else "failed"
         return "ok" if self.vectors is not None else "failed"
+
+    @property
+    def pictures(self) -> list[ImageFile]:
+        """What the model embeds for this file: itself (an image), or its moments (a video)."""
+        if self.moments is not None:
+            return [moment for moment in self.moments if moment.image is not None]
+        return [self] if self.image is not None else []
+
+
+def moment_path(video_path: str, content_hash: str, start_s: float) -> str:
+    """A moment's path in the catalog: its video's, with its start and the video's content."""
+    return f"{video_path}#{start_s:.3f}@{content_hash[:12]}"
+
+
+def entries(files: list[ImageFile]) -> list[ImageFile]:
+    """The catalog rows `files` make: each file, a video followed by its moments."""
+    return [entry for file in files for entry in (file, *(file.moments or ()))]
 
 
 @dataclass(frozen=True)
@@ -96,9 +128,11 @@ class Selection:
     before: datetime | None = None
     caption: tuple[str, ...] = ()  # phrases whose words the caption holds
     text: tuple[str, ...] = ()  # phrases written in the image (OCR), matched tolerantly
+    media: str | None = None  # "image" or "video" (its moments)
 
     def __bool__(self) -> bool:
-        return any((self.path_prefix, self.path_part, self.after, self.before, self.caption, self.text))
+        return any((self.path_prefix, self.path_part, self.after, self.before, self.caption, self.text,
+                    self.media))
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,35 @@ from .records import ImageRecord
 FileText = Annotated[str, PlainSerializer(readable, when_used="json")]
 
 
+class MomentScore(BaseModel):
+    """A moment of a video hit that matched: where it starts, and its score."""
+
+    id: int  # the moment's row: its thumbnail is its frame
+    time_s: float
+    score: float | None
+
+
 class Hit(BaseModel):
-    id: int
+    id: int  # the image's, or the video's (`moment` names the moment found in it)
     path: FileText
     score: float | None  # the query's first-stage score; null in a listing (filters alone)
-    caption: str | None
+    caption: str | None  # a video's: its moment's
     match: float | None = None
     taken_at: str | None = None  # EXIF date, else the file's modification time
     text: str | None = None  # written in the image (OCR); null when not read
     text_marks: list[tuple[int, int]] = []  # (start, end) of the words in `text` the query matched
+    media: Literal["image", "video"] = "image"
+    # a video hit: its best moment (the row id, whose thumbnail is the moment's frame, and its
+    # start), the video's duration, and each of its moments that matched, in time order
+    moment: int | None = None
+    time_s: float | None = None
+    duration_s: float | None = None
+    moments: list[MomentScore] = []
+
+    @property
+    def row(self) -> int:
+        """The catalog row this hit's score, match and caption are of: the moment's, else its own."""
+        return self.moment if self.moment is not None else self.id
 
 
 class WhereReport(BaseModel):
@@ -70,13 +90,22 @@ class ImageInfo(BaseModel):
     indexed_at: str
     status: str
     error: FileText | None
+    media: Literal["image", "video"] = "image"
+    duration_s: float | None = None  # a video's
+    video: int | None = None  # a moment's: its video, which it shows from `time_s` to `end_s`
+    time_s: float | None = None
+    end_s: float | None = None
 
     @classmethod
     def of(cls, record: ImageRecord) -> ImageInfo:
+        moment = record.parent is not None
         return cls(id=record.id, path=record.path, caption=record.caption, text=record.text,
                    width=record.width, height=record.height, taken_at=_iso(record.taken_at),
-                   indexed_at=_iso(record.indexed_at),
-                   status=record.status, error=record.error)
+                   indexed_at=_iso(record.indexed_at), status=record.status, error=record.error,
+                   media=record.media,
+                   duration_s=record.end_s if record.media == "video" and not moment else None,
+                   video=record.parent, time_s=record.start_s if moment else None,
+                   end_s=record.end_s if moment else None)
 
 
 class Explanation(BaseModel):
@@ -88,6 +117,7 @@ class Explanation(BaseModel):
     token: int
     score: float
     grid: list[list[float]]
+    time_s: float | None = None  # a video's: the start of the moment whose frame the grid lies over
 
 
 class ImagePage(BaseModel):
@@ -148,6 +178,8 @@ class Stats(BaseModel):
     vector_index: str | None
     features: int = 0  # images with stored encoder output (`index --keep-features`)
     feature_bytes: int = 0
+    videos: int = 0
+    moments: int = 0  # the videos' moments, each with its vectors
 
 
 class Caption(BaseModel):

@@ -230,3 +230,42 @@ def test_marks_after_characters_past_u_ffff_land_on_their_words(written_page):
     assert [written[start:end] for start, end in spans] == ["OPEN", "open"]
     page.evaluate("hit => showText(hit)", {"text": written, "text_marks": [list(span) for span in spans]})
     assert page.locator("#detail-text mark").all_inner_texts() == ["OPEN", "open"]
+
+
+@pytest.fixture(scope="module")
+def video_server(tmp_path_factory):
+    from tests.support.video_library import video_library
+
+    library = video_library(tmp_path_factory.mktemp("page-videos"))
+    for url in serve(library["settings"]):
+        yield url, library
+
+
+def test_a_video_hit_plays_from_its_moment(browser, video_server):
+    url, library = video_server
+    page = open_page(browser, url)
+    try:
+        page.wait_for_function("document.querySelector('#message').textContent.includes('videos indexed')")
+        clip = next(clip for clip in library["clips"] if clip.container == ".webm")
+        shot = clip.shots[-1]
+        page.fill("#query", shot.caption)
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#results .hit.video")
+        card = page.locator("#results .hit").first
+        assert "video" in card.get_attribute("class")
+        assert re.fullmatch(r"▶ \d+:\d\d", card.locator(".duration").inner_text())
+        card.click()
+        page.wait_for_selector("#detail-video:not([hidden])")
+        page.wait_for_function("document.querySelector('#detail-video').readyState >= 1")
+        shown = page.evaluate("document.querySelector('#detail-video').currentTime")
+        assert shot.start - 0.6 <= shown < shot.end  # the player starts at the moment found
+        assert page.locator("#detail-image").is_hidden()
+        buttons = page.locator("#moments .moment")
+        assert buttons.count() >= 1
+        first = float(buttons.first.get_attribute("data-time"))
+        buttons.first.click()
+        page.wait_for_function(
+            f"Math.abs(document.querySelector('#detail-video').currentTime - {first}) < 0.05")
+        page.wait_for_function("document.querySelector('#similar .hit')")
+    finally:
+        page.close()

@@ -54,7 +54,7 @@ def test_schema_is_migrated_and_versioned(catalog_url, catalog):
     tables = set(inspect(engine).get_table_names())
     assert {"images", "vectors", "features", "meta", "alembic_version"} <= tables
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0008"
         if engine.dialect.name == "sqlite":
             assert "images_fts" in tables
             assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
@@ -122,13 +122,14 @@ def test_an_unpublished_change_waits_in_a_second_row_and_keeps_the_id(catalog):
     assert catalog.write([changed], publish=False) == [a]  # written twice: one second row
     assert catalog.get(a).caption == "a red circle" and catalog.fulltext.caption_search("green", 5) == []
     np.testing.assert_array_equal(catalog.vectors.one(a, SHAPE), np.full(SHAPE, 0.5))
-    assert catalog.stats() == {"images": 2, "failed": 0, "with_vectors": 2}
+    assert catalog.stats() == {"images": 2, "videos": 0, "moments": 0, "failed": 0, "with_vectors": 2}
     assert catalog.publish(removed=[b])
     assert catalog.get(a).caption == "a green star" and catalog.get(a).path == "/r/a.png"
     assert catalog.fulltext.caption_search("green", 5) == [a]
     assert catalog.fulltext.caption_search("red", 5) == []
     np.testing.assert_array_equal(catalog.vectors.one(a, SHAPE), np.full(SHAPE, 0.25))
-    assert catalog.stats() == {"images": 1, "failed": 0, "with_vectors": 1} and catalog.get(b) is None
+    assert catalog.stats() == {"images": 1, "videos": 0, "moments": 0, "failed": 0, "with_vectors": 1}
+    assert catalog.get(b) is None
     assert [ids.tolist() for ids, _ in catalog.vectors.iterate(SHAPE)] == [[a]]
 
 
@@ -175,7 +176,7 @@ def test_a_large_mixed_batch_is_written_in_order(catalog):
     assert catalog.get(ids[10]).caption == "new 10" and catalog.get(ids[3]).caption == "last"
     np.testing.assert_array_equal(catalog.vectors.one(ids[10], SHAPE), np.full(SHAPE, 3))
     np.testing.assert_array_equal(catalog.vectors.one(ids[3], SHAPE), np.zeros(SHAPE))
-    assert catalog.stats() == {"images": 2500, "failed": 0, "with_vectors": 2500}
+    assert catalog.stats() == {"images": 2500, "videos": 0, "moments": 0, "failed": 0, "with_vectors": 2500}
     assert catalog.fulltext.caption_search("last", 5) == [ids[3]]
 
 
@@ -200,7 +201,7 @@ def test_vectors_many_in_id_order_without_missing_ids(catalog, count):
 def test_failed_rows_have_no_vectors(catalog):
     [image_id] = catalog.write([_image("/r/bad.jpg", error="not an image", vectors=None)])
     assert catalog.vectors.one(image_id, SHAPE) is None
-    assert catalog.stats() == {"images": 0, "failed": 1, "with_vectors": 0}
+    assert catalog.stats() == {"images": 0, "videos": 0, "moments": 0, "failed": 1, "with_vectors": 0}
     assert (catalog.get(image_id).status, catalog.get(image_id).error) == ("failed", "not an image")
 
 

@@ -17,6 +17,8 @@ from ..state import ANSWER, MATCH
 router = APIRouter(prefix="/api/images", tags=["images"], dependencies=[Depends(read_access)],
                    responses=errors(401, 404, 422))
 ImageId = Annotated[int, Path(ge=1, le=2**62, description="the catalog id")]
+At = Annotated[float | None,
+               Query(ge=0, le=1e7, description="a video's: a time in seconds (its moment shown then)")]
 
 
 def _record(state: State, image_id: int) -> ImageRecord:
@@ -39,17 +41,21 @@ def image(state: State, image_id: ImageId) -> ImageInfo:
 
 
 @router.get("/{image_id}/similar", response_model=SearchResults, responses=errors(503))
-async def similar(state: State, image_id: ImageId, k: Annotated[int, Query(ge=1, le=100)] = 10):
-    return await state.runner.run(state.searcher.similar.results, image_id, image_id=image_id, k=k)
+async def similar(state: State, image_id: ImageId, k: Annotated[int, Query(ge=1, le=100)] = 10,
+                  at: At = None):
+    """Images and moments like this image, or like a video's moment at `at` seconds."""
+    return await state.runner.run(state.searcher.similar.results, image_id, image_id=image_id, k=k, at=at)
 
 
 @router.get("/{image_id}/explain", response_model=Explanation, responses=errors(503))
 async def explain(state: State, image_id: ImageId,
-                  q: Annotated[Text, Query(min_length=1, max_length=1000, description="the text to find")]):
+                  q: Annotated[Text, Query(min_length=1, max_length=1000, description="the text to find")],
+                  at: At = None):
     """Which of the image's query vectors scored best against `q`, and where in the image the
-    match head finds it: a grid of rows x cols over the image, 0 to 1."""
+    match head finds it: a grid of rows x cols over the image, 0 to 1 (a video's: over its
+    moment shown at `at` seconds)."""
     await state.ready(*MATCH)
-    return await state.runner.run(state.searcher.questions.explain, image_id, q)
+    return await state.runner.run(state.searcher.questions.explain, image_id, q, at)
 
 
 @router.get("/{image_id}/thumbnail", response_class=FileResponse)
@@ -68,11 +74,15 @@ def thumbnail(state: State, image_id: ImageId, request: Request) -> Response:
 
 @router.get("/{image_id}/file", response_class=FileResponse, responses=errors(403))
 def file(state: State, image_id: ImageId) -> FileResponse:
-    """Only catalog ids, only images that indexed successfully (a failed row may name any
-    file), and only files that still resolve inside their indexed folder."""
+    """Only catalog ids, only images and videos that indexed successfully (a failed row may
+    name any file), and only files that still resolve inside their indexed folder. A video is
+    served in ranges, so that a player seeks to a moment."""
     record = _record(state, image_id)
     if record.status != "ok":
         raise HTTPException(404, f"image {image_id} could not be indexed, so it is not served")
+    if record.parent is not None:
+        raise HTTPException(404, f"{image_id} is a moment of video {record.parent}: its file is "
+                                 f"/api/images/{record.parent}/file")
     path = record.file()
     if path is None:
         raise HTTPException(403, f"image {image_id} is no longer the file indexed inside its folder "
@@ -84,5 +94,5 @@ def file(state: State, image_id: ImageId) -> FileResponse:
 async def ask(state: State, image_id: ImageId, body: AskRequest) -> Answer:
     history = [Turn(turn.question, turn.answer) for turn in body.history]
     await state.ready(*ANSWER)
-    answer = await state.runner.run(state.searcher.questions.ask, image_id, body.question, history)
+    answer = await state.runner.run(state.searcher.questions.ask, image_id, body.question, history, body.at)
     return Answer(id=image_id, question=body.question, answer=answer)

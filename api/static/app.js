@@ -44,8 +44,9 @@ function hitCard(hit) {
   card.type = "button";
   card.className = "hit";
   card.dataset.id = hit.id;
+  card.dataset.row = rowOf(hit);
   const img = document.createElement("img");
-  img.src = `/api/images/${hit.id}/thumbnail`;
+  img.src = `/api/images/${rowOf(hit)}/thumbnail`;
   img.alt = hit.caption || hit.path;
   img.loading = "lazy";
   const meta = document.createElement("span");
@@ -62,6 +63,7 @@ function hitCard(hit) {
   if (hit.match != null) setMatch(match, hit.match);
   meta.append(caption, score, match);
   card.append(img, meta);
+  markVideoCard(card, hit);
   card.addEventListener("click", () => openDetail(hit));
   return card;
 }
@@ -82,7 +84,8 @@ const MATCH_CHUNK = 4;  // hits scored a request: the first scores show within a
 // The first stage answers at once; the match head (seconds on a CPU) then fills in each
 // card's match a few hits at a time, and the cards are put in match order when all are in.
 async function fillMatches(q, hits, ticket) {
-  const cards = new Map([...$("results").children].map((card) => [Number(card.dataset.id), card]));
+  // keyed by the row scored: a video hit's moment
+  const cards = new Map([...$("results").children].map((card) => [Number(card.dataset.row), card]));
   for (const card of cards.values()) {
     const match = card.querySelector(".match");
     match.textContent = "match …";
@@ -91,7 +94,7 @@ async function fillMatches(q, hits, ticket) {
   const found = new Map();
   for (let start = 0; start < hits.length; start += MATCH_CHUNK) {
     const params = new URLSearchParams({ q });
-    for (const hit of hits.slice(start, start + MATCH_CHUNK)) params.append("ids", hit.id);
+    for (const hit of hits.slice(start, start + MATCH_CHUNK)) params.append("ids", rowOf(hit));
     let body;
     try {
       body = await api(`/api/search/match?${params}`);
@@ -112,8 +115,8 @@ async function fillMatches(q, hits, ticket) {
   for (const [id, card] of cards) {
     if (!found.has(id)) card.querySelector(".match").textContent = "match: file unreadable";
   }
-  const ordered = [...hits].sort((a, b) => (found.get(b.id) ?? -1) - (found.get(a.id) ?? -1) || b.score - a.score);
-  $("results").replaceChildren(...ordered.map((hit) => cards.get(hit.id)));
+  const ordered = [...hits].sort((a, b) => (found.get(rowOf(b)) ?? -1) - (found.get(rowOf(a)) ?? -1) || b.score - a.score);
+  $("results").replaceChildren(...ordered.map((hit) => cards.get(rowOf(hit))));
   say(`${hits.length} results for “${q}”, in match order`);
 }
 
@@ -252,7 +255,7 @@ async function searchByImage(file) {
 async function openDetail(hit) {
   state.current = hit;
   state.history = [];
-  $("detail-image").src = `/api/images/${hit.id}/file`;
+  showMedia(hit);
   $("detail-image").alt = hit.caption || hit.path;
   $("detail-title").textContent = hit.caption || "(no caption)";
   $("detail-path").textContent = hit.path;
@@ -263,7 +266,7 @@ async function openDetail(hit) {
   $("question").focus();
   showWhy(hit, state.query);
   try {
-    const body = await api(`/api/images/${hit.id}/similar?k=8`);
+    const body = await api(`/api/images/${hit.id}/similar?${new URLSearchParams({ k: 8, ...timeParams(hit) })}`);
     show($("similar"), body.results);
   } catch (error) {
     $("similar").textContent = `Could not load similar images: ${error.message}`;
@@ -302,7 +305,7 @@ async function showWhy(hit, q) {
   if (!q || hit.score === null) return;  // a listing (filters alone): no text to find
   $("why").textContent = "Finding where it matches…";
   try {
-    const body = await api(`/api/images/${hit.id}/explain?${new URLSearchParams({ q })}`);
+    const body = await api(`/api/images/${hit.id}/explain?${new URLSearchParams({ q, ...timeParams(hit) })}`);
     if (state.current !== hit) return;
     const rows = body.grid.length;
     const cols = body.grid[0].length;
@@ -341,7 +344,7 @@ async function ask(event) {
     const body = await api(`/api/images/${state.current.id}/ask`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ question, history: state.history }),
+      body: JSON.stringify({ question, history: state.history, ...timeParams(state.current) }),
     });
     a.textContent = body.answer || "(no answer)";
     state.history.push({ question, answer: body.answer });
@@ -354,8 +357,9 @@ async function checkIndex() {
   try {
     const stats = await api("/api/stats");
     state.parts = stats.model_parts;
-    if (stats.images === 0) say("The index is empty: run `blip2-search index PATH`, then search here.");
-    else say(`${stats.images} images indexed. Type a description to search them.`);
+    const videos = stats.videos ? ` and ${stats.videos} videos` : "";
+    if (stats.images + (stats.videos || 0) === 0) say("The index is empty: run `blip2-search index PATH`, then search here.");
+    else say(`${stats.images} images${videos} indexed. Type a description to search them.`);
   } catch (error) {
     say(`The server is not answering: ${error.message}`, true);
   }

@@ -1,4 +1,5 @@
-"""Duplicates: groups of indexed images that show the same picture. Nothing is deleted or moved.
+"""Duplicates: groups of indexed images that show the same picture (videos: the same moments,
+`video_duplicates`). Nothing is deleted or moved.
 
 Two images are the same picture when
 - their files hold the same bytes (the same content hash): reason "identical", or
@@ -42,6 +43,7 @@ from ..media.picturehash import distance
 from ..records import Fingerprints
 from ..schemas import DuplicateGroup, DuplicateImage, Duplicates, KeptImage
 from .agreement import Content, Looks, compare, text_pairs, thumbnail
+from .video_duplicates import video_groups
 
 DEFAULT_THRESHOLD = 0.5  # calibrated on generated duplicates: docs/duplicates.md
 MEANING_FLOOR = 0.8  # pooled cosines at or below this mean different things
@@ -90,7 +92,10 @@ def _groups(collection: Collection, threshold: float) -> Duplicates:
         record = records([int(prints.ids[row])]).get(int(prints.ids[row]))
         return thumbnail(collection.thumbnail(record)) if record is not None else None
 
-    return find(prints, collection.iter_vectors(), Looks(load), threshold)
+    found = find(prints, collection.iter_vectors(), Looks(load), threshold)
+    groups = found.groups + video_groups(collection, threshold)
+    return Duplicates(groups=sorted(groups, key=lambda group: (-min(i.similarity for i in group.images),
+                                                               group.keep.id)))
 
 
 def find(prints: Fingerprints, vectors: Iterable[tuple[np.ndarray, np.ndarray]],
@@ -272,6 +277,8 @@ def _pooled_of(chunks: Iterable[tuple[np.ndarray, np.ndarray]], ids: np.ndarray
     vectors = np.zeros((len(ids), 0), dtype=np.float32)
     present = np.zeros(len(ids), dtype=bool)
     for chunk_ids, chunk in chunks:
+        if not len(ids):  # no images (videos only): nothing to pool
+            break
         if not vectors.shape[1]:  # the width is known with the first chunk
             vectors = np.zeros((len(ids), chunk.shape[2]), dtype=np.float32)
         at = np.searchsorted(ids, chunk_ids)

@@ -1,7 +1,7 @@
 """The query language shared by the CLI, the API and the web page (docs/query-language.md):
 terms joined by a spaced ` + ` or ` - `, each with an optional weight (`2:`) and either free
 text or an indexed image (`#42`); filters (`path:`, `after:`, `before:`, `caption:`,
-`text:`) anywhere, combined with AND.
+`text:`, `media:image` or `media:video`) anywhere, combined with AND.
 
     2:golden retriever + #42 - fruit after:2024-05 path:holidays caption:"on a beach"
 
@@ -16,7 +16,7 @@ from datetime import datetime
 
 from ..errors import InputError
 
-FIELDS = ("path", "after", "before", "caption", "text")
+FIELDS = ("path", "after", "before", "caption", "text", "media")
 MAX_ID = 2**62  # catalog ids fit a signed 64-bit integer
 MAX_WEIGHT = 1000.0  # a term's weight
 _WEIGHT = re.compile(r"(\d+(?:\.\d*)?|\.\d+):(.*)", re.S)
@@ -49,9 +49,10 @@ class Filters:
     before: datetime | None = None
     caption: tuple[str, ...] = ()
     text: tuple[str, ...] = ()
+    media: str | None = None  # "image" or "video"
 
     def __bool__(self) -> bool:
-        return any((self.path, self.after, self.before, self.caption, self.text))
+        return any((self.path, self.after, self.before, self.caption, self.text, self.media))
 
 
 @dataclass(frozen=True)
@@ -161,11 +162,16 @@ def _filter(at: int, name: str, value: str, found: dict) -> None:
         return
     if name in found:
         raise QueryError(at, f"{name}: is given twice")
-    found[name] = _date(at, name, value) if name in ("after", "before") else value
+    if name == "media" and value.lower() not in MEDIA:
+        raise QueryError(at, f"media: takes {' or '.join(MEDIA)}, not {value!r}")
+    if name in ("after", "before"):
+        value = _date(at, name, value)
+    found[name] = value.lower() if name == "media" else value
 
 
 _EXAMPLES = {"path": "holidays/2024", "after": "2024-05-31", "before": "2024-06",
-             "caption": '"a red car"', "text": '"open 24 hours"'}
+             "caption": '"a red car"', "text": '"open 24 hours"', "media": "video"}
+MEDIA = ("image", "video")
 
 
 def _date(at: int, name: str, value: str) -> datetime:
@@ -187,4 +193,5 @@ def _unquoted(word: str) -> str:
 
 def _filters(found: dict) -> Filters:
     return Filters(path=found.get("path"), after=found.get("after"), before=found.get("before"),
-                   caption=tuple(found.get("caption", ())), text=tuple(found.get("text", ())))
+                   caption=tuple(found.get("caption", ())), text=tuple(found.get("text", ())),
+                   media=found.get("media"))

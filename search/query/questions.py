@@ -34,9 +34,13 @@ class Questions:
             matches.update(zip(chunk, self.engine.itm(batch, query).tolist(), strict=True))
         return {i: float(matches[i]) for i in ids if i in matches}
 
-    def ask(self, image_id: int, question: str, history: Sequence[Turn] = ()) -> str:
-        """The decoder's answer about one indexed image; `history` holds a chat's earlier turns."""
-        image = self.one_image(image_id, "generation")
+    def ask(self, image_id: int, question: str, history: Sequence[Turn] = (), at: float | None = None) -> str:
+        """The decoder's answer about one indexed image, or a video's frame at `at` seconds
+        (its first moment without); `history` holds a chat's earlier turns."""
+        if at is not None:
+            image = [self.lookup.picture(self.lookup.moment(image_id, at), at=at)]
+        else:
+            image = self.one_image(self.lookup.moment(image_id), "generation")
         with self.timer("generation"):
             return self.engine.ask(image, question, history)
 
@@ -49,16 +53,19 @@ class Questions:
             found.update(zip(chunk, self.engine.ask_each(batch, question), strict=True))
         return found
 
-    def explain(self, image_id: int, text: str) -> Explanation:
+    def explain(self, image_id: int, text: str, at: float | None = None) -> Explanation:
         """Which of the image's query vectors scored best against `text` (its index and
         cosine, from the stored vectors), and where in the image the match head finds the
         text: a grid over the image, 0 to 1 (`Blip2Engine.explain`). `text` may be a query;
-        its heaviest + text term is explained."""
+        its heaviest + text term is explained. A video is explained at its moment shown at
+        `at` seconds (its first without): the grid lies over that moment's frame."""
         query = language.parse(text)
         wanted = [term for term in query.terms if term.text is not None and term.weight > 0]
         if not wanted:
             raise InputError("explain needs a text to find in the image")
         text = max(wanted, key=lambda term: term.weight).text
+        shown = image_id
+        image_id = self.lookup.moment(image_id, at)
         vectors = self.lookup.vectors(image_id)
         with self.timer("text_encode"):
             text_vec = self.engine.embed_texts([text])[0]
@@ -66,8 +73,9 @@ class Questions:
         image = self.one_image(image_id, "retrieval")
         with self.timer("rerank"):
             grid = self.engine.explain(image, text)
-        return Explanation(id=image_id, query=text, token=int(scores.argmax()), score=float(scores.max()),
-                           grid=np.round(grid, 4).tolist())
+        record = self.lookup.record(image_id)
+        return Explanation(id=shown, query=text, token=int(scores.argmax()), score=float(scores.max()),
+                           grid=np.round(grid, 4).tolist(), time_s=record.start_s if record.parent else None)
 
     def one_image(self, image_id: int, side: str):
         """What `side`'s model takes for one indexed image: a batch of its stored features,

@@ -119,10 +119,11 @@ class Searcher:
         elif options.matched:
             depth = max(depth, self.rerank_top(options))
         with self.timer("vector_search"):
-            ranked = self._ranked(query, encoded, depth, allowed)
+            wide = depth * self.lookup.spread()  # a video's moments are one hit
+            ranked = self._ranked(query, encoded, wide, allowed)
             if options.hybrid and query.texts(1):
-                ranked = self._fuse(ranked, " ".join(query.texts(1)), depth, allowed)
-            hits = self.lookup.hits(ranked)
+                ranked = self._fuse(ranked, " ".join(query.texts(1)), wide, allowed)
+            hits = self.lookup.hits(ranked)[:depth]
         if options.matched:
             with self.timer("rerank"):
                 hits = self._rerank(hits, query)
@@ -212,8 +213,8 @@ class Searcher:
 
     def _rerank(self, hits: list[Hit], query: Query) -> list[Hit]:
         """Each hit's match probability (`matches`), best first."""
-        matches = self.matches(query, [hit.id for hit in hits])
-        reranked = [hit.model_copy(update={"match": matches[hit.id]}) for hit in hits if hit.id in matches]
+        matches = self.matches(query, [hit.row for hit in hits])  # a video hit's: its moment's
+        reranked = [hit.model_copy(update={"match": matches[hit.row]}) for hit in hits if hit.row in matches]
         return sorted(reranked, key=lambda hit: (-hit.match, -hit.score, hit.id))
 
 
@@ -224,7 +225,7 @@ def _selection(query: Query, options: SearchOptions) -> Selection:
     befores = [local(bound) for bound in (options.before, given.before) if bound]
     return Selection(path_prefix=options.path_prefix, path_part=given.path,
                      after=max(afters, default=None), before=min(befores, default=None),
-                     caption=given.caption, text=given.text)
+                     caption=given.caption, text=given.text, media=given.media)
 
 
 def _marked(hits: list[Hit], query: Query, options: SearchOptions) -> list[Hit]:

@@ -25,23 +25,28 @@ class Similar:
     def __init__(self, collection: Collection, engine, lookup: Lookup, timer: Timer = untimed) -> None:
         self.collection, self.engine, self.lookup, self.timer = collection, engine, lookup, timer
 
-    def find(self, *, image: Image.Image | None = None, image_id: int | None = None,
+    def find(self, *, image: Image.Image | None = None, image_id: int | None = None, at: float | None = None,
              k: int = 10, offset: int = 0, exhaustive: bool = False) -> list[Hit]:
-        """Images like `image` (pixels: the model embeds them) or the indexed `image_id` (its
-        stored vectors: no model call; it is left out of its own results). The vector index
-        proposes candidates for each of the query's vectors and their union is scored exactly
-        (`exhaustive`: every image is, the reference the benchmark compares with)."""
+        """Images and moments like `image` (pixels: the model embeds them) or the indexed
+        `image_id` (its stored vectors: no model call; it is left out of its own results); a
+        video's id stands for its moment at `at` seconds (its first without), and the video
+        is left out. The vector index proposes candidates for each of the query's vectors and
+        their union is scored exactly (`exhaustive`: every image is, the reference the
+        benchmark compares with)."""
         if (image is None) == (image_id is None):
             raise InputError("give an image or an image id")
+        own: set[int] = set()
         if image_id is not None:
-            query = self.lookup.vectors(image_id)
+            row = self.lookup.moment(image_id, at)
+            query = self.lookup.vectors(row)
+            own = {image_id, row, *self.collection.catalog.moments.children([image_id])}
         else:
             with self.timer("image_encode"):
                 query = self.engine.embed_images([image])[0]
-        want = offset + k + (image_id is not None)
+        want = (offset + k) * self.lookup.spread() + len(own)
         with self.timer("vector_search"):
             scored = (self._scan if exhaustive else self._union)(query, want)
-        ranked = [item for item in scored if item[0] != image_id][:want]
+        ranked = [item for item in scored if item[0] not in own][:want]
         return self.lookup.hits(ranked)[offset : offset + k]
 
     def results(self, query: str | int, **find) -> SearchResults:

@@ -57,9 +57,9 @@ def keep_answering(hits: Sequence[Hit], conditions: Sequence[Where], wanted: int
         if len(kept) >= wanted:
             break
         chunk = list(hits[start : start + ASKED_AT_ONCE])
-        ids = [hit.id for hit in chunk]
+        ids = [hit.row for hit in chunk]  # a video hit is asked about its moment
         given = [answers(ids, condition.question) for condition in conditions]
-        kept += [hit for hit in chunk if all(hit.id in got and condition.holds(got[hit.id])
+        kept += [hit for hit in chunk if all(hit.row in got and condition.holds(got[hit.row])
                                              for condition, got in zip(conditions, given, strict=True))]
         asked += len(chunk)
     stopped = "enough hits" if len(kept) >= wanted else "budget"

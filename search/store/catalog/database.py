@@ -36,7 +36,8 @@ from .featurestore import FeatureStore
 from .fulltext import FullText
 from .listing import Listing
 from .locks import writer_lock
-from .rows import bump_generation, record, row_values, text_key, under
+from .moments import Moments, follow_date, follow_move
+from .rows import bump_generation, item, record, row_values, text_key, under
 from .schema import ImageRow, MetaRow, VectorRow
 from .view import PUBLISHED, View
 
@@ -52,6 +53,7 @@ class Catalog:
         self.fulltext = FullText(engine, self.view)
         self.listing = Listing(engine, self.fulltext, self.view)
         self.features = FeatureStore(engine, self.view)
+        self.moments = Moments(engine, self.view)
 
     @classmethod
     def open(cls, url: str) -> Catalog:
@@ -116,14 +118,20 @@ class Catalog:
         return int(self.meta().get(PUBLISHED, 0))
 
     def stats(self, at: int | None = None) -> dict[str, int]:
-        """Rows by status, and rows with vectors, at generation `at` (None: the view's)."""
+        """Images, videos and their moments, failed files, and rows with vectors, at generation
+        `at` (None: the view's)."""
         visible = self.view.visible(at)
         with Session(self._engine) as session:
-            by_status = select(ImageRow.status, func.count()).where(visible).group_by(ImageRow.status)
-            counts = dict(session.execute(by_status).all())
+            kinds = select(ImageRow.status, ImageRow.media, ImageRow.parent.is_(None), func.count()) \
+                .where(visible).group_by(ImageRow.status, ImageRow.media, ImageRow.parent.is_(None))
+            counts = {(status, media, bool(whole)): n for status, media, whole, n in session.execute(kinds)}
             with_vectors = select(func.count()).select_from(VectorRow).join(ImageRow).where(visible)
             vectors = session.scalar(with_vectors) or 0
-        return {"images": counts.get("ok", 0), "failed": counts.get("failed", 0), "with_vectors": vectors}
+        return {"images": counts.get(("ok", "image", True), 0),
+                "videos": counts.get(("ok", "video", True), 0),
+                "moments": counts.get(("ok", "video", False), 0),
+                "failed": sum(n for (status, _, whole), n in counts.items() if status == "failed" and whole),
+                "with_vectors": vectors}
 
     # -- rows ---------------------------------------------------------------------------------
 
@@ -149,7 +157,7 @@ class Catalog:
     def under(self, root: str) -> dict[str, ImageRecord]:
         """Rows whose path lies under the folder `root` (whatever root they were indexed from), by path."""
         with Session(self._engine) as session:
-            inside = select(ImageRow).where(under(root), self.view.visible())
+            inside = select(ImageRow).where(under(root), item(), self.view.visible())
             return {row.path: record(row) for row in session.scalars(inside)}
 
     def with_hash(self, content_hash: str) -> list[ImageRecord]:
@@ -166,7 +174,9 @@ class Catalog:
         image's id. Set-based: one lookup, then bulk statements, whatever the batch size (a
         path given twice keeps its last record). With `publish` False (a writer at work),
         readers see none of it until `publish`: new rows wait above the published generation,
-        and a published row's new content waits in a second row (`publishing`)."""
+        and a published row's new content waits in a second row (`publishing`). A video's
+        moments (`records.entries`: each after its video, `of` its path) get the id the video
+        keeps as their `parent`."""
         now = datetime.now(UTC).replace(tzinfo=None)
         latest = {image.path: image for image in images}
         with self._transaction() as session:
@@ -194,6 +204,10 @@ class Catalog:
                                                     for i, image in readable])
             featurestore.write(session, [row for i, image in readable
                                          for row in featurestore.values(i, image.features or {})])
+            parents = [{"id": holders[path], "parent": ids.get(image.of, holders.get(image.of))}
+                       for path, image in latest.items() if image.of is not None]
+            if parents:
+                session.execute(update(ImageRow), parents)
             if publish:
                 publishing.publish(session, [])
         return [ids.get(image.path, holders[image.path]) for image in images]
@@ -222,13 +236,17 @@ class Catalog:
         """A file found at a new path with known content keeps its row, vectors and caption."""
         with self._transaction() as session:
             row = session.get(ImageRow, image_id)
+            if row.media == "video":
+                follow_move(session, image_id, row.path, path, root)
             row.path, row.root, row.size, row.mtime = path, root, size, mtime
             row.dated = seconds(row.taken_at, mtime)
+            follow_date(session, image_id, row.dated)
 
     def touch(self, image_id: int, *, size: int, mtime: float) -> None:
         with self._transaction() as session:
             row = session.get(ImageRow, image_id)
             row.size, row.mtime, row.dated = size, mtime, seconds(row.taken_at, mtime)
+            follow_date(session, image_id, row.dated)
 
     def add_features(self, features: dict[int, dict[str, Features]]) -> None:
         """Features for images already written (an index gaining them), by image then side."""

@@ -33,11 +33,12 @@ class FeatureStore:
         return found
 
     def lacking(self, key: str) -> list[int]:
-        """Readable images with no stored features for `key` (indexed before they were kept)."""
+        """Readable images with no stored features for `key` (indexed before they were kept); a
+        video's moments gain theirs only as the video is decoded again."""
         held = select(FeatureRow.image_id).where(FeatureRow.key == key)
         with Session(self._engine) as session:
-            wanted = select(ImageRow.id).where(ImageRow.status == "ok", self._view.visible(),
-                                               ImageRow.id.not_in(held))
+            wanted = select(ImageRow.id).where(ImageRow.status == "ok", ImageRow.media == "image",
+                                               self._view.visible(), ImageRow.id.not_in(held))
             return list(session.scalars(wanted.order_by(ImageRow.id)))
 
     def totals(self) -> tuple[int, int]:

@@ -10,15 +10,9 @@ from sqlalchemy.orm import Session
 from ...config import Order
 from ...records import Fingerprints, Selection
 from .fulltext import FullText
-from .rows import conditions
+from .rows import conditions, searched
 from .schema import ImageRow
 from .view import View
-
-ORDERS = {  # ties by id, ascending
-    "newest": (ImageRow.dated.desc(), ImageRow.id),
-    "oldest": (ImageRow.dated, ImageRow.id),
-    "path": (ImageRow.path,),
-}
 
 
 class Listing:
@@ -35,13 +29,20 @@ class Listing:
 
     def page(self, selection: Selection, offset: int, limit: int | None,
              order: Order = "newest") -> tuple[int, list[int]]:
-        """(how many images `selection` lets through, the ids of `limit` of them from
-        `offset`, all when None): newest or oldest first by date (EXIF, else modified), or by
-        path. Counted, ordered and cut by the database: a page reads its own rows only."""
-        chosen = self._chosen(selection)
+        """(how many images and videos `selection` lets through, the ids of `limit` of them
+        from `offset`, all when None): newest or oldest first by date (EXIF, else modified),
+        or by path. A video is one entry, given by the id of its first moment that passes.
+        Counted, ordered and cut by the database: a page reads its own rows only."""
+        chosen = self._chosen(selection).add_columns(ImageRow.parent, ImageRow.dated, ImageRow.path)
+        chosen = chosen.subquery()
+        first = func.min(chosen.c.id)
+        dated = func.max(chosen.c.dated)
+        orders = {"newest": (dated.desc(), first), "oldest": (dated, first),
+                  "path": (func.min(chosen.c.path),)}
+        items = select(first).group_by(func.coalesce(chosen.c.parent, chosen.c.id))
         with Session(self._engine) as session:
-            total = session.scalar(select(func.count()).select_from(chosen.subquery())) or 0
-            ids = session.scalars(chosen.order_by(*ORDERS[order]).offset(offset).limit(limit)).all()
+            total = session.scalar(select(func.count()).select_from(items.subquery())) or 0
+            ids = session.scalars(items.order_by(*orders[order]).offset(offset).limit(limit)).all()
         return total, list(ids)
 
     def unread(self, *, text: bool = False, picture: bool = False) -> list[int]:
@@ -51,15 +52,18 @@ class Listing:
         if not wanted:
             return []
         with Session(self._engine) as session:
-            unread = select(ImageRow.id).where(ImageRow.status == "ok", self._view.visible(), or_(*wanted))
+            unread = select(ImageRow.id).where(ImageRow.status == "ok", ImageRow.media == "image",
+                                               self._view.visible(), or_(*wanted))
             return list(session.scalars(unread.order_by(ImageRow.id)))
 
     def fingerprints(self) -> Fingerprints:
-        """Readable images' ids, paths, content and picture hashes, pixels, dates and OCR text, by id."""
+        """Readable images' ids, paths, content and picture hashes, pixels, dates and OCR text,
+        by id (videos: `moments`)."""
         columns = (ImageRow.id, ImageRow.path, ImageRow.content_hash, ImageRow.picture_hash, ImageRow.width,
                    ImageRow.height, ImageRow.dated, ImageRow.text)
         with Session(self._engine) as session:
-            readable = select(*columns).where(ImageRow.status == "ok", self._view.visible())
+            readable = select(*columns).where(ImageRow.status == "ok", ImageRow.media == "image",
+                                              self._view.visible())
             rows = session.execute(readable.order_by(ImageRow.id)).all()
         return Fingerprints(
             ids=np.array([row.id for row in rows], dtype=np.int64), paths=[row.path for row in rows],
@@ -72,7 +76,7 @@ class Listing:
     def _chosen(self, selection: Selection):
         """SELECT the ids of what `selection` lets through: its conditions, and its caption
         and text phrases (each a full-text search, `fulltext`)."""
-        chosen = select(ImageRow.id).where(*conditions(selection), self._view.visible())
+        chosen = select(ImageRow.id).where(*conditions(selection), searched(), self._view.visible())
         for number, phrase in enumerate(selection.caption):
             chosen = chosen.where(self._fulltext.caption_holds(phrase, f"caption{number}"))
         for number, phrase in enumerate(selection.text):

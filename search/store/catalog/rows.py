@@ -34,10 +34,13 @@ def under(folder: str):
 
 
 def conditions(selection: Selection) -> list:
-    """Readable images under `path_prefix`, with `path_part` in their path after a slash (a
-    folder or file name that starts with it), whose date (EXIF, else mtime) is in range.
+    """Readable images and moments (`media`: of that kind) under `path_prefix`, with
+    `path_part` in their path after a slash (a folder or file name that starts with it),
+    whose date (EXIF, else mtime) is in range.
     (The caption and text conditions are full-text searches: `fulltext`.)"""
     found = [ImageRow.status == "ok"]
+    if selection.media:
+        found.append(ImageRow.media == selection.media)
     if selection.path_prefix:
         found.append(under(selection.path_prefix))
     if selection.path_part and selection.path_part.startswith("/"):  # an absolute one is a folder
@@ -51,6 +54,16 @@ def conditions(selection: Selection) -> list:
     return found
 
 
+def item():
+    """An item of the catalog: an image or a video, not a video's moment."""
+    return ImageRow.parent.is_(None)
+
+
+def searched():
+    """What vector search finds: images and moments, not a video's own row (it has no vectors)."""
+    return or_(ImageRow.media == "image", ImageRow.parent.is_not(None))
+
+
 def bump_generation(session: Session) -> int:
     """The catalog's generation, one up: what this transaction's rows are written at."""
     row = session.get(MetaRow, "generation", with_for_update=True)  # no lost update on PostgreSQL
@@ -62,7 +75,8 @@ def bump_generation(session: Session) -> int:
 
 
 ROW_FIELDS = ("path", "root", "content_hash", "size", "mtime", "width", "height", "taken_at", "caption",
-              "text", "picture_hash", "status", "error")
+              "text", "picture_hash", "status", "error", "media", "start_s", "end_s",
+              "frame_s")
 # what a changed file's row takes from the second row that replaces it (`publishing`): all but its path
 CONTENT = (*(name for name in ROW_FIELDS if name != "path"), "indexed_at", "dated", "generation", "text_key")
 

@@ -38,12 +38,18 @@ class ImageRow(Base):
     dated: Mapped[float | None]  # `dates.seconds`: the EXIF date, else mtime, as one sortable number
     generation: Mapped[int] = mapped_column(server_default="0")  # the catalog generation that wrote it
     replaces: Mapped[int | None]  # a changed file's row not yet published: the row it takes the place of
+    media: Mapped[str] = mapped_column(String(8), server_default="image")  # "image" or "video" (0008)
+    parent: Mapped[int | None]  # a moment's: its video's row
+    start_s: Mapped[float | None]  # a moment's span in seconds; a video's row: 0 and its duration
+    end_s: Mapped[float | None]
+    frame_s: Mapped[float | None]  # a moment's: when the frame that stands for it is shown
 
     vectors: Mapped[VectorRow | None] = relationship(
         back_populates="image", cascade="all, delete-orphan", passive_deletes=True
     )
 
     __table_args__ = (Index("ix_images_root", "root"), Index("ix_images_replaces", "replaces"),
+                      Index("ix_images_parent", "parent"),
                       Index("ix_images_status_dated", "status", "dated", "generation"))
 
 
