@@ -32,7 +32,7 @@ from search.schemas import IndexSummary, ShardCounts
 from ..pipeline import IndexOptions, Progress, gain_readings
 from ..plan import Plan
 from ..scan import plan_roots
-from ..steps import apply_plan, commit, finish
+from ..steps import apply_plan, commit, finish, is_video
 
 if TYPE_CHECKING:  # needs pyarrow, from the [distributed] extra
     from .shards import ShardFolder
@@ -79,6 +79,11 @@ def _on_ray(collection, model, roots, options, ray, progress, notify, raydata, s
     name = _model_name(collection, model)  # a preset, or a folder's absolute path: what the actors load
     plans = plan_roots(collection, roots, options.exclude)
     pending = _pending(plans)
+    videos = [path for path in pending if is_video(path)]
+    for path in videos:  # a shard row holds one picture's vectors, not a video's moments
+        del pending[path]
+    if notify and videos:
+        notify(f"ray: {len(videos)} videos left for `index` without --ray, which indexes their moments")
     specs = shards.cut([(path, file.content_hash) for path, file in pending.items()], ray.shard_size,
                        salt=f"{name}\0captions={options.captions}\0ocr={options.ocr}")
     store = shards.ShardFolder(collection.folder / shards.FOLDER)
