@@ -18,7 +18,8 @@ from api.app import create_app
 from tests.support.browsing import serve
 from tests.support.hostile import bomb_png
 
-HIT_KEYS = {"id", "path", "score", "caption", "match", "taken_at", "text", "text_marks"}
+HIT_KEYS = {"id", "path", "score", "caption", "match", "taken_at", "text", "text_marks", "media", "moment",
+            "time_s", "duration_s", "moments"}
 
 
 @pytest.fixture(scope="module")

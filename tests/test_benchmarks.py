@@ -41,6 +41,10 @@ def test_the_quick_benchmark_runs_and_writes_its_report(tmp_path):
     scaleout = report["scaleout"]
     assert scaleout["ray_serve_same_as_in_process"] is True and scaleout["images"] == 2_000
     assert all(scaleout[where]["text_p50_ms"] > 0 for where in ("one_machine", "in_process", "ray_serve"))
+    video = report["video"]
+    assert video["decode_s_per_min_720p"] > 0 and video["moments_per_min_720p"] > 0
+    assert video["moments_demo"] > 0 and video["index_s_per_min_real_size"] > 0
+    assert video["bytes_per_moment_ram_real_size"] == 32 * 256 * 4  # the exact index's float32 rows
     rows = report["query"]
     assert {(r["vectors"], r["mode"]) for r in rows} == {(kind, mode) for kind in ("clustered", "uniform")
                                                         for mode in ("auto", "exact")}

@@ -12,7 +12,8 @@ import pytest
 from cli.main import main
 from tests.support.corpus import write_corpus
 
-HIT_KEYS = {"id", "path", "score", "caption", "match", "taken_at", "text", "text_marks"}
+HIT_KEYS = {"id", "path", "score", "caption", "match", "taken_at", "text", "text_marks", "media", "moment",
+            "time_s", "duration_s", "moments"}
 
 
 @pytest.fixture

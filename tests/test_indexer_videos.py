@@ -30,9 +30,9 @@ def _library(tmp_path, clips, images: int = 4):
     return folder
 
 
-def test_a_video_is_one_item_with_its_moments(indexer, tmp_path, clips):
+def test_a_video_is_one_item_with_its_moments(indexer, tmp_path, clips, catalog_url):
     folder = _library(tmp_path, clips)
-    summary, collection = indexer(folder, ocr=False)
+    summary, collection = indexer(folder, ocr=False, url=catalog_url)
     assert (summary.added, summary.failed) == (4 + len(clips), 0)
     stats = collection.stats()
     assert (stats.images, stats.videos, stats.failed) == (4, len(clips), 0)
@@ -53,19 +53,23 @@ def test_a_video_is_one_item_with_its_moments(indexer, tmp_path, clips):
     assert sorted(info.media for info in page.images) == ["image"] * 4 + ["video"] * len(clips)
 
 
-def test_unchanged_moved_copied_and_deleted_videos(indexer, engines, tmp_path, clips):
+def test_unchanged_moved_copied_and_deleted_videos(indexer, engines, tmp_path, clips, catalog_url):
     folder = _library(tmp_path, clips)
-    first, collection = indexer(folder, ocr=False)
+
+    def index():
+        return indexer(folder, ocr=False, url=catalog_url)
+
+    first, collection = index()
     video = collection.catalog.at_path(str(folder / clips[0].path.name))
     moments = collection.catalog.moments.of(video.id)
 
-    again, collection = indexer(folder, ocr=False)
+    again, collection = index()
     assert (again.unchanged, again.model_calls) == (first.added, 0)
 
     (folder / "sub").mkdir()
     os.rename(folder / clips[0].path.name, folder / "sub" / "renamed.mp4")
     shutil.copy(folder / clips[1].path.name, folder / "sub" / "copy" f"{clips[1].path.suffix}")
-    moved, collection = indexer(folder, ocr=False)
+    moved, collection = index()
     assert (moved.moved, moved.added, moved.removed, moved.model_calls) == (1, 1, 0, 0)
     after = collection.catalog.at_path(str(folder / "sub" / "renamed.mp4"))
     assert after.id == video.id
@@ -77,7 +81,7 @@ def test_unchanged_moved_copied_and_deleted_videos(indexer, engines, tmp_path, c
     assert len(collection.catalog.moments.of(copy.id)) == len(collection.catalog.moments.of(twin.id))
 
     (folder / "sub" / "renamed.mp4").unlink()
-    removed, collection = indexer(folder, ocr=False)
+    removed, collection = index()
     assert (removed.removed, removed.model_calls) == (1, 0)
     assert collection.catalog.get(video.id) is None
     assert all(collection.catalog.get(m.id) is None for m in moments)
@@ -87,14 +91,14 @@ def test_unchanged_moved_copied_and_deleted_videos(indexer, engines, tmp_path, c
     assert video.id not in {hit.id for hit in hits}
 
 
-def test_a_changed_video_keeps_its_id_and_gets_new_moments(indexer, tmp_path, clips):
+def test_a_changed_video_keeps_its_id_and_gets_new_moments(indexer, tmp_path, clips, catalog_url):
     folder = _library(tmp_path, clips[:1], images=1)
     target = folder / clips[0].path.name
-    _, collection = indexer(folder, ocr=False)
+    _, collection = indexer(folder, ocr=False, url=catalog_url)
     video = collection.catalog.at_path(str(target))
     old = {m.id for m in collection.catalog.moments.of(video.id)}
     shutil.copy(clips[1].path, target)  # other content at the same path
-    summary, collection = indexer(folder, ocr=False)
+    summary, collection = indexer(folder, ocr=False, url=catalog_url)
     assert summary.updated == 1
     changed = collection.catalog.at_path(str(target))
     new = collection.catalog.moments.of(changed.id)

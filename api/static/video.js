@@ -36,6 +36,7 @@ function showMedia(hit) {
   const picture = $("detail-image");
   const strip = $("moments");
   picture.hidden = isVideo(hit);
+  $("ask-title").textContent = isVideo(hit) ? "Ask about the frame shown" : "Ask about this image";
   player.hidden = !isVideo(hit);
   strip.replaceChildren();
   strip.hidden = !isVideo(hit);
