@@ -93,8 +93,8 @@ def test_search_by_image(client):
 def test_image_metadata_similar_thumbnail_file(client):
     info = client.get("/api/images/2").json()
     assert set(info) == {"id", "path", "caption", "text", "width", "height", "taken_at", "indexed_at",
-                         "status", "error"}
-    assert info["status"] == "ok" and info["width"] == 32
+                         "status", "error", "media", "duration_s", "video", "time_s", "end_s"}
+    assert info["status"] == "ok" and info["width"] == 32 and info["media"] == "image"
     similar = client.get("/api/images/2/similar", params={"k": 3}).json()
     assert len(similar["results"]) == 3 and 2 not in [h["id"] for h in similar["results"]]
     thumb = client.get("/api/images/2/thumbnail")
