@@ -45,13 +45,8 @@ def decode(file: ImageFile, data: bytes | None = None, *, ocr: bool = False) -> 
         return file
     if is_video(file.path, data):
         return decode_video(file, data, ocr=ocr)
-    try:
-        loaded = load_image(file.path if data is None else io.BytesIO(data))
-    except ImageError as exc:
-        file.error = str(exc)
-        return file
-    except Exception as exc:  # a decoder bug must not stop the run: record it as this file's error
-        file.error = f"cannot decode: {type(exc).__name__}: {exc}"
+    loaded = _attempt(file, load_image, data, "cannot decode")
+    if loaded is None:
         return file
     file.image, file.taken_at, file.thumbnail = loaded.image, loaded.taken_at, thumbnails.make(loaded.image)
     file.width, file.height = loaded.size  # the picture's own, not the reduced one handed on
@@ -59,6 +54,19 @@ def decode(file: ImageFile, data: bytes | None = None, *, ocr: bool = False) -> 
     if ocr and file.text is None:
         file.text = read_text(loaded.image)
     return file
+
+
+def _attempt(file: ImageFile, load, data: bytes | None, failing: str):
+    """`load` of the file (its bytes `data` when given), or None with the file's error set:
+    the decoder's reason, or for a decoder bug `failing` and the exception (it must not stop
+    the run)."""
+    try:
+        return load(file.path if data is None else io.BytesIO(data))
+    except ImageError as exc:
+        file.error = str(exc)
+    except Exception as exc:
+        file.error = f"{failing}: {type(exc).__name__}: {exc}"
+    return None
 
 
 def is_video(path: str, data: bytes | None = None) -> bool:
@@ -76,13 +84,8 @@ def decode_video(file: ImageFile, data: bytes | None = None, *, ocr: bool = Fals
     """Fill a video's duration, size, date and thumbnail, and its moments (`media.video`),
     each an `ImageFile` with its span, picture, thumbnail, picture hash (and with `ocr` its
     text); or the video's error. Decoding is bounded in time and memory (`load_video`)."""
-    try:
-        found = video.load_video(file.path if data is None else io.BytesIO(data))
-    except ImageError as exc:
-        file.error = str(exc)
-        return file
-    except Exception as exc:  # a decoder bug must not stop the run: record it as this file's error
-        file.error = f"cannot decode the video: {type(exc).__name__}: {exc}"
+    found = _attempt(file, video.load_video, data, "cannot decode the video")
+    if found is None:
         return file
     file.media, file.start_s, file.end_s = "video", 0.0, found.duration
     file.width, file.height, file.taken_at = found.width, found.height, found.taken_at
