@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from search.collection import Collection
 from search.query.options import SearchOptions
 from search.query.searcher import Searcher
 from tests.support.corpus import all_vectors, write_corpus
 from tests.support.videos import corpus, truncated
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+HARNESS = Path(__file__).parent / "support" / "crash_harness.py"
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +143,42 @@ def test_every_indexed_video_has_its_moments_and_their_vectors(indexer, tmp_path
         moments = collection.catalog.moments.children([row_id])
         assert moments and all(collection.vectors_of(i) is not None for i in moments)
     np.testing.assert_equal(collection.stats().vectors, collection.stats().moments * collection.model.queries)
+
+
+@pytest.mark.slow  # indexers killed in the middle, each a process
+def test_a_run_killed_mid_video_resumes_with_every_moment_once(tmp_path, clips, tiny_dirs):
+    """Killed while committing a batch that holds a video, then after a commit: the next run
+    indexes what was lost, and each video has its moments exactly once."""
+    folder = _library(tmp_path, clips, images=4)  # one batch, then a batch a video (4 or more moments)
+    index = tmp_path / "index"
+
+    def run(mode: str, n: int) -> subprocess.CompletedProcess:
+        argv = [sys.executable, str(HARNESS), mode, str(n), "--", "index", str(folder), "--index", str(index),
+                "--model", str(tiny_dirs["opt"]), "--json", "--batch-size", "4", "--workers", "1", "--no-ocr"]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=300)
+
+    seen = []
+    for mode, n in (("in-commit", 4), ("after-commit", 1)):
+        assert run(mode, n).returncode == -signal.SIGKILL
+        with sqlite3.connect(index / "catalog.db") as db:
+            seen.append(db.execute("SELECT count(*) FROM images WHERE media = 'video' AND parent IS NULL")
+                        .fetchone()[0])
+    assert seen == [0, 1]  # killed inside the first video's commit: none; after the next: one
+    final = run("none", 0)
+    assert final.returncode == 0, final.stderr
+    collection = Collection.open(index)
+    try:
+        stats = collection.stats()
+        assert (stats.images, stats.videos, stats.failed) == (4, len(clips), 0)
+        ids, _ = all_vectors(collection)
+        assert len(ids) == len(set(ids.tolist())) == stats.images + stats.moments
+        for clip in clips:
+            video = collection.catalog.at_path(str(folder / clip.path.name))
+            starts = [m.start_s for m in collection.catalog.moments.of(video.id)]
+            assert len(starts) == len(set(starts)) >= len(clip.shots)
+        with sqlite3.connect(index / "catalog.db") as db:
+            orphans = db.execute("SELECT count(*) FROM images WHERE parent IS NOT NULL AND parent NOT IN "
+                                 "(SELECT id FROM images)").fetchone()[0]
+        assert orphans == 0
+    finally:
+        collection.close()
