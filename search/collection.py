@@ -27,7 +27,7 @@ from typing import TypeVar
 import numpy as np
 
 from .config import Order
-from .errors import CollectionError
+from .errors import CatalogError, CollectionError
 from .records import ImageFile, ImageRecord, Selection, entries, moment_path
 from .remembered import Remembered
 from .schemas import ImageInfo, ImagePage, Stats
@@ -195,11 +195,16 @@ class Collection(Remembered):
         video has one), then bring the vector index in step: a file that became unreadable
         loses its old vectors, a changed video its old moments. Returns each file's id."""
         rows = entries(files)
-        for row in rows:
-            if row.status == "ok" and row.thumbnail is not None:
-                self.thumbnails.write(row.content_hash, row.thumbnail)
+        shown = [row for row in rows if row.status == "ok" and row.thumbnail is not None]
+        made = [row.content_hash for row in shown if not self.thumbnails.whole(row.content_hash)]
         with self._index.changing() as vectors:  # a writer's own: no reader shares it
-            ids = np.array(self.catalog.write(rows, publish=not self._index.writing), dtype=np.int64)
+            try:
+                for row in shown:
+                    self.thumbnails.write(row.content_hash, row.thumbnail)
+                ids = np.array(self.catalog.write(rows, publish=not self._index.writing), dtype=np.int64)
+            except (CatalogError, OSError):  # nothing of the batch stays: a full disk gets its space back
+                self.thumbnails.forget(made)
+                raise
             if vectors is not None:  # else no model yet (only failed files so far): no vectors to keep
                 readable = np.array([row.vectors is not None for row in rows], dtype=bool)
                 vectors.remove(ids[~readable])

@@ -246,3 +246,31 @@ def test_similar_through_the_index_agrees_with_the_full_scan(tmp_path, kind):
         total += len(exact)
     assert found == total  # observed on this seed for both kinds (the exact kind: from its int8 first stage)
     collection.close()
+
+
+def test_a_batch_the_catalog_refuses_leaves_no_thumbnail(built, monkeypatch):
+    """The batch is in, or not at all: its new thumbnails go too (on a full disk, that space
+    is what lets the run publish the batches before it); one another image shares stays."""
+    from search.errors import CatalogError
+
+    collection = Collection.open(built)
+    try:
+        kept = collection.catalog.get_many([1])[1]
+        collection.thumbnails.write(kept.content_hash, b"RIFF\x04\x00\x00\x00WEBP")
+        batch = [ImageFile(path=f"/r/new-{i}.png", size=1, mtime=1.0, root="/r", content_hash=f"new-{i}",
+                           thumbnail=b"RIFF\x04\x00\x00\x00WEBP", vectors=np.zeros((4, 8), np.float16))
+                 for i in range(3)]
+        batch.append(ImageFile(path="/r/copy.png", size=1, mtime=1.0, root="/r",
+                               content_hash=kept.content_hash, thumbnail=b"RIFF\x04\x00\x00\x00WEBP",
+                               vectors=np.zeros((4, 8), np.float16)))
+
+        def refuse(*args, **kwargs):
+            raise CatalogError("the catalog could not be written (database or disk is full)")
+
+        monkeypatch.setattr(collection.catalog, "write", refuse)
+        with pytest.raises(CatalogError):
+            collection.commit(batch)
+        assert [collection.thumbnails.path(f"new-{i}").exists() for i in range(3)] == [False] * 3
+        assert collection.thumbnails.whole(kept.content_hash)
+    finally:
+        collection.close()

@@ -242,7 +242,9 @@ def test_explain_from_the_cli_writes_an_overlay(dated, tmp_path, capsys):
     index = str(dated["index"])
     assert main(["explain", "3", "a red circle", "--index", index, "--out", str(out), "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
-    assert set(body) == {"id", "query", "token", "score", "grid"} and body["query"] == "a red circle"
+    assert set(body) == {"id", "query", "token", "score", "grid", "time_s"}
+    assert body["query"] == "a red circle"
+    assert body["time_s"] is None  # an image, not a moment of a video
     with Image.open(out) as overlay:
         assert overlay.format == "PNG" and overlay.size[0] >= 64
     assert main(["explain", "99999", "a red circle", "--index", str(dated["index"])]) == 1

@@ -41,6 +41,11 @@ class Thumbnails:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(path, data, durable=False)
 
+    def forget(self, content_hashes: list[str]) -> None:
+        """Remove these thumbnails (a batch that was not committed)."""
+        for content_hash in content_hashes:
+            self.path(content_hash).unlink(missing_ok=True)
+
     def whole(self, content_hash: str) -> bool:
         """The thumbnail exists and is a whole WebP file: its RIFF header says the length the
         file has (a truncated or overwritten file does not). Costs a stat and 12 bytes."""
