@@ -236,17 +236,20 @@ class Catalog:
         """A file found at a new path with known content keeps its row, vectors and caption."""
         with self._transaction() as session:
             row = session.get(ImageRow, image_id)
-            if row.media == "video":
+            video = row.media == "video"
+            if video:
                 follow_move(session, image_id, row.path, path, root)
             row.path, row.root, row.size, row.mtime = path, root, size, mtime
             row.dated = seconds(row.taken_at, mtime)
-            follow_date(session, image_id, row.dated)
+            if video:
+                follow_date(session, image_id, row.dated)
 
     def touch(self, image_id: int, *, size: int, mtime: float) -> None:
         with self._transaction() as session:
             row = session.get(ImageRow, image_id)
             row.size, row.mtime, row.dated = size, mtime, seconds(row.taken_at, mtime)
-            follow_date(session, image_id, row.dated)
+            if row.media == "video":  # its moments take its date; an image has none
+                follow_date(session, image_id, row.dated)
 
     def add_features(self, features: dict[int, dict[str, Features]]) -> None:
         """Features for images already written (an index gaining them), by image then side."""
