@@ -19,6 +19,7 @@ from search import memory
 from search.collection import Collection
 from search.config import IndexType
 from search.media import ocr
+from search.query.searcher import Searcher
 from search.records import ImageFile, ModelInfo
 from search.schemas import IndexSummary
 
@@ -87,6 +88,8 @@ def _index(collection: Collection, engine, roots: Iterable[Path], options: Index
             commit(collection, batch, summary)
             tick(len(batch))
     finish(collection, plans, summary)
+    if collection.catalog.albums.all():  # each album judges what this run wrote, as it is published
+        turn(partial(Searcher(collection, engine).albums.update))
     if keep:
         summary.features += _gain_features(collection, engine, options, batch_size, progress, turn)
     summary.text += gain_readings(collection, options, batch_size, progress)

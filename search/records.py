@@ -129,10 +129,27 @@ class Selection:
     caption: tuple[str, ...] = ()  # phrases whose words the caption holds
     text: tuple[str, ...] = ()  # phrases written in the image (OCR), matched tolerantly
     media: str | None = None  # "image" or "video" (its moments)
+    within: tuple[int, ...] | None = None  # only these rows (an album's: `album:`)
 
     def __bool__(self) -> bool:
         return any((self.path_prefix, self.path_part, self.after, self.before, self.caption, self.text,
-                    self.media))
+                    self.media, self.within is not None))
+
+
+@dataclass(frozen=True)
+class AlbumRecord:
+    """A smart album as stored: its saved query and how far it has followed the catalog."""
+
+    id: int
+    name: str
+    query: str
+    min_match: float | None  # None: a query of filters alone
+    sort: str
+    where: tuple[str, ...]
+    created_at: datetime
+    seen_at: datetime | None  # last shown
+    seen: int  # the catalog generation it was last shown at: images written since are new to it
+    checked: int  # the catalog generation its verdicts cover
 
 
 @dataclass(frozen=True)

@@ -232,3 +232,26 @@ class Duplicates(BaseModel):
 
 def _iso(value) -> str | None:
     return value.isoformat() if value else None
+
+
+class Album(BaseModel):
+    """A smart album: a saved query and what it holds now. `count` and `new` count items (a
+    video once); `new_ids` are the hits of `results` written since the album was last shown."""
+
+    name: str
+    query: str
+    min_match: float | None  # the cutoff on the match probability; null: a query of filters alone
+    sort: str
+    where: list[str] = []
+    count: int = 0
+    new: int = 0
+    created_at: str
+    seen_at: str | None = None
+    pinned: list[int] = []
+    excluded: list[int] = []
+    results: list[Hit] = []
+    new_ids: list[int] = []
+
+
+class Albums(BaseModel):
+    albums: list[Album]

@@ -52,9 +52,9 @@ def _migrated_to(catalog_url: str, revision: str):
 def test_schema_is_migrated_and_versioned(catalog_url, catalog):
     engine = create_engine(catalog_url)
     tables = set(inspect(engine).get_table_names())
-    assert {"images", "vectors", "features", "meta", "alembic_version"} <= tables
+    assert {"images", "vectors", "features", "meta", "albums", "album_images", "alembic_version"} <= tables
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0008"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0009"
         if engine.dialect.name == "sqlite":
             assert "images_fts" in tables
             assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"

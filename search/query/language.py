@@ -1,7 +1,7 @@
 """The query language shared by the CLI, the API and the web page (docs/query-language.md):
 terms joined by a spaced ` + ` or ` - `, each with an optional weight (`2:`) and either free
 text or an indexed image (`#42`); filters (`path:`, `after:`, `before:`, `caption:`,
-`text:`, `media:image` or `media:video`) anywhere, combined with AND.
+`text:`, `media:image` or `media:video`, `album:NAME`) anywhere, combined with AND.
 
     2:golden retriever + #42 - fruit after:2024-05 path:holidays caption:"on a beach"
 
@@ -16,7 +16,7 @@ from datetime import datetime
 
 from ..errors import InputError
 
-FIELDS = ("path", "after", "before", "caption", "text", "media")
+FIELDS = ("path", "after", "before", "caption", "text", "media", "album")
 MAX_ID = 2**62  # catalog ids fit a signed 64-bit integer
 MAX_WEIGHT = 1000.0  # a term's weight
 _WEIGHT = re.compile(r"(\d+(?:\.\d*)?|\.\d+):(.*)", re.S)
@@ -50,9 +50,10 @@ class Filters:
     caption: tuple[str, ...] = ()
     text: tuple[str, ...] = ()
     media: str | None = None  # "image" or "video"
+    album: str | None = None  # an album's name: only what it holds
 
     def __bool__(self) -> bool:
-        return any((self.path, self.after, self.before, self.caption, self.text, self.media))
+        return any((self.path, self.after, self.before, self.caption, self.text, self.media, self.album))
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,8 @@ def _filter(at: int, name: str, value: str, found: dict) -> None:
 
 
 _EXAMPLES = {"path": "holidays/2024", "after": "2024-05-31", "before": "2024-06",
-             "caption": '"a red car"', "text": '"open 24 hours"', "media": "video"}
+             "caption": '"a red car"', "text": '"open 24 hours"', "media": "video",
+             "album": "beaches"}
 MEDIA = ("image", "video")
 
 
@@ -194,4 +196,4 @@ def _unquoted(word: str) -> str:
 def _filters(found: dict) -> Filters:
     return Filters(path=found.get("path"), after=found.get("after"), before=found.get("before"),
                    caption=tuple(found.get("caption", ())), text=tuple(found.get("text", ())),
-                   media=found.get("media"))
+                   media=found.get("media"), album=found.get("album"))

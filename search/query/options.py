@@ -8,6 +8,8 @@ from datetime import datetime
 
 from ..config import Sort, choices
 from ..errors import InputError
+from ..records import Selection
+from ..store.catalog.dates import local
 from . import language, where
 
 ACCELERATOR_RERANK_TOP = 128  # hits the match head reranks on a GPU by default, as the BLIP-2 paper
@@ -66,3 +68,14 @@ def check(query: str, options: SearchOptions) -> tuple[language.Query, list[wher
         raise InputError(f"sort is {', '.join(choices(Sort))}, not {options.sort!r}")
     conditions = [where.Where.parse(condition) for condition in options.where]
     return language.parse(query), conditions
+
+
+def selection_of(query: language.Query, options: SearchOptions) -> Selection:
+    """The query's filters and the options' together (both hold); `album:` is the albums' to
+    narrow (`Albums.narrowed`)."""
+    given = query.filters
+    afters = [local(bound) for bound in (options.after, given.after) if bound]  # aware or naive: naive local
+    befores = [local(bound) for bound in (options.before, given.before) if bound]
+    return Selection(path_prefix=options.path_prefix, path_part=given.path,
+                     after=max(afters, default=None), before=min(befores, default=None),
+                     caption=given.caption, text=given.text, media=given.media)

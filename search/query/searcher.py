@@ -20,12 +20,12 @@ from ..errors import InputError, SearchError
 from ..media import textmatch
 from ..records import Selection
 from ..schemas import Hit, SearchResults
-from ..store.catalog.dates import local
 from ..store.shards import gaps
 from . import language, scoring, where
+from .albums import Albums
 from .language import Query
 from .lookup import Lookup, Timer, untimed
-from .options import ACCELERATOR_RERANK_TOP, DATE_CANDIDATES, DEFAULTS, SearchOptions, check
+from .options import ACCELERATOR_RERANK_TOP, DATE_CANDIDATES, DEFAULTS, SearchOptions, check, selection_of
 from .questions import Questions
 from .similar import Similar, partial
 
@@ -43,6 +43,7 @@ class Searcher:
         self.lookup = Lookup(collection)
         self.similar = Similar(collection, engine, self.lookup, timer)
         self.questions = Questions(collection, engine, self.lookup, timer)
+        self.albums = Albums(self)
 
     def with_engine(self, engine) -> Searcher:
         """This searcher over another engine (a server's, taking turns with other requests)."""
@@ -107,7 +108,7 @@ class Searcher:
 
     def _search(self, query: Query, conditions: list[where.Where], encoded: dict[str, np.ndarray],
                 text: str, options: SearchOptions) -> SearchResults:
-        selection = _selection(query, options)
+        selection = self.albums.narrowed(query, selection_of(query, options))
         allowed = self.collection.catalog.listing.ids(selection) if selection else None
         notes = self._notes(selection)
         if not query.terms:  # filters alone: a listing, newest first (text: best read first)
@@ -216,16 +217,6 @@ class Searcher:
         matches = self.matches(query, [hit.row for hit in hits])  # a video hit's: its moment's
         reranked = [hit.model_copy(update={"match": matches[hit.row]}) for hit in hits if hit.row in matches]
         return sorted(reranked, key=lambda hit: (-hit.match, -hit.score, hit.id))
-
-
-def _selection(query: Query, options: SearchOptions) -> Selection:
-    """The query's filters and the options' together (both hold)."""
-    given = query.filters
-    afters = [local(bound) for bound in (options.after, given.after) if bound]  # aware or naive: naive local
-    befores = [local(bound) for bound in (options.before, given.before) if bound]
-    return Selection(path_prefix=options.path_prefix, path_part=given.path,
-                     after=max(afters, default=None), before=min(befores, default=None),
-                     caption=given.caption, text=given.text, media=given.media)
 
 
 def _marked(hits: list[Hit], query: Query, options: SearchOptions) -> list[Hit]:

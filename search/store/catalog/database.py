@@ -29,6 +29,7 @@ from ...errors import CatalogError
 from ...records import ImageFile, ImageRecord
 from ..features import Features
 from . import featurestore, publishing
+from .albums import AlbumStore
 from .blobs import READERS, StoredVectors, chunks, encode
 from .connect import reason, sqlite_pragmas
 from .dates import seconds
@@ -54,6 +55,7 @@ class Catalog:
         self.listing = Listing(engine, self.fulltext, self.view)
         self.features = FeatureStore(engine, self.view)
         self.moments = Moments(engine, self.view)
+        self.albums = AlbumStore(engine, self.view)
 
     @classmethod
     def open(cls, url: str) -> Catalog:

@@ -79,6 +79,9 @@ class Listing:
         chosen = select(ImageRow.id).where(*conditions(selection), searched(), self._view.visible())
         for number, phrase in enumerate(selection.caption):
             chosen = chosen.where(self._fulltext.caption_holds(phrase, f"caption{number}"))
+        if selection.within is not None:  # literals too: an album may hold more rows than that limit
+            within = bindparam("within", sorted(selection.within), expanding=True, literal_execute=True)
+            chosen = chosen.where(ImageRow.id.in_(within))
         for number, phrase in enumerate(selection.text):
             # decided in Python (`textmatch`): its ids go in as literals, which no limit on a
             # statement's parameters (32,766 on SQLite, 65,535 on PostgreSQL) cuts short

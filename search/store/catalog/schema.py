@@ -84,3 +84,34 @@ class MetaRow(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class AlbumRow(Base):
+    """A smart album: a saved query (`search.query.albums`), what it keeps and when it was
+    last shown (migration 0009)."""
+
+    __tablename__ = "albums"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    query: Mapped[str] = mapped_column(Text)
+    min_match: Mapped[float | None]  # the match probability an image needs; None: a query of filters alone
+    sort: Mapped[str] = mapped_column(String(16))  # relevance, newest or oldest: how it is shown
+    conditions: Mapped[str] = mapped_column(Text, server_default="[]")  # where conditions, a JSON list
+    created_at: Mapped[datetime]
+    seen_at: Mapped[datetime | None]  # last shown
+    seen: Mapped[int] = mapped_column(server_default="0")  # the catalog generation it was last shown at
+    checked: Mapped[int] = mapped_column(server_default="0")  # the catalog generation its verdicts cover
+
+
+class AlbumImageRow(Base):
+    """An image's place in an album: `in` (it passed the album's cutoff when its content was
+    indexed; the match head is not run on it again), `pinned` or `excluded` by hand."""
+
+    __tablename__ = "album_images"
+
+    album_id: Mapped[int] = mapped_column(ForeignKey("albums.id", ondelete="CASCADE"), primary_key=True)
+    image_id: Mapped[int] = mapped_column(primary_key=True)  # no foreign key: a changed file keeps its place
+    state: Mapped[str] = mapped_column(String(8))  # in, pinned or excluded
+    match: Mapped[float | None]
+    added_at: Mapped[datetime]
