@@ -23,7 +23,7 @@ from search.errors import ImageError, InputError, NotFound, SearchError
 from . import state as app_state
 from .limits import BodyLimitMiddleware
 from .metrics import Metrics, RequestCounter
-from .routes import duplicates, images, jobs, search, system
+from .routes import albums, duplicates, images, jobs, search, system
 from .runner import Saturated
 
 ERROR_STATUS = ((NotFound, 404), (ImageError, 422), (InputError, 422), (CollectionError, 409))
@@ -46,7 +46,8 @@ def create_app(settings: Settings, start: Callable[[Settings, Metrics], app_stat
     app = FastAPI(title="blip2-search", version=__version__, lifespan=lifespan,
                   default_response_class=AsciiJSON,
                   description="Image search on BLIP-2: text search, similar images, captions, questions.")
-    for router in (search.router, images.router, duplicates.router, jobs.router, system.router):
+    routers = (search.router, images.router, albums.router, duplicates.router, jobs.router, system.router)
+    for router in routers:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=system.STATIC), name="static")
     app.add_exception_handler(SearchError, _search_error)
@@ -55,7 +56,8 @@ def create_app(settings: Settings, start: Callable[[Settings, Metrics], app_stat
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_middleware(BodyLimitMiddleware, max_bytes=int(settings.max_upload_mb * 2**20))
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST", "PATCH", "DELETE"],
                            allow_headers=["Content-Type", "X-API-Key"])
     app.add_middleware(RequestCounter, metrics=metrics)
     return app

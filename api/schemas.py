@@ -94,7 +94,7 @@ class SearchQuery(BaseModel):
     q: Text = Field(min_length=1, max_length=1000, description=(
         "what to look for, in the query language: terms joined by a spaced + or -, each may "
         "be weighted (2:golden retriever) or an indexed image (#42), and filters path:, "
-        "after:, before:, caption:, text: anywhere"))
+        "after:, before:, caption:, text:, media:, album: anywhere"))
     k: int = Field(default=10, ge=1, le=100)
     offset: int = Field(default=0, ge=0, le=10_000)
     sort: Sort = Field(default="relevance", description=(
@@ -122,3 +122,26 @@ class BrowseQuery(BaseModel):
     offset: int = Field(default=0, ge=0, le=10_000_000)
     limit: int = Field(default=50, ge=1, le=500)
     sort: Order = "newest"
+
+
+AlbumId = Annotated[int, Field(ge=1, le=2**62)]
+
+
+class AlbumRequest(BaseModel):
+    name: Text = Field(min_length=1, max_length=64, description="letters, digits, spaces, . ' -")
+    query: Text = Field(min_length=1, max_length=1000, description="in the query language")
+    min_match: float | None = Field(None, ge=0, le=1, description="the match probability an image "
+                                    "needs (default 0.5 where the query has a text term)")
+    sort: Sort = "relevance"
+    where: list[Annotated[Text, Field(max_length=1000)]] = Field([], max_length=8,
+                                                                 description="QUESTION=ANSWER conditions")
+    candidates: int = Field(200, ge=1, le=1000, description="first-stage hits judged as it is created")
+
+
+class AlbumEdit(BaseModel):
+    """Images placed in an album by hand (a video's id places all its moments)."""
+
+    pin: list[AlbumId] = Field([], max_length=1000, description="in, whatever the query says")
+    unpin: list[AlbumId] = Field([], max_length=1000)
+    exclude: list[AlbumId] = Field([], max_length=1000, description="out, whatever the query says")
+    include: list[AlbumId] = Field([], max_length=1000, description="an exclusion taken back")

@@ -15,7 +15,7 @@ from search.display import one_line
 T = TypeVar("T")
 
 
-def emit(args: argparse.Namespace, payload: BaseModel | dict, lines: Sequence[str]) -> None:
+def emit(args: argparse.Namespace, payload: BaseModel | dict | list, lines: Sequence[str]) -> None:
     """Print `payload` as JSON under --json (a contract shape as the API returns it), else the
     human `lines`."""
     if args.json:
