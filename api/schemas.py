@@ -122,3 +122,18 @@ class BrowseQuery(BaseModel):
     offset: int = Field(default=0, ge=0, le=10_000_000)
     limit: int = Field(default=50, ge=1, le=500)
     sort: Order = "newest"
+
+
+class SimilarQuery(BaseModel):
+    """GET /api/images/{id}/similar parameters."""
+
+    k: int = Field(default=10, ge=1, le=100)
+    at: float | None = Field(default=None, ge=0, le=1e7,
+                             description="a video's: a time in seconds (its moment shown then)")
+
+
+class ImageRef(BaseModel):
+    """An indexed image, as the MCP tools name it (the routes take it in the path, with the
+    same bounds)."""
+
+    id: int = Field(ge=1, le=2**62, description="the catalog id")
