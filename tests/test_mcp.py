@@ -147,7 +147,7 @@ def test_over_stdio_the_command_lists_the_tools_and_searches(client, served_inde
         env={**env, "PYTHONPATH": str(ROOT)}, cwd=str(ROOT))
 
     async def run():
-        async with Client(command) as session:
+        async with Client(command, mode="legacy") as session:  # the initialize handshake
             return (await session.list_tools()).tools, await session.call_tool("search", QUERY)
 
     tools, found = client.portal.call(run)
