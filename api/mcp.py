@@ -23,8 +23,9 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp_types import CallToolResult, ImageContent, ListToolsResult, TextContent
+from mcp_types import CallToolResult, ImageContent, ListToolsResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ValidationError, create_model
+from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 
 from search import __version__
@@ -128,8 +129,7 @@ class Endpoint:
     async def __call__(self, scope, receive, send) -> None:
         app = scope["app"]
         settings = app.state.blip2.settings
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
-        if settings.protect_reads and not _key_matches(settings, headers.get("x-api-key")):
+        if settings.protect_reads and not _key_matches(settings, Headers(scope=scope).get("x-api-key")):
             response = JSONResponse({"detail": "missing or wrong X-API-Key"}, status_code=401,
                                     headers={"WWW-Authenticate": "X-API-Key"})
             await response(scope, receive, send)
@@ -155,7 +155,8 @@ def _tool(state: AppState, spec: Spec) -> Tool:
 
     return Tool(fn=call, name=spec.name, description=spec.description,
                 parameters=arguments.model_json_schema(by_alias=True),
-                fn_metadata=FuncMetadata(arg_model=arguments, output_model=spec.result), is_async=True)
+                fn_metadata=FuncMetadata(arg_model=arguments, output_model=spec.result), is_async=True,
+                annotations=ToolAnnotations(read_only_hint=not spec.writes, open_world_hint=False))
 
 
 class _Gate:

@@ -62,6 +62,7 @@ def test_the_tools_and_their_schemas_are_the_apis(client):
     assert search.input_schema["properties"]["k"]["maximum"] == 100
     assert {"query", "results"} <= set(search.output_schema["properties"])
     assert set(tools["ask"].input_schema["required"]) == {"id", "question"}
+    assert all(tool.annotations.read_only_hint for tool in tools.values())
 
 
 def test_tools_answer_as_the_api_does(client):
@@ -127,8 +128,9 @@ def test_a_tool_that_writes_needs_the_key(client):
         specs = (*mcp_server.SPECS, writer)
         server = mcp_server.build(replace(state, settings=settings), http=http, specs=specs)
         async with Client(server) as session:
-            names = {tool.name for tool in (await session.list_tools()).tools}
-            return "touch" in names, await session.call_tool("touch", {"id": 3})
+            tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+            assert "touch" not in tools or not tools["touch"].annotations.read_only_hint
+            return "touch" in tools, await session.call_tool("touch", {"id": 3})
 
     cases = ((True, False), (False, False), (True, True))
     (listed, done), (hidden, refused), (over_http, no_header) = [
