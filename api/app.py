@@ -20,6 +20,7 @@ from search.collection import CollectionError
 from search.config import Settings
 from search.errors import ImageError, InputError, NotFound, SearchError
 
+from . import mcp
 from . import state as app_state
 from .limits import BodyLimitMiddleware
 from .metrics import Metrics, RequestCounter
@@ -39,7 +40,8 @@ def create_app(settings: Settings, start: Callable[[Settings, Metrics], app_stat
     async def lifespan(app: FastAPI):
         app.state.blip2 = await asyncio.to_thread(start, settings, metrics)
         try:
-            yield
+            async with mcp.over_http(app.state.blip2) as app.state.mcp:
+                yield
         finally:
             await asyncio.to_thread(app.state.blip2.close)
 
@@ -49,6 +51,7 @@ def create_app(settings: Settings, start: Callable[[Settings, Metrics], app_stat
     routers = (search.router, images.router, albums.router, duplicates.router, jobs.router, system.router)
     for router in routers:
         app.include_router(router)
+    app.add_route("/mcp", mcp.Endpoint(), include_in_schema=False)
     app.mount("/static", StaticFiles(directory=system.STATIC), name="static")
     app.add_exception_handler(SearchError, _search_error)
     app.add_exception_handler(Saturated, _saturated)

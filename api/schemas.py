@@ -145,3 +145,18 @@ class AlbumEdit(BaseModel):
     unpin: list[AlbumId] = Field([], max_length=1000)
     exclude: list[AlbumId] = Field([], max_length=1000, description="out, whatever the query says")
     include: list[AlbumId] = Field([], max_length=1000, description="an exclusion taken back")
+
+
+class SimilarQuery(BaseModel):
+    """GET /api/images/{id}/similar parameters."""
+
+    k: int = Field(default=10, ge=1, le=100)
+    at: float | None = Field(default=None, ge=0, le=1e7,
+                             description="a video's: a time in seconds (its moment shown then)")
+
+
+class ImageRef(BaseModel):
+    """An indexed image, as the MCP tools name it (the routes take it in the path, with the
+    same bounds)."""
+
+    id: int = Field(ge=1, le=2**62, description="the catalog id")

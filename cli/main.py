@@ -26,6 +26,7 @@ from . import (
     explain,
     image,
     index,
+    mcp,
     ocr,
     search,
     serve,
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="blip2-search", description="Image search on BLIP-2.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common, model = index_options(), model_options()
-    for command in (caption, index, search, similar, ask, explain, serve, evaluate, album):
+    for command in (caption, index, search, similar, ask, explain, serve, mcp, evaluate, album):
         command.register(sub, [common, model])
     for command in (image, browse, ocr, duplicates, stats, shard, demo, train_demo):
         command.register(sub, [common])

@@ -7,25 +7,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from search.records import ImageRecord, Turn
 from search.schemas import Answer, Explanation, ImageInfo, ImagePage, SearchResults
 
+from .. import answers
 from ..deps import State, read_access
-from ..schemas import AskRequest, BrowseQuery, Text, errors
-from ..state import ANSWER, MATCH
+from ..schemas import AskRequest, BrowseQuery, SimilarQuery, Text, errors
+from ..state import MATCH
 
 router = APIRouter(prefix="/api/images", tags=["images"], dependencies=[Depends(read_access)],
                    responses=errors(401, 404, 422))
 ImageId = Annotated[int, Path(ge=1, le=2**62, description="the catalog id")]
 At = Annotated[float | None,
                Query(ge=0, le=1e7, description="a video's: a time in seconds (its moment shown then)")]
-
-
-def _record(state: State, image_id: int) -> ImageRecord:
-    record = state.collection.catalog.get(image_id)
-    if record is None:
-        raise HTTPException(404, f"no image with id {image_id}")
-    return record
 
 
 @router.get("", response_model=ImagePage)
@@ -37,14 +30,13 @@ def browse(state: State, params: Annotated[BrowseQuery, Query()]) -> ImagePage:
 
 @router.get("/{image_id}", response_model=ImageInfo)
 def image(state: State, image_id: ImageId) -> ImageInfo:
-    return ImageInfo.of(_record(state, image_id))
+    return answers.image(state, image_id)
 
 
 @router.get("/{image_id}/similar", response_model=SearchResults, responses=errors(503))
-async def similar(state: State, image_id: ImageId, k: Annotated[int, Query(ge=1, le=100)] = 10,
-                  at: At = None):
+async def similar(state: State, image_id: ImageId, params: Annotated[SimilarQuery, Query()]):
     """Images and moments like this image, or like a video's moment at `at` seconds."""
-    return await state.runner.run(state.searcher.similar.results, image_id, image_id=image_id, k=k, at=at)
+    return await answers.similar(state, image_id, params)
 
 
 @router.get("/{image_id}/explain", response_model=Explanation, responses=errors(503))
@@ -62,7 +54,7 @@ async def explain(state: State, image_id: ImageId,
 def thumbnail(state: State, image_id: ImageId, request: Request) -> Response:
     """Asked again each time, a 304 while its content is the same: a deleted image's id may
     be given to another image (SQLite reuses the highest), so a thumbnail is never kept by id."""
-    record = _record(state, image_id)
+    record = answers.record(state, image_id)
     tag = f'"{record.content_hash}"'  # thumbnails are made per content
     if request.headers.get("if-none-match") == tag:
         return Response(status_code=304, headers={"ETag": tag, "Cache-Control": "no-cache"})
@@ -77,7 +69,7 @@ def file(state: State, image_id: ImageId) -> FileResponse:
     """Only catalog ids, only images and videos that indexed successfully (a failed row may
     name any file), and only files that still resolve inside their indexed folder. A video is
     served in ranges, so that a player seeks to a moment."""
-    record = _record(state, image_id)
+    record = answers.record(state, image_id)
     if record.status != "ok":
         raise HTTPException(404, f"image {image_id} could not be indexed, so it is not served")
     if record.parent is not None:
@@ -92,7 +84,4 @@ def file(state: State, image_id: ImageId) -> FileResponse:
 
 @router.post("/{image_id}/ask", response_model=Answer, responses=errors(413, 503))
 async def ask(state: State, image_id: ImageId, body: AskRequest) -> Answer:
-    history = [Turn(turn.question, turn.answer) for turn in body.history]
-    await state.ready(*ANSWER)
-    answer = await state.runner.run(state.searcher.questions.ask, image_id, body.question, history, body.at)
-    return Answer(id=image_id, question=body.question, answer=answer)
+    return await answers.ask(state, image_id, body)

@@ -8,12 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, UploadFile
 
 from search.media.images import open_image
-from search.query.searcher import Searcher, SearchOptions
+from search.query.searcher import Searcher
 from search.schemas import Match, Matches, SearchResults
 
+from .. import answers
 from ..deps import State, read_access
 from ..schemas import MatchQuery, SearchQuery, errors
-from ..state import IMAGE, MATCH, search_parts
+from ..state import IMAGE, MATCH
 
 router = APIRouter(prefix="/api/search", tags=["search"], dependencies=[Depends(read_access)],
                    responses=errors(401, 413, 422, 503))
@@ -21,17 +22,7 @@ router = APIRouter(prefix="/api/search", tags=["search"], dependencies=[Depends(
 
 @router.get("", response_model=SearchResults)
 async def search(state: State, params: Annotated[SearchQuery, Query()]) -> SearchResults:
-    options = SearchOptions(
-        k=params.k, offset=params.offset, rerank=params.rerank, rerank_top=params.rerank_top,
-        min_match=params.min_match, hybrid=params.hybrid, path_prefix=params.path_prefix,
-        after=params.after, before=params.before, sort=params.sort, candidates=params.candidates,
-        where=tuple(params.where),
-    )
-    await state.ready(*search_parts(options.matched, options.where))
-    if options.where:  # the decoder asked of up to `MODEL_ASKS` hits: between others' calls
-        return await state.runner.in_turns(lambda engine: state.searcher.with_engine(engine).find(
-            params.q, options), state.engine)
-    return await state.runner.gather(state.searcher.search_many, (params.q, options))
+    return await answers.search(state, params)
 
 
 @router.get("/match", response_model=Matches)

@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse, Response
 
+from .. import answers
 from ..deps import State, read_access
 from ..schemas import Health, ServerStats, errors
 
@@ -29,9 +30,7 @@ def metrics(state: State) -> Response:
 @router.get("/api/stats", response_model=ServerStats, dependencies=[Depends(read_access)],
             responses=errors(401))
 def stats(state: State) -> ServerStats:
-    running = sum(job.status == "running" for job in state.jobs.all())
-    return ServerStats(**state.collection.stats().model_dump(), jobs_running=running,
-                       model_parts=state.engine.loaded)
+    return answers.stats(state)
 
 
 @router.get("/", response_class=FileResponse, include_in_schema=False)
