@@ -3,13 +3,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from search.errors import NotFound
+from search.query.albums import Albums, AlbumSpec
 from search.query.searcher import SearchOptions
 from search.records import ImageRecord, Turn
-from search.schemas import Answer, ImageInfo, SearchResults
+from search.schemas import Album, Answer, ImageInfo, SearchResults
+from search.schemas import Albums as AlbumList
 
-from .schemas import AskRequest, SearchQuery, ServerStats, SimilarQuery
+from .schemas import AlbumPage, AlbumRequest, AskRequest, SearchQuery, ServerStats, SimilarQuery
 from .state import ANSWER, AppState, search_parts
+
+T = TypeVar("T")
 
 
 async def search(state: AppState, params: SearchQuery) -> SearchResults:
@@ -54,3 +61,28 @@ def stats(state: AppState) -> ServerStats:
     running = sum(job.status == "running" for job in state.jobs.all())
     return ServerStats(**state.collection.stats().model_dump(), jobs_running=running,
                        model_parts=state.engine.loaded)
+
+
+async def with_albums(state: AppState, work: Callable[[Albums], T], *, where: bool | None = None) -> T:
+    """`work(albums)` on a thread of its own, each model call in its turn, with the match head
+    built first (and the language model where an album has where conditions: `where`, or
+    None to look whether any album to bring up to date has)."""
+    if where is None:
+        where = any(album.where for album in state.collection.catalog.albums.all())
+    await state.ready(*search_parts(True, ("where",) if where else ()))
+    return await state.runner.in_turns(lambda engine: work(state.searcher.with_engine(engine).albums),
+                                       state.engine)
+
+
+async def albums(state: AppState) -> AlbumList:
+    return AlbumList(albums=await with_albums(state, Albums.all))
+
+
+async def album(state: AppState, name: str, page: AlbumPage, *, seen: bool = True) -> Album:
+    return await with_albums(state, lambda found: found.show(name, page.offset, page.limit, seen=seen))
+
+
+async def create_album(state: AppState, body: AlbumRequest) -> Album:
+    spec = AlbumSpec(name=body.name, query=body.query, min_match=body.min_match, sort=body.sort,
+                     where=tuple(body.where), candidates=body.candidates)
+    return await with_albums(state, lambda found: found.create(spec), where=bool(body.where))

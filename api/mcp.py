@@ -32,16 +32,25 @@ from search import __version__
 from search.config import Settings
 from search.display import one_line
 from search.errors import SearchError
-from search.schemas import Answer, ImageInfo, SearchResults
+from search.schemas import Album, Albums, Answer, ImageInfo, SearchResults
 
 from . import answers
 from .runner import Saturated
-from .schemas import AskRequest, ImageRef, SearchQuery, ServerStats, SimilarQuery
+from .schemas import (
+    AlbumPage,
+    AlbumRef,
+    AlbumRequest,
+    AskRequest,
+    ImageRef,
+    SearchQuery,
+    ServerStats,
+    SimilarQuery,
+)
 from .state import AppState
 
 INSTRUCTIONS = ("Search an indexed collection of images and videos by what they show. `search` takes "
                 "the query language (terms joined by a spaced + or -, weights like 2:dog, #ID for an "
-                "indexed image, filters path:, after:, before:, caption:, text:, media:); every hit "
+                "indexed image, filters path:, after:, before:, caption:, text:, media:, album:); every hit "
                 "has an id for `similar`, `ask` and `image`.")
 BUSY = "the model is busy; try again shortly"  # the API's 503
 
@@ -55,6 +64,10 @@ class AskArgs(ImageRef, AskRequest):
 
 
 class NoArgs(BaseModel):
+    pass
+
+
+class AlbumArgs(AlbumRef, AlbumPage):
     pass
 
 
@@ -98,6 +111,13 @@ SPECS = (
          "The indexed image `id`: path, caption, text read in it, size, dates, and its thumbnail."),
     Spec("stats", NoArgs, ServerStats, _stats,
          "The index: how many images, videos and vectors, the model, and the model parts loaded."),
+    Spec("albums", NoArgs, Albums, lambda state, a: answers.albums(state),
+         "The smart albums (saved queries kept current as images arrive), with their counts."),
+    Spec("album", AlbumArgs, Album, lambda state, a: answers.album(state, a.name, a, seen=False),
+         "A page of the album `name`: its images in its order, and which arrived since it was last shown."),
+    Spec("album_create", AlbumRequest, Album, answers.create_album,
+         "Save a query (the query language) as a smart album: the images whose match probability "
+         "reaches `min_match` (0.5 by default), now and as they are indexed.", writes=True),
 )
 
 

@@ -160,3 +160,16 @@ class ImageRef(BaseModel):
     same bounds)."""
 
     id: int = Field(ge=1, le=2**62, description="the catalog id")
+
+
+class AlbumRef(BaseModel):
+    """An album, as the MCP tools name it (the routes take it in the path, with the same bounds)."""
+
+    name: str = Field(min_length=1, max_length=64, description="the album's name")
+
+
+class AlbumPage(BaseModel):
+    """GET /api/albums/{name} parameters."""
+
+    offset: int = Field(0, ge=0, le=10_000)
+    limit: int = Field(50, ge=0, le=500)

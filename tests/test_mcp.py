@@ -20,11 +20,11 @@ from mcp_types import ImageContent, TextContent
 
 from api import mcp as mcp_server
 from api.app import create_app
-from api.schemas import ImageRef, SearchQuery
+from api.schemas import SearchQuery
 from tests.support.browsing import serve
 
 ROOT = Path(__file__).resolve().parents[1]
-TOOLS = {"search", "similar", "ask", "image", "stats"}
+TOOLS = {"search", "similar", "ask", "image", "stats", "albums", "album"}  # album_create: with the key
 QUERY = {"q": "a red circle", "k": 5}
 QUESTION = "what color is the circle?"
 
@@ -116,28 +116,45 @@ def test_bad_input_gets_the_apis_reason_in_one_line(client):
 
 
 def test_a_tool_that_writes_needs_the_key(client):
-    """The gate the album tools go through, on a write tool of the test's own."""
-    async def touch(state, args):
-        return args
-
-    writer = mcp_server.Spec("touch", ImageRef, ImageRef, touch, "a write, for the test", writes=True)
+    """album_create is listed and runs only for a caller with the server's key."""
     state = client.app.state.blip2
+    album = {"name": "reds", "query": "a red circle", "min_match": 0.0}
 
     async def seen(keyed: bool, http: bool = False):
         settings = state.settings.model_copy(update={"api_key": "sesame" if keyed else None})
-        specs = (*mcp_server.SPECS, writer)
-        server = mcp_server.build(replace(state, settings=settings), http=http, specs=specs)
+        server = mcp_server.build(replace(state, settings=settings), http=http)
         async with Client(server) as session:
             tools = {tool.name: tool for tool in (await session.list_tools()).tools}
-            assert "touch" not in tools or not tools["touch"].annotations.read_only_hint
-            return "touch" in tools, await session.call_tool("touch", {"id": 3})
+            assert "album_create" not in tools or not tools["album_create"].annotations.read_only_hint
+            return "album_create" in tools, await session.call_tool("album_create", album)
 
-    cases = ((True, False), (False, False), (True, True))
-    (listed, done), (hidden, refused), (over_http, no_header) = [
-        client.portal.call(seen, keyed, http) for keyed, http in cases]
-    assert listed and not done.is_error and done.structured_content == {"id": 3}
+    cases = ((False, False), (True, True), (True, False))
+    try:
+        (hidden, refused), (over_http, no_header), (listed, done) = [
+            client.portal.call(seen, keyed, http) for keyed, http in cases]
+    finally:
+        client.delete("/api/albums/reds")
     assert not hidden and refused.is_error and "API key" in _text(refused)
     assert not over_http and no_header.is_error  # over HTTP, a request must carry the key itself
+    assert listed and not done.is_error and done.structured_content["name"] == "reds"
+    assert done.structured_content["count"] == client.get("/api/stats").json()["images"]  # min_match 0: all
+
+
+def test_album_tools_answer_as_the_api_does(client):
+    created = client.post("/api/albums", json={"name": "blues", "query": "blue", "min_match": 0.2})
+    assert created.status_code == 201
+    try:
+        async def calls(session):
+            return await session.call_tool("albums", {}), await session.call_tool("album", {"name": "blues"})
+
+        listed, shown = _session(client, calls)
+        api = client.get("/api/albums/blues", params={"seen": False}).json()
+        missing = _session(client, lambda session: session.call_tool("album", {"name": "nothing"}))
+    finally:
+        client.delete("/api/albums/blues")
+    assert listed.structured_content == {"albums": [{**api, "results": [], "new_ids": []}]}
+    assert shown.structured_content == api
+    assert missing.is_error and _text(missing) == "no album named 'nothing'"
 
 
 def test_over_stdio_the_command_lists_the_tools_and_searches(client, served_index):
