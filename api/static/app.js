@@ -75,7 +75,10 @@ function setMatch(element, probability) {  // null: none to show
 }
 
 function show(grid, hits) {
-  if (grid === $("results")) { $("groups").hidden = true; grid.hidden = false; }
+  if (grid === $("results")) {
+    for (const other of ["groups", "album-list", "album-bar"]) $(other).hidden = true;
+    grid.hidden = false;
+  }
   grid.replaceChildren(...hits.map(hitCard));
 }
 
@@ -179,8 +182,7 @@ async function duplicates() {
   try {
     const body = await api(`/api/duplicates${threshold ? `?${new URLSearchParams({ threshold })}` : ""}`);
     if (ticket !== state.latest) return;
-    $("results").hidden = true;
-    $("pager").hidden = true;
+    for (const other of ["results", "pager", "album-list", "album-bar"]) $(other).hidden = true;
     $("groups").hidden = false;
     $("group-list").replaceChildren(...body.groups.map(groupRow));
     const extra = body.groups.reduce((sum, group) => sum + group.images.length - 1, 0);
