@@ -64,12 +64,16 @@ def stats(state: AppState) -> ServerStats:
 
 
 async def with_albums(state: AppState, work: Callable[[Albums], T], *, where: bool | None = None) -> T:
-    """`work(albums)` on a thread of its own, each model call in its turn, with the match head
-    built first (and the language model where an album has where conditions: `where`, or
-    None to look whether any album to bring up to date has)."""
+    """`work(albums)` on a thread of its own, each model call in its turn. The match head (and
+    the language model for where conditions) is built first where it will be asked: for a new
+    album (`where` given), or for an album with images to judge (`where` None: looked up)."""
     if where is None:
-        where = any(album.where for album in state.collection.catalog.albums.all())
-    await state.ready(*search_parts(True, ("where",) if where else ()))
+        behind = [album for album in state.collection.catalog.albums.all()
+                  if album.min_match is not None and album.checked < state.collection.generation]
+        parts = search_parts(True, [a.where for a in behind if a.where]) if behind else ()
+    else:
+        parts = search_parts(True, ("where",) if where else ())
+    await state.ready(*parts)
     return await state.runner.in_turns(lambda engine: work(state.searcher.with_engine(engine).albums),
                                        state.engine)
 
