@@ -1,4 +1,4 @@
-"""Smart albums as the catalog holds them (migration 0009): each album's saved query, and each
+"""Smart albums as the catalog holds them (migration 0010): each album's saved query, and each
 image's place in it: `in` (it passed the album's cutoff when its content was indexed),
 `pinned` or `excluded` by hand. `search.query.albums` decides; this stores and reads.
 

@@ -88,7 +88,7 @@ class MetaRow(Base):
 
 class AlbumRow(Base):
     """A smart album: a saved query (`search.query.albums`), what it keeps and when it was
-    last shown (migration 0009)."""
+    last shown (migration 0010)."""
 
     __tablename__ = "albums"
 

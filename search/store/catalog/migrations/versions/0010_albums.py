@@ -6,14 +6,14 @@ indexed (the match head is never run again on an image already judged), and the 
 pinned or excluded by hand. An image that leaves the catalog leaves its albums with it:
 readers join the two tables, and the next update drops the rows left behind.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision, down_revision = "0009", "0008"
+revision, down_revision = "0010", "0009"
 branch_labels = depends_on = None
 
 
