@@ -25,6 +25,7 @@ class Plan:
     removed: list[ImageRecord] = field(default_factory=list)
     thumbnails: list[ImageRecord] = field(default_factory=list)  # unchanged, but missing or damaged
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (folder, why): its images kept
+    known: int = 0  # images the catalog held under the root before this run
 
 
 def plan(collection: Collection, root: str, files: list[ImageFile],
@@ -32,7 +33,7 @@ def plan(collection: Collection, root: str, files: list[ImageFile],
     """Compare `files`, found under `root`, with the catalog: by size and mtime, then by
     content hash. What the catalog holds under an `unreadable` folder stays. Changes nothing."""
     known = collection.catalog.under(root)
-    result = Plan(root=root, unreadable=list(unreadable))
+    result = Plan(root=root, unreadable=list(unreadable), known=len(known))
     present = {f.path for f in files}
     claimed: set[int] = set()
     for file in files:
