@@ -58,7 +58,7 @@ def walk(root: Path, exclude: Sequence[str] = (), unreadable: list[tuple[str, st
                                                 "in the index are kept as they were"))
             continue
         for entry in entries:
-            if entry.name.startswith(".") or _excluded(entry.path, root, exclude):
+            if entry.name.startswith(".") or excluded(entry.path, root, exclude):
                 continue
             try:
                 if entry.is_dir(follow_symlinks=True):
@@ -119,7 +119,7 @@ def _is_candidate(path: str) -> bool:
         return False
 
 
-def _excluded(path: str, root: Path, patterns: Sequence[str]) -> bool:
+def excluded(path: str, root: Path, patterns: Sequence[str]) -> bool:
     if not patterns:
         return False
     name = os.path.basename(path)

@@ -146,6 +146,14 @@ class PausedRoot(BaseModel):
     since: float  # seconds since the epoch
 
 
+class WatchedRoot(BaseModel):
+    """A root `watch` follows: by file-system events or by polling, and why."""
+
+    root: FileText
+    mode: Literal["events", "polling"]
+    why: str
+
+
 class ShardCounts(BaseModel):
     total: int = 0
     computed: int = 0  # by this run

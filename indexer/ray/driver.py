@@ -29,9 +29,9 @@ from search.presets import resolve
 from search.records import ImageFile
 from search.schemas import IndexSummary, ShardCounts
 
+from ..guard import guard, mark
 from ..pipeline import IndexOptions, Progress, gain_readings
 from ..plan import Plan
-from ..guard import guard, mark
 from ..scan import plan_roots
 from ..steps import apply_plan, commit, finish, is_video
 
