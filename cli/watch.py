@@ -61,6 +61,15 @@ def watch_options(args: argparse.Namespace, ignore: tuple[Path, ...] = ()):
                         exclude=tuple(getattr(args, "exclude", None) or ()), ignore=ignore)
 
 
+def folders(paths: list[str]) -> list[Path]:
+    """The roots to watch; one that is not a folder is refused before anything starts."""
+    roots = [Path(p).expanduser().resolve() for p in paths]
+    for root in roots:
+        if not root.is_dir():
+            raise InputError(f"{root} is not a folder; nothing is watched")
+    return roots
+
+
 def run(args: argparse.Namespace) -> int:
     from indexer.pipeline import IndexOptions, index_paths
     from indexer.watching import Watcher
@@ -69,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if not args.no_ocr:
         ocr.check()
+    roots = folders(args.paths)
     options = watch_options(args, ignore=(Path(settings.index).expanduser().resolve(),))
     collection = open_collection(settings, create=True)
     try:
@@ -77,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                              batch_size=settings.batch_size, max_memory=settings.memory_budget,
                              workers=settings.workers, exclude=options.exclude,
                              max_removals=args.max_removals)
-        watcher = Watcher([Path(p) for p in args.paths],
+        watcher = Watcher(roots,
                           lambda folders: index_paths(collection, engine, folders, index, notify=warn),
                           options, notify=warn)
         stop = threading.Event()

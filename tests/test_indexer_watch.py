@@ -4,6 +4,10 @@ indexing through the real pipeline with a tiny model; and the mount-safety guard
 from __future__ import annotations
 
 import os
+import signal
+import sqlite3
+import subprocess
+import sys
 import shutil
 import threading
 import time
@@ -195,3 +199,31 @@ def test_a_sub_path_run_keeps_the_images_outside_it(indexer, tmp_path):
     summary, collection = indexer(root / "sub", ocr=False)
     assert (summary.removed, summary.paused) == (2, [])
     assert set(collection.catalog.under(str(root))) == {str(p) for p in outside}
+
+
+@pytest.mark.slow  # a process loading the model
+def test_the_watch_command_follows_a_folder_until_ctrl_c(tiny_dirs, tmp_path):
+    root, index, log = tmp_path / "photos", tmp_path / "index", tmp_path / "watch.log"
+    write_corpus(root, 2)
+    extra = write_corpus(tmp_path / "elsewhere", 1, seed=9)
+    argv = [sys.executable, "-m", "cli.main", "watch", str(root), "--index", str(index), "--model",
+            str(tiny_dirs["opt"]), "--no-ocr", "--workers", "0", "--settle", "0.5", "--batch-size", "4"]
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        _until(lambda: "added 2" in log.read_text(), log)
+        shutil.copy(extra[0], root / "new.png")
+        _until(lambda: f"watch: {root}: added 1," in log.read_text(), log)
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=60)
+    assert code == 0, log.read_text()
+    with sqlite3.connect(index / "catalog.db") as db:
+        assert db.execute("SELECT count(*) FROM images").fetchone()[0] == 3
+
+
+def _until(condition, log: Path, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
