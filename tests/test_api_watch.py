@@ -42,7 +42,8 @@ def test_serve_watch_indexes_changes_rescans_a_sub_path_and_shows_paused_roots(o
     extra = write_corpus(tmp_path / "elsewhere", 2, seed=21)
     with TestClient(_app(own_index)) as client:
         status = client.get("/api/index/status").json()
-        assert status["watching"] == [{"root": str(photos), "mode": "polling", "why": "polling was asked for"}]
+        assert status["watching"] == [{"root": str(photos), "mode": "polling",
+                                       "why": "polling was asked for"}]
         assert status["paused"] == []
         (photos / "sub").mkdir()
         shutil.copy(extra[0], photos / "sub" / "new.png")

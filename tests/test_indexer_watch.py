@@ -4,11 +4,11 @@ indexing through the real pipeline with a tiny model; and the mount-safety guard
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import shutil
 import threading
 import time
 from pathlib import Path
