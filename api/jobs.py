@@ -13,6 +13,8 @@ from indexer.guard import DEFAULT_SHARE
 from search.errors import InputError, describe
 from search.schemas import IndexSummary
 
+KEEP_ENDED = 200  # finished jobs remembered (`GET /api/jobs/{id}`), the newest
+
 
 @dataclass
 class Job:
@@ -46,6 +48,9 @@ class JobManager:
                   exclude=exclude, max_removals=max_removals)
         with self._lock:
             self._jobs[job.id] = job
+            ended = [key for key, old in self._jobs.items() if old.finished.is_set()]
+            for key in ended[: max(0, len(ended) - KEEP_ENDED)]:  # a watch's passes, each a job
+                del self._jobs[key]
         self._executor.submit(self._run, job)
         return job
 

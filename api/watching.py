@@ -44,7 +44,7 @@ class Watching:
                                 exclude=setup.options.exclude, max_removals=setup.max_removals)
         while not job.finished.wait(0.5):
             if self._stop.is_set():  # the server stops: the job ends with it
-                raise InputError("the server stopped")
+                raise RuntimeError("the server stopped")
         if job.refused:
             raise InputError(job.error or "refused")
         if job.summary is None:

@@ -74,9 +74,10 @@ def _unsafe(root_plan: Plan, max_removals: float | None) -> str | None:
         return None
     root = Path(root_plan.root)
     if marked_root(root) is None:
-        return (f"the marker {root / MARKER} is missing: is the disk mounted? {len(root_plan.removed)} "
-                f"vanished images kept; `blip2-search index {root} --max-removals 1` removes them "
-                "and puts the marker back")
+        count = len(root_plan.removed)
+        return (f"the marker {root / MARKER} is missing: is the disk mounted? {count} vanished "
+                f"image{'s' * (count != 1)} kept; `blip2-search index {root} --max-removals 1` removes "
+                "them and puts the marker back")
     allowed = max(ALWAYS_REMOVABLE, math.floor(max_removals * root_plan.known))
     if len(root_plan.removed) > allowed:
         return (f"{len(root_plan.removed)} of its {root_plan.known} images vanished, more than "

@@ -27,7 +27,7 @@ def _until(condition, what: str, timeout: float = 60.0):
 
 def _app(own_index):
     photos = own_index["root"] / "photos"
-    options = WatchOptions(poll=True, interval=0.3, settle=0.5, debounce_ms=200)
+    options = WatchOptions(poll=True, interval=0.3, retry=0.3, settle=0.5, debounce_ms=200)
     setup = WatchSetup(roots=(photos,), options=options, ocr=False)
     return create_app(own_index["settings"], start=partial(state.start, watch=setup))
 

@@ -23,7 +23,7 @@ from search.query.options import SearchOptions
 from search.query.searcher import Searcher
 from tests.support.corpus import write_corpus
 
-FAST = dict(settle=0.6, interval=0.3, debounce_ms=200, reconcile=3600.0)
+FAST = dict(settle=0.6, interval=0.3, retry=0.3, debounce_ms=200, reconcile=3600.0)
 
 
 class Running:

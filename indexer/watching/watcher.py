@@ -4,7 +4,8 @@ missed; roots paused (nothing removed) while they look unmounted or lose too man
 
 A pass is `run_pass(folders)`: the CLI's is `index_paths` over the folders, the server's an
 index job. The pipeline's own checks keep a pass safe (`indexer.guard`); the watcher keeps
-what they said, and tries a paused root again (a full pass) every `interval` seconds.
+what they said, and tries a paused root again (a full pass) every `retry` seconds and on
+each of its changes.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ COUNTS = ("added", "updated", "moved", "removed", "unchanged", "failed")
 @dataclass(frozen=True)
 class WatchOptions:
     poll: bool = False  # poll every root, whatever its filesystem
-    interval: float = 10.0  # seconds between polls, and between tries of a paused root
+    interval: float = 10.0  # seconds between polls
+    retry: float = 60.0  # seconds between full passes over a paused root (its changes also try it)
     debounce_ms: int = 1000  # events grouped over this long (watchfiles' debounce)
     settle: float = 2.0  # seconds a changed file's size and mtime must hold still before its pass
     reconcile: float = 3600.0  # seconds between full passes over each root
@@ -50,6 +52,7 @@ class Watcher:
         self._inbox: queue.SimpleQueue[tuple[Path, set[str]]] = queue.SimpleQueue()
         self._last_full: dict[Path, float] = {}
         self._lock = threading.Lock()
+        self._stop = threading.Event()
 
     def status(self) -> tuple[list[WatchedRoot], list[PausedRoot]]:
         with self._lock:
@@ -59,6 +62,7 @@ class Watcher:
 
     def run(self, stop: threading.Event) -> None:
         """Start following each root, index it, then run the passes its changes call for."""
+        self._stop = stop
         threads = [threading.Thread(target=self._follow, args=(root, mode, stop), daemon=True,
                                     name=f"watch {root}") for root, mode in self._modes.items()]
         for root, mode in self._modes.items():
@@ -94,13 +98,13 @@ class Watcher:
 
     def _step(self, root: Path, now: float) -> None:
         """The pass this root is due, if any: its settled changes, a full pass when it is
-        paused (every `interval`) or due a reconcile; none while a change is settling."""
+        paused (every `retry`) or due a reconcile; none while a change is settling."""
         folders = self._settled(root, now)
         if folders is None:
             return
         since = now - self._last_full.get(root, 0.0)
         if root in self._paused:
-            if folders or since >= self.options.interval:
+            if folders or since >= self.options.retry:
                 self._pass(root, [root])
         elif since >= self.options.reconcile:
             self._pass(root, [root])
@@ -135,11 +139,13 @@ class Watcher:
             self._pause(root, str(exc))
             return
         except Exception as exc:  # a pass that fails leaves the watch going; the next one tries again
-            self._notify(f"watch: {root}: the pass failed: {type(exc).__name__}: {exc}")
+            if not self._stop.is_set():
+                self._notify(f"watch: {root}: the pass failed: {type(exc).__name__}: {exc}")
             return
-        where = ", ".join(str(folder) for folder in folders)
-        counts = ", ".join(f"{key} {getattr(summary, key)}" for key in COUNTS)
-        self._notify(f"watch: {where}: {counts}; model calls {summary.model_calls}")
+        if root not in self._paused or summary.unchanged != sum(getattr(summary, key) for key in COUNTS):
+            where = ", ".join(str(folder) for folder in folders)  # a paused root's quiet tries say nothing
+            counts = ", ".join(f"{key} {getattr(summary, key)}" for key in COUNTS)
+            self._notify(f"watch: {where}: {counts}; model calls {summary.model_calls}")
         if summary.paused:
             self._pause(root, summary.paused[0].reason)
         elif full and root in self._paused:
