@@ -30,7 +30,7 @@
     box.replaceChildren();
     if (status.active) box.append(progress(status.active));
     for (const held of status.paused) {
-      const p = line("indexing-paused", ` ${held.root}: nothing removed. ${held.reason}`);
+      const p = line("indexing-paused", ` ${held.root}: ${held.reason}`);
       const label = document.createElement("strong");
       label.textContent = "Paused";
       p.prepend(label);
