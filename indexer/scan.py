@@ -65,7 +65,7 @@ def walk(root: Path, exclude: Sequence[str] = (), unreadable: list[tuple[str, st
                     stack.append(Path(entry.path))
                 elif entry.is_file(follow_symlinks=True) and _is_candidate(entry.path):
                     stat = entry.stat(follow_symlinks=True)
-                    yield ImageFile(entry.path, stat.st_size, stat.st_mtime)
+                    yield ImageFile(entry.path, stat.st_size, stat.st_mtime, inode=stat.st_ino)
             except OSError:
                 continue  # a dangling symlink or a file gone mid-walk
 

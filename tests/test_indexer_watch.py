@@ -13,7 +13,9 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from indexer.guard import MARKER
 from indexer.pipeline import IndexOptions, index_paths
@@ -227,3 +229,38 @@ def _until(condition, log: Path, timeout: float = 120.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.1)
+
+
+def test_a_file_moved_within_its_disk_is_matched_by_inode_without_a_read(indexer, tmp_path):
+    root = tmp_path / "photos"
+    paths = write_corpus(root, 3)
+    _, collection = indexer(root, ocr=False)
+    before = collection.catalog.at_path(str(paths[0]))
+    assert before.inode == paths[0].stat().st_ino
+    stat = paths[0].stat()
+    target = root / "renamed.png"
+    os.rename(paths[0], target)
+    with open(target, "r+b") as handle:  # the bytes changed in place, size and mtime kept: the
+        handle.seek(stat.st_size - 1)     # move is matched by (size, mtime, inode), never read
+        handle.write(b"\x00")
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    summary, collection = indexer(root, ocr=False)
+    assert (summary.moved, summary.added, summary.removed, summary.model_calls) == (1, 0, 0, 0)
+    assert collection.catalog.at_path(str(target)).id == before.id
+
+
+def test_a_file_replaced_with_the_same_size_and_mtime_is_read_again(indexer, tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    rng = np.random.default_rng(4)
+    first, other = root / "a.bmp", tmp_path / "other.bmp"  # BMPs of one size: the same byte count
+    for path in (first, other, root / "b.bmp"):
+        Image.fromarray(rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)).save(path)
+    _, collection = indexer(root, ocr=False)
+    before = collection.catalog.at_path(str(first))
+    stat = first.stat()
+    os.utime(other, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.rename(other, first)  # a rename over it: a new inode, the same size and mtime
+    summary, collection = indexer(root, ocr=False)
+    assert (summary.updated, summary.unchanged) == (1, 1)
+    assert collection.catalog.at_path(str(first)).content_hash != before.content_hash
