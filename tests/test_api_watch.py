@@ -3,8 +3,10 @@ polling watcher whose passes are the server's index jobs; a sub-path rescan; the
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
+import urllib.request
 from functools import partial
 
 from fastapi.testclient import TestClient
@@ -14,6 +16,7 @@ from api.app import create_app
 from api.watching import WatchSetup
 from indexer.guard import MARKER
 from indexer.watching import WatchOptions
+from tests.support.browsing import open_page, serve
 from tests.support.corpus import write_corpus
 
 
@@ -66,3 +69,22 @@ def test_serve_watch_indexes_changes_rescans_a_sub_path_and_shows_paused_roots(o
         paused = _until(lambda: client.get("/api/index/status").json()["paused"], "the root pauses")
         assert paused[0]["root"] == str(photos) and "marker" in paused[0]["reason"]
         assert client.get("/api/stats").json()["images"] == 11
+
+
+def test_the_page_shows_the_watched_and_the_paused_roots(own_index, browser):
+    photos = own_index["root"] / "photos"
+    (photos / MARKER).unlink()  # looks unmounted from the start
+    next(photos.glob("*.png")).unlink()
+    server = serve(own_index["settings"], "--watch", str(photos), "--poll", "--interval", "0.5")
+    url = next(server)
+    try:
+        _until(lambda: json.load(urllib.request.urlopen(f"{url}/api/index/status"))["paused"],
+               "the root pauses")
+        page = open_page(browser, url)
+        page.wait_for_selector("#indexing .indexing-paused")
+        text = page.inner_text("#indexing")
+        assert f"Paused {photos}: the marker" in text and "is the disk mounted?" in text
+        assert f"watching {photos} (polled)" in text
+        page.close()
+    finally:
+        next(server, None)  # the server stops
