@@ -1,5 +1,6 @@
 """`blip2-search watch PATH...`: index the folders, then follow their changes until Ctrl-C,
-one line on stderr for each pass and each pause (indexer.watching)."""
+one line on stderr for each pass and each pause (indexer.watching); with --json, each pass's
+summary as a line of JSON on stdout."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from search.errors import InputError
 
 from .common import load_engine, open_collection, settings_from
-from .output import warn
+from .output import emit, warn
 
 
 def register(sub, parents: list[argparse.ArgumentParser]) -> None:
@@ -87,9 +88,13 @@ def run(args: argparse.Namespace) -> int:
                              batch_size=settings.batch_size, max_memory=settings.memory_budget,
                              workers=settings.workers, exclude=options.exclude,
                              max_removals=args.max_removals)
-        watcher = Watcher(roots,
-                          lambda folders: index_paths(collection, engine, folders, index, notify=warn),
-                          options, notify=warn)
+        def run_pass(folders: list[Path]):
+            summary = index_paths(collection, engine, folders, index, notify=warn)
+            if args.json:  # one line a pass: the folders walked and the `index` summary
+                emit(args, {"folders": [str(f) for f in folders], **summary.model_dump(mode="json")}, [])
+            return summary
+
+        watcher = Watcher(roots, run_pass, options, notify=warn)
         stop = threading.Event()
         warn(f"watching {', '.join(str(root) for root in watcher.roots)}; Ctrl-C stops")
         try:

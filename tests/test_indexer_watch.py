@@ -3,6 +3,7 @@ indexing through the real pipeline with a tiny model; and the mount-safety guard
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ from PIL import Image
 from indexer.guard import MARKER
 from indexer.pipeline import IndexOptions, index_paths
 from indexer.watching import Watcher, WatchOptions
+from indexer.watching.mounts import filesystem_of, needs_polling
 from search.collection import Collection
 from search.query.options import SearchOptions
 from search.query.searcher import Searcher
@@ -209,9 +211,10 @@ def test_the_watch_command_follows_a_folder_until_ctrl_c(tiny_dirs, tmp_path):
     write_corpus(root, 2)
     extra = write_corpus(tmp_path / "elsewhere", 1, seed=9)
     argv = [sys.executable, "-m", "cli.main", "watch", str(root), "--index", str(index), "--model",
-            str(tiny_dirs["opt"]), "--no-ocr", "--workers", "0", "--settle", "0.5", "--batch-size", "4"]
+            str(tiny_dirs["opt"]), "--no-ocr", "--workers", "0", "--settle", "0.5", "--batch-size", "4",
+            "--json"]
     with open(log, "w") as stderr:
-        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr)
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True)
     try:
         _until(lambda: "added 2" in log.read_text(), log)
         shutil.copy(extra[0], root / "new.png")
@@ -220,6 +223,8 @@ def test_the_watch_command_follows_a_folder_until_ctrl_c(tiny_dirs, tmp_path):
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=60)
     assert code == 0, log.read_text()
+    passes = [json.loads(line) for line in process.stdout.read().splitlines()]
+    assert [(p["folders"], p["added"]) for p in passes] == [([str(root)], 2), ([str(root)], 1)]
     with sqlite3.connect(index / "catalog.db") as db:
         assert db.execute("SELECT count(*) FROM images").fetchone()[0] == 3
 
@@ -264,3 +269,14 @@ def test_a_file_replaced_with_the_same_size_and_mtime_is_read_again(indexer, tmp
     summary, collection = indexer(root, ocr=False)
     assert (summary.updated, summary.unchanged) == (1, 1)
     assert collection.catalog.at_path(str(first)).content_hash != before.content_hash
+
+
+def test_network_filesystems_are_polled(tmp_path):
+    table = tmp_path / "mounts"
+    table.write_text("/dev/sda1 / ext4 rw 0 0\n"
+                     "server:/photos /mnt/nas\\040photos nfs4 rw 0 0\n"
+                     "//host/share /mnt/nas\\040photos/smb cifs rw 0 0\n")
+    assert needs_polling(Path("/home/me"), str(table)) is None
+    assert "nfs4" in needs_polling(Path("/mnt/nas photos/2026"), str(table))
+    assert "cifs" in needs_polling(Path("/mnt/nas photos/smb/a"), str(table))
+    assert filesystem_of(Path("/mnt/nas photosX"), str(table)) == "ext4"
