@@ -48,7 +48,7 @@ def follow(root: Path, mode: Mode, changed: Changed, stop: threading.Event, *, e
         except (OSError, RuntimeError) as exc:  # watch limit, too many open files, a watcher error
             mode.mode, mode.why = "polling", f"file-system events failed ({_reason(exc)})"
             said(f"watch: {root}: polling every {interval:g} s: {mode.why}")
-    _poll(root, changed, stop, exclude=exclude, interval=interval)
+    _poll(root, changed, stop, exclude=exclude, ignore=ignore, interval=interval)
 
 
 def _events(root: Path, changed: Changed, stop: threading.Event, *, exclude: Sequence[str],
@@ -65,20 +65,21 @@ def _events(root: Path, changed: Changed, stop: threading.Event, *, exclude: Seq
 
 
 def _poll(root: Path, changed: Changed, stop: threading.Event, *, exclude: Sequence[str],
-          interval: float) -> None:
+          ignore: Sequence[Path], interval: float) -> None:
     """Walk the root every `interval` seconds (as the index run walks it: hidden and excluded
     paths skipped) and hand on the files whose size or mtime moved, or that came or went."""
-    seen = _snapshot(root, exclude)
+    seen = _snapshot(root, exclude, ignore)
     while not stop.wait(interval):
-        now = _snapshot(root, exclude)
+        now = _snapshot(root, exclude, ignore)
         paths = {path for path in seen.keys() | now.keys() if seen.get(path) != now.get(path)}
         seen = now
         if paths:
             changed(root, paths)
 
 
-def _snapshot(root: Path, exclude: Sequence[str]) -> dict[str, tuple[int, float]]:
-    return {file.path: (file.size, file.mtime) for file in walk(root, exclude)}
+def _snapshot(root: Path, exclude: Sequence[str], ignore: Sequence[Path]) -> dict[str, tuple[int, float]]:
+    return {file.path: (file.size, file.mtime) for file in walk(root, exclude)
+            if not any(Path(file.path).is_relative_to(folder) for folder in ignore)}
 
 
 def _hidden(path: str, root: Path) -> bool:
