@@ -280,3 +280,18 @@ def test_network_filesystems_are_polled(tmp_path):
     assert "nfs4" in needs_polling(Path("/mnt/nas photos/2026"), str(table))
     assert "cifs" in needs_polling(Path("/mnt/nas photos/smb/a"), str(table))
     assert filesystem_of(Path("/mnt/nas photosX"), str(table)) == "ext4"
+
+
+def test_a_root_gone_and_back_is_followed_by_events_again(watching, tmp_path):
+    root = tmp_path / "photos"
+    write_corpus(root, 3)
+    extra = write_corpus(tmp_path / "elsewhere", 1, seed=8)
+    running = watching(root)
+    running.until(lambda: len(running.rows) == 3, "the first pass indexes the folder")
+    root.rename(tmp_path / "away")  # unmounted, as far as the watcher can tell
+    running.until(lambda: running.paused(), "a root gone pauses")
+    assert "does not exist" in running.paused()[0].reason and len(running.rows) == 3
+    shutil.copytree(tmp_path / "away", root, copy_function=shutil.copy2)  # mounted again: a new folder
+    running.until(lambda: not running.paused(), "the root resumes once it is back")
+    shutil.copy(extra[0], root / "new.png")  # seen by the events of the folder now there
+    running.until(lambda: str(root / "new.png") in running.rows, "a new file is indexed after the pause")

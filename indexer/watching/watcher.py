@@ -53,6 +53,7 @@ class Watcher:
         self._last_full: dict[Path, float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._sources: dict[Path, threading.Event] = {}  # each root's source, stopped by its event
 
     def status(self) -> tuple[list[WatchedRoot], list[PausedRoot]]:
         with self._lock:
@@ -63,13 +64,10 @@ class Watcher:
     def run(self, stop: threading.Event) -> None:
         """Start following each root, index it, then run the passes its changes call for."""
         self._stop = stop
-        threads = [threading.Thread(target=self._follow, args=(root, mode, stop), daemon=True,
-                                    name=f"watch {root}") for root, mode in self._modes.items()]
         for root, mode in self._modes.items():
             if mode.mode == "polling":
                 self._notify(f"watch: {root}: polling every {self.options.interval:g} s: {mode.why}")
-        for thread in threads:
-            thread.start()
+            self._start(root)
         for root in self.roots:
             self._pass(root, [root])
         tick = max(0.05, min(0.5, self.options.settle / 4))
@@ -77,8 +75,17 @@ class Watcher:
             self._drain()
             for root in self.roots:
                 self._step(root, time.monotonic())
-        for thread in threads:
-            thread.join(timeout=5)
+        for source in self._sources.values():
+            source.set()
+
+    def _start(self, root: Path) -> None:
+        """Follow the root on a thread of its own (again after a pause: the events of a folder
+        unmounted or removed stop for good, and a folder mounted there again needs new ones)."""
+        if root in self._sources:
+            self._sources[root].set()
+        self._sources[root] = stop = threading.Event()
+        threading.Thread(target=self._follow, args=(root, self._modes[root], stop), daemon=True,
+                         name=f"watch {root}").start()
 
     def _follow(self, root: Path, mode: Mode, stop: threading.Event) -> None:
         options = self.options
@@ -152,6 +159,8 @@ class Watcher:
             with self._lock:
                 del self._paused[root]
             self._notify(f"watch: {root}: resumed")
+            if self._modes[root].mode == "events":
+                self._start(root)
 
     def _pause(self, root: Path, reason: str) -> None:
         with self._lock:
