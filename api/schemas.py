@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, Field
 
 from search.config import Order, Sort
-from search.schemas import IndexSummary, Stats
+from search.schemas import IndexSummary, PausedRoot, Stats, WatchedRoot
 
 
 class Error(BaseModel):
@@ -66,6 +66,14 @@ class JobInfo(BaseModel):
     error: str | None
     created_at: datetime
     finished_at: datetime | None
+
+
+class IndexStatus(BaseModel):
+    """What the server is indexing now, the roots it follows (`serve --watch`) and those paused."""
+
+    active: JobInfo | None  # the job running (or next to run), with its progress
+    watching: list[WatchedRoot]
+    paused: list[PausedRoot]  # removals held back, and why (`indexer.guard`)
 
 
 class ServerStats(Stats):

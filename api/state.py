@@ -19,6 +19,7 @@ from search.schemas import IndexSummary
 from .jobs import Job, JobManager
 from .metrics import Metrics
 from .runner import ModelRunner
+from .watching import Watching, WatchSetup
 
 
 @dataclass
@@ -32,6 +33,7 @@ class AppState:
     metrics: Metrics
     loader: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="parts"))
+    watch: Watching | None = None  # `serve --watch`
 
     async def ready(self, *parts: str) -> None:
         """The model parts a request needs, built first if they are not (at real size, up to a
@@ -42,16 +44,19 @@ class AppState:
             await asyncio.get_running_loop().run_in_executor(self.loader, self.engine.prepare, missing)
 
     def close(self) -> None:
+        if self.watch:
+            self.watch.close()
         self.jobs.shutdown()
         self.runner.shutdown()
         self.loader.shutdown(wait=True)
         self.collection.close()
 
 
-def start(settings: Settings, metrics: Metrics) -> AppState:
+def start(settings: Settings, metrics: Metrics, watch: WatchSetup | None = None) -> AppState:
     """Open the index (creating it if needed), set up the threads and open the engine with
     its text side built: text searches are answered from the start, and every other part
-    is built when a request first needs it (`AppState.ready`)."""
+    is built when a request first needs it (`AppState.ready`). With `watch`, its roots are
+    followed from then on, each pass an index job (`api.watching`)."""
     collection = Collection.open(settings.index, create=True, url=settings.database_url)
     model = collection.model_to_load(settings.model)
     runtime.configure(settings.threads)
@@ -60,6 +65,8 @@ def start(settings: Settings, metrics: Metrics) -> AppState:
     searcher = Searcher(collection, engine, timer=metrics.timer)
     state = AppState(settings, collection, engine, searcher, ModelRunner(settings.queue_size),
                      JobManager(lambda job: run_index_job(state, job)), metrics)
+    if watch:
+        state.watch = Watching(state.jobs, watch)
     return state
 
 
@@ -91,7 +98,8 @@ def run_index_job(state: AppState, job: Job) -> IndexSummary:
 
     try:
         options = IndexOptions(batch_size=settings.batch_size, max_memory=settings.memory_budget,
-                               workers=settings.workers, keep_features=job.keep_features, ocr=job.ocr)
+                               workers=settings.workers, keep_features=job.keep_features, ocr=job.ocr,
+                               exclude=job.exclude, max_removals=job.max_removals)
         return index_paths(collection, state.engine, [Path(p) for p in job.paths], options, progress,
                            turn=state.runner.turn)
     finally:

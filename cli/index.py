@@ -11,6 +11,7 @@ from search.errors import InputError
 
 from .common import load_engine, open_collection, settings_from
 from .output import emit, progress_bar, warn
+from .watch import add_removal_flag
 
 
 def register(sub, parents: list[argparse.ArgumentParser]) -> None:
@@ -41,6 +42,7 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
                        help="then split the vectors into N shards for serve --ray (as `shard N`)")
     index.add_argument("--no-wait", action="store_true",
                        help="when another writer holds the index, exit 1 saying who, instead of waiting")
+    add_removal_flag(index)
     index.set_defaults(run=run)
 
 
@@ -71,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         for error in summary.errors:
             warn(f"{error.path}: failed: {error.error}")
+        for held in summary.paused:
+            warn(f"{held.root}: paused, nothing removed: {held.reason}")
     return 0
 
 
@@ -80,7 +84,7 @@ def _options(args: argparse.Namespace, settings: Settings):
     return IndexOptions(captions=not args.no_captions, ocr=not args.no_ocr, batch_size=settings.batch_size,
                         max_memory=settings.memory_budget, workers=settings.workers,
                         exclude=tuple(args.exclude or ()), index_type=args.index_type, wait=not args.no_wait,
-                        keep_features=args.keep_features)
+                        keep_features=args.keep_features, max_removals=args.max_removals)
 
 
 def _here(args: argparse.Namespace, settings: Settings, collection):

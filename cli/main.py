@@ -34,6 +34,7 @@ from . import (
     similar,
     stats,
     train_demo,
+    watch,
 )
 from .common import index_options, model_options
 
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="blip2-search", description="Image search on BLIP-2.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common, model = index_options(), model_options()
-    for command in (caption, index, search, similar, ask, explain, serve, mcp, evaluate, album):
+    for command in (caption, index, search, similar, ask, explain, serve, mcp, evaluate, album, watch):
         command.register(sub, [common, model])
     for command in (image, browse, ocr, duplicates, stats, shard, demo, train_demo):
         command.register(sub, [common])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from .common import settings_from
+from .watch import add_watch_flags, folders, watch_options
 
 
 def register(sub, parents: list[argparse.ArgumentParser]) -> None:
@@ -19,6 +20,12 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
                             "(auto: this machine's), else a local instance")
     serve.add_argument("--shards", type=int, default=2, help="with --ray: shards to split the index into")
     serve.add_argument("--replicas", type=int, default=2, help="with --ray: replicas of each shard")
+    serve.add_argument("--watch", nargs="+", metavar="PATH",
+                       help="index these folders, then follow their changes (as `watch`), each pass an "
+                            "index job of the server's")
+    serve.add_argument("--exclude", action="append", metavar="GLOB",
+                       help="with --watch: skip matching files and folders (repeatable)")
+    add_watch_flags(serve)
     serve.set_defaults(run=run)
 
 
@@ -29,8 +36,24 @@ def run(args: argparse.Namespace) -> int:
     from api.app import create_app
     from api.serving import serve
 
-    serve(create_app(settings), settings)
+    serve(create_app(settings, **_watching(args, settings)), settings)
     return 0
+
+
+def _watching(args: argparse.Namespace, settings) -> dict:
+    """`create_app`'s start-up with the watcher, under --watch."""
+    if not args.watch:
+        return {}
+    from functools import partial
+    from pathlib import Path
+
+    from api import state
+    from api.watching import WatchSetup
+
+    roots = tuple(folders(args.watch))
+    setup = WatchSetup(roots=roots, options=watch_options(args, ignore=(Path(settings.index).resolve(),)),
+                       max_removals=args.max_removals)
+    return {"start": partial(state.start, watch=setup)}
 
 
 def _on_ray(args: argparse.Namespace, settings) -> int:

@@ -23,6 +23,7 @@ from search.query.searcher import Searcher
 from search.records import ImageFile, ModelInfo
 from search.schemas import IndexSummary
 
+from .guard import DEFAULT_SHARE, guard, mark
 from .scan import plan_roots
 from .steps import apply_plan, commit, embed, features_of, finish
 from .workers import decoded
@@ -49,6 +50,7 @@ class IndexOptions:
     index_type: IndexType | None = None  # None: keep the index's
     wait: bool = True  # for another writer to finish; False: IndexBusy, nothing changed
     keep_features: bool = False  # keep each image's encoder output from now on (remembered)
+    max_removals: float | None = DEFAULT_SHARE  # of a root's images one run may remove (`guard`); 1: any
 
 
 def index_paths(
@@ -74,7 +76,7 @@ def _index(collection: Collection, engine, roots: Iterable[Path], options: Index
            progress: Callable[[int], Progress] | None, turn: ModelTurn) -> IndexSummary:
     batch_size = options.batch_size or engine.batch_size(budget=options.max_memory, captions=options.captions)
     plans = plan_roots(collection, roots, options.exclude)
-    summary = IndexSummary()
+    summary = IndexSummary(paused=guard(plans, options.max_removals))
     calls_before = engine.model_calls
     todo = [file for root_plan in plans for file in root_plan.embed]
     tick = progress(len(todo)) if progress else (lambda n: None)
@@ -88,6 +90,7 @@ def _index(collection: Collection, engine, roots: Iterable[Path], options: Index
             commit(collection, batch, summary)
             tick(len(batch))
     finish(collection, plans, summary)
+    mark(plans, summary.paused)
     if collection.catalog.albums.all():  # each album judges what this run wrote, as it is published
         turn(partial(Searcher(collection, engine).albums.update))
     if keep:

@@ -1,5 +1,6 @@
 """What changed under a root since the catalog last saw it: new, changed, moved, copied,
-touched and vanished files, found by size and mtime, then by content hash. Changes nothing."""
+touched and vanished files, found by size, mtime and inode, then by content hash. Changes
+nothing. A file unchanged, or moved within its disk, is never read."""
 
 from __future__ import annotations
 
@@ -25,23 +26,33 @@ class Plan:
     removed: list[ImageRecord] = field(default_factory=list)
     thumbnails: list[ImageRecord] = field(default_factory=list)  # unchanged, but missing or damaged
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (folder, why): its images kept
+    known: int = 0  # images the catalog held under the root before this run
 
 
 def plan(collection: Collection, root: str, files: list[ImageFile],
          unreadable: list[tuple[str, str]] = ()) -> Plan:
-    """Compare `files`, found under `root`, with the catalog: by size and mtime, then by
-    content hash. What the catalog holds under an `unreadable` folder stays. Changes nothing."""
+    """Compare `files`, found under `root`, with the catalog: by size, mtime and inode (where
+    the row has one), then by content hash. What the catalog holds under an `unreadable`
+    folder stays. Changes nothing."""
     known = collection.catalog.under(root)
-    result = Plan(root=root, unreadable=list(unreadable))
+    result = Plan(root=root, unreadable=list(unreadable), known=len(known))
     present = {f.path for f in files}
     claimed: set[int] = set()
+    vanished = {(r.size, r.mtime, r.inode): r for p, r in known.items() if p not in present and r.inode}
     for file in files:
         file.root = root
         record = known.get(file.path)
-        if record and (record.size, record.mtime) == (file.size, file.mtime):
+        seen = (file.size, file.mtime, file.inode)  # a row written before 0009 has no inode
+        if record and (record.size, record.mtime, record.inode or file.inode) == seen:
             result.unchanged.append(record)
             if record.status == "ok" and not collection.thumbnails.whole(record.content_hash):
                 result.thumbnails.append(record)
+            continue
+        twin = None if record else vanished.pop((file.size, file.mtime, file.inode), None)
+        if twin and not os.path.exists(twin.path):  # moved within its disk: the same file, no read
+            file.content_hash = twin.content_hash
+            claimed.add(twin.id)
+            result.moved.append((twin, file))
             continue
         try:
             file.content_hash = content_hash(file.path)

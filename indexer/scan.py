@@ -18,6 +18,7 @@ from search.errors import InputError
 from search.media.video import VIDEO_SUFFIXES, looks_like_video
 from search.records import ImageFile
 
+from .guard import marked_root
 from .plan import Plan, plan
 
 IMAGE_SUFFIXES = {
@@ -57,21 +58,22 @@ def walk(root: Path, exclude: Sequence[str] = (), unreadable: list[tuple[str, st
                                                 "in the index are kept as they were"))
             continue
         for entry in entries:
-            if entry.name.startswith(".") or _excluded(entry.path, root, exclude):
+            if entry.name.startswith(".") or excluded(entry.path, root, exclude):
                 continue
             try:
                 if entry.is_dir(follow_symlinks=True):
                     stack.append(Path(entry.path))
                 elif entry.is_file(follow_symlinks=True) and _is_candidate(entry.path):
                     stat = entry.stat(follow_symlinks=True)
-                    yield ImageFile(entry.path, stat.st_size, stat.st_mtime)
+                    yield ImageFile(entry.path, stat.st_size, stat.st_mtime, inode=stat.st_ino)
             except OSError:
                 continue  # a dangling symlink or a file gone mid-walk
 
 
 def plan_roots(collection: Collection, roots: Iterable[Path], exclude: Sequence[str] = ()) -> list[Plan]:
     """What changed under each root since the catalog last saw it; changes nothing. A root
-    that is missing, not a folder or holds no images is refused before anything changes.
+    that is missing, not a folder or holds no images is refused before anything changes (a
+    folder inside a marked root may hold none: `guard`).
     Each file is planned once: a root given twice, or inside another root given, is walked
     as part of the outer one, and a file reached from two roots (by a symlink) counts once."""
     resolved = [_folder(given) for given in roots]
@@ -81,13 +83,20 @@ def plan_roots(collection: Collection, roots: Iterable[Path], exclude: Sequence[
             continue  # walked with the root that holds it
         unreadable: list[tuple[str, str]] = []
         files = [file for file in walk(root, exclude, unreadable) if file.path not in seen]
-        if not files and (not unreadable or unreadable[0][0] == str(root)):
+        if not files and (unreadable or not _inside_marked(root)) and (
+                not unreadable or unreadable[0][0] == str(root)):
             why = f" ({unreadable[0][1].split(':')[0]})" if unreadable else ""
             raise InputError(f"{root} holds no images{why}; nothing was changed "
                              "(the catalog keeps its images)")
         seen.update(file.path for file in files)
         plans.append(plan(collection, str(root), files, unreadable))
     return plans
+
+
+def _inside_marked(folder: Path) -> bool:
+    """Whether a folder above `folder` holds the marker (`guard`): a sub-folder of an indexed
+    root may be empty (its last images deleted); the root itself, empty, is refused."""
+    return folder.parent != folder and marked_root(folder.parent) is not None
 
 
 def _folder(given: Path) -> Path:
@@ -110,7 +119,7 @@ def _is_candidate(path: str) -> bool:
         return False
 
 
-def _excluded(path: str, root: Path, patterns: Sequence[str]) -> bool:
+def excluded(path: str, root: Path, patterns: Sequence[str]) -> bool:
     if not patterns:
         return False
     name = os.path.basename(path)

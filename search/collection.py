@@ -241,11 +241,12 @@ class Collection(Remembered):
 
     def touch(self, image_id: int, file: ImageFile) -> None:
         """Same content, new size or mtime."""
-        self.catalog.touch(image_id, size=file.size, mtime=file.mtime)
+        self.catalog.touch(image_id, size=file.size, mtime=file.mtime, inode=file.inode)
 
     def move(self, image_id: int, file: ImageFile) -> None:
         """A file found at a new path with known content keeps its row, vectors and caption."""
-        self.catalog.move(image_id, path=file.path, root=file.root, size=file.size, mtime=file.mtime)
+        self.catalog.move(image_id, path=file.path, root=file.root, size=file.size, mtime=file.mtime,
+                          inode=file.inode)
 
     def remove(self, ids: Iterable[int]) -> None:
         """Drop images, and videos with their moments: at once, or, for a writer at work, as

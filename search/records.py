@@ -47,6 +47,7 @@ class ImageRecord:
     start_s: float | None = None  # a moment's span in seconds; a video's: 0 and its duration
     end_s: float | None = None
     frame_s: float | None = None  # a moment's: when its frame (thumbnail, vectors) is shown
+    inode: int | None = None  # the file's when it was seen (migration 0009); None: not known
 
     def file(self) -> Path | None:
         """The file behind the row, only if it still resolves inside its indexed root (a file
@@ -93,6 +94,7 @@ class ImageFile:
     frame_s: float | None = None
     moments: list[ImageFile] | None = None
     of: str | None = None  # a moment's: its video's path
+    inode: int | None = None  # the file's, from the walk: a move within a disk keeps it
 
     @property
     def status(self) -> str:

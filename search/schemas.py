@@ -138,6 +138,22 @@ class FileError(BaseModel):
     error: FileText
 
 
+class PausedRoot(BaseModel):
+    """A root whose removals were held back (`indexer.guard`): its images stay as they were."""
+
+    root: FileText
+    reason: str
+    since: float  # seconds since the epoch
+
+
+class WatchedRoot(BaseModel):
+    """A root `watch` follows: by file-system events or by polling, and why."""
+
+    root: FileText
+    mode: Literal["events", "polling"]
+    why: str
+
+
 class ShardCounts(BaseModel):
     total: int = 0
     computed: int = 0  # by this run
@@ -156,6 +172,7 @@ class IndexSummary(BaseModel):
     text: int = 0  # images whose text this run read (OCR), new ones and ones indexed before
     errors: list[FileError] = []
     shards: ShardCounts | None = None  # `index --ray` only; absent from the JSON otherwise
+    paused: list[PausedRoot] = []  # roots whose removals were held back, and why (`indexer.guard`)
 
     @model_serializer(mode="wrap")
     def _without_absent_shards(self, handler) -> dict[str, Any]:

@@ -26,6 +26,9 @@ def test_write_endpoints_need_the_key(own_index):
         assert client.post("/api/index", json=body).status_code == 401
         assert client.post("/api/index", json=body, headers={"X-API-Key": "wrong"}).status_code == 401
         assert client.post("/api/index", json=body, headers={"X-API-Key": KEY}).status_code == 202
+        scan = {"path": body["paths"][0]}
+        assert client.post("/api/index/scan", params=scan).status_code == 401
+        assert client.post("/api/index/scan", params=scan, headers={"X-API-Key": KEY}).status_code == 202
         assert client.get("/api/search", params={"q": "x"}).status_code == 200  # reads stay open
         assert client.get("/api/stats").status_code == 200
 

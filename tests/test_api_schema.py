@@ -31,7 +31,8 @@ def _operations():
             "GET /api/images/{image_id}/explain",
             "GET /api/images/{image_id}/thumbnail",
             "GET /api/images/{image_id}/file", "POST /api/images/{image_id}/ask", "POST /api/index",
-            "GET /api/jobs/{job_id}", "GET /healthz", "GET /metrics", "GET /api/stats", "GET /api/duplicates"]
+            "GET /api/jobs/{job_id}", "POST /api/index/scan", "GET /api/index/status",
+            "GET /healthz", "GET /metrics", "GET /api/stats", "GET /api/duplicates"]
 
 
 def test_schema_lists_every_operation(api_schema):

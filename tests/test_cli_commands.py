@@ -38,7 +38,7 @@ def _json(argv, capsys) -> dict:
 def test_index_json(indexed):
     _, summary = indexed
     assert set(summary) == {"added", "updated", "moved", "removed", "unchanged", "failed", "model_calls",
-                            "features", "text", "errors"}
+                            "features", "text", "errors", "paused"}
     assert summary["features"] == 0  # not kept unless asked
     assert (summary["added"], summary["failed"]) == (6, 1)
     assert summary["errors"][0]["path"].endswith("broken.jpg") and summary["errors"][0]["error"]

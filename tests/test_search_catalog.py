@@ -54,7 +54,7 @@ def test_schema_is_migrated_and_versioned(catalog_url, catalog):
     tables = set(inspect(engine).get_table_names())
     assert {"images", "vectors", "features", "meta", "albums", "album_images", "alembic_version"} <= tables
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0009"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0010"
         if engine.dialect.name == "sqlite":
             assert "images_fts" in tables
             assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"

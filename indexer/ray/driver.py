@@ -29,6 +29,7 @@ from search.presets import resolve
 from search.records import ImageFile
 from search.schemas import IndexSummary, ShardCounts
 
+from ..guard import guard, mark
 from ..pipeline import IndexOptions, Progress, gain_readings
 from ..plan import Plan
 from ..scan import plan_roots
@@ -78,6 +79,7 @@ def index_on_ray(
 def _on_ray(collection, model, roots, options, ray, progress, notify, raydata, shards) -> IndexSummary:
     name = _model_name(collection, model)  # a preset, or a folder's absolute path: what the actors load
     plans = plan_roots(collection, roots, options.exclude)
+    paused = guard(plans, options.max_removals)
     pending = _pending(plans)
     videos = [path for path in pending if is_video(path)]
     for path in videos:  # a shard row holds one picture's vectors, not a video's moments
@@ -90,7 +92,8 @@ def _on_ray(collection, model, roots, options, ray, progress, notify, raydata, s
     store.keep_only({spec.name for spec in specs})
     todo = [spec for spec in specs if not store.done(spec.name)]
     reused = len(specs) - len(todo)
-    summary = IndexSummary(shards=ShardCounts(total=len(specs), computed=len(todo), reused=reused))
+    summary = IndexSummary(shards=ShardCounts(total=len(specs), computed=len(todo), reused=reused),
+                           paused=paused)
     if notify and specs:
         notify(f"ray: {len(specs)} shards of up to {ray.shard_size} files, {reused} finished by an "
                f"earlier run, {len(todo)} to compute")
@@ -101,6 +104,7 @@ def _on_ray(collection, model, roots, options, ray, progress, notify, raydata, s
         tick = progress(sum(len(spec.files) for spec in todo)) if progress else (lambda n: None)
         summary.model_calls = raydata.compute(todo, job, store.write, tick)
     merge(collection, plans, [spec.name for spec in specs], pending, store, summary)
+    mark(plans, paused)
     summary.text += gain_readings(collection, options, options.batch_size or BATCH_SIZE, progress)
     return summary
 

@@ -31,12 +31,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def serve(settings):
-    """The real server (uvicorn, as `blip2-search serve` runs it) over `settings`' index; its URL."""
+def serve(settings, *flags: str):
+    """The real server (uvicorn, as `blip2-search serve` runs it) over `settings`' index, with
+    `serve`'s `flags`; its URL."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "serve", "--index", str(settings.index), "--model",
-         settings.model, "--port", str(port), "--workers", "0"],
+         settings.model, "--port", str(port), "--workers", "0", *flags],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"

@@ -234,22 +234,24 @@ class Catalog:
             found |= {path: (image_id, written) for path, image_id, written in rows}
         return found
 
-    def move(self, image_id: int, *, path: str, root: str, size: int, mtime: float) -> None:
+    def move(self, image_id: int, *, path: str, root: str, size: int, mtime: float,
+             inode: int | None = None) -> None:
         """A file found at a new path with known content keeps its row, vectors and caption."""
         with self._transaction() as session:
             row = session.get(ImageRow, image_id)
             video = row.media == "video"
             if video:
                 follow_move(session, image_id, row.path, path, root)
-            row.path, row.root, row.size, row.mtime = path, root, size, mtime
+            row.path, row.root, row.size, row.mtime, row.inode = path, root, size, mtime, inode
             row.dated = seconds(row.taken_at, mtime)
             if video:
                 follow_date(session, image_id, row.dated)
 
-    def touch(self, image_id: int, *, size: int, mtime: float) -> None:
+    def touch(self, image_id: int, *, size: int, mtime: float, inode: int | None = None) -> None:
         with self._transaction() as session:
             row = session.get(ImageRow, image_id)
             row.size, row.mtime, row.dated = size, mtime, seconds(row.taken_at, mtime)
+            row.inode = inode
             if row.media == "video":  # its moments take its date; an image has none
                 follow_date(session, image_id, row.dated)
 

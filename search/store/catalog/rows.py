@@ -76,7 +76,7 @@ def bump_generation(session: Session) -> int:
 
 ROW_FIELDS = ("path", "root", "content_hash", "size", "mtime", "width", "height", "taken_at", "caption",
               "text", "picture_hash", "status", "error", "media", "start_s", "end_s",
-              "frame_s")
+              "frame_s", "inode")
 # what a changed file's row takes from the second row that replaces it (`publishing`): all but its path
 CONTENT = (*(name for name in ROW_FIELDS if name != "path"), "indexed_at", "dated", "generation", "text_key")
 

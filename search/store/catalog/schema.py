@@ -43,6 +43,7 @@ class ImageRow(Base):
     start_s: Mapped[float | None]  # a moment's span in seconds; a video's row: 0 and its duration
     end_s: Mapped[float | None]
     frame_s: Mapped[float | None]  # a moment's: when the frame that stands for it is shown
+    inode: Mapped[int | None] = mapped_column(BigInteger)  # the file's (0009); NULL: written before
 
     vectors: Mapped[VectorRow | None] = relationship(
         back_populates="image", cascade="all, delete-orphan", passive_deletes=True

@@ -1,4 +1,4 @@
-"""0009: smart albums.
+"""0010: smart albums.
 
 Why: an album is a saved query whose contents follow the index. Its definition is a row of
 `albums`; `album_images` holds each image's verdict, decided once when its content was
