@@ -32,7 +32,9 @@ def _operations():
             "GET /api/images/{image_id}/thumbnail",
             "GET /api/images/{image_id}/file", "POST /api/images/{image_id}/ask", "POST /api/index",
             "GET /api/jobs/{job_id}", "POST /api/index/scan", "GET /api/index/status",
-            "GET /healthz", "GET /metrics", "GET /api/stats", "GET /api/duplicates"]
+            "GET /healthz", "GET /metrics", "GET /api/stats", "GET /api/duplicates",
+            "GET /api/albums", "POST /api/albums", "GET /api/albums/{name}", "PATCH /api/albums/{name}",
+            "DELETE /api/albums/{name}", "GET /api/albums/{name}/export"]
 
 
 def test_schema_lists_every_operation(api_schema):
