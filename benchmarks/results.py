@@ -29,7 +29,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CURRENT = RESULTS / "current.json"
 BENCHMARKS_MD = RESULTS.parents[1] / "BENCHMARKS.md"
 PARTS = ("hardware", "coldstart", "indexing", "features", "dates", "ocr", "duplicates", "query", "large",
-         "scaleout", "video")
+         "scaleout", "video", "reconcile")
 PROVENANCE = ("quick", "machine", "command", "date", "seconds")
 # The features part's own keys (its report keeps them, and tests/test_benchmarks.py reads them,
 # but their 20 holds only in a full run: a quick one matches 4 images, a direct call may match

@@ -120,6 +120,11 @@ def _run_parts(report: dict, args: argparse.Namespace) -> None:
     if "video" in parts:
         report["video"] = _video(args.quick)
         report |= {f"video_{key}": value for key, value in report["video"].items()}
+    if "reconcile" in parts:
+        report["reconcile"] = _reconcile(args.quick, args.scratch)
+        from .reconcile import figures
+
+        report |= figures(report["reconcile"])
 
 
 def _hardware(quick: bool) -> dict:
@@ -242,6 +247,21 @@ def _video(quick: bool) -> dict:
 
     depth = realsize.Depth(vision=2, qformer=2, language=2) if quick else realsize.Depth()
     return _in_fresh_process(video.run, depth, seconds=10.0 if quick else 60.0)
+
+
+def _reconcile(quick: bool, scratch: Path | None) -> dict:
+    """Full: 100,000 unchanged files, 3 rounds, then 1,000 touched; quick: 2,000, one round,
+    100 touched. The tree is built in one fresh process (its minutes are reported apart) and
+    measured in another, so that the peak memory is the reconcile's."""
+    from . import reconcile
+
+    files, touched, rounds = (2_000, 100, 1) if quick else (100_000, 1_000, 3)
+    with tempfile.TemporaryDirectory(prefix="bench-reconcile-", dir=scratch) as folder:
+        setup = _in_fresh_process(reconcile.build, Path(folder), files)
+        measured = _in_fresh_process(reconcile.measure, Path(folder), touched=touched, rounds=rounds)
+    if measured["unchanged"] != files:
+        raise RuntimeError(f"the reconcile saw {measured['unchanged']} unchanged files of {files}")
+    return setup | measured
 
 
 def _dates(quick: bool) -> dict:

@@ -45,6 +45,10 @@ def test_the_quick_benchmark_runs_and_writes_its_report(tmp_path):
     assert video["decode_s_per_min_720p"] > 0 and video["moments_per_min_720p"] > 0
     assert video["moments_demo"] > 0 and video["index_s_per_min_real_size"] > 0
     assert video["bytes_per_moment_ram_real_size"] == 32 * 256 * 4  # the exact index's float32 rows
+    reconciled = report["reconcile"]  # 2,000 unchanged files, then 100 touched: no model call
+    assert (reconciled["files"], reconciled["unchanged"], reconciled["touched"]) == (2_000, 2_000, 100)
+    assert reconciled["model_calls"] == report["reconcile_model_calls_2k"] == 0
+    assert reconciled["seconds"] > 0 and reconciled["peak_rss_mb"] > 0 and report["reconcile_s_2k"] > 0
     rows = report["query"]
     assert {(r["vectors"], r["mode"]) for r in rows} == {(kind, mode) for kind in ("clustered", "uniform")
                                                         for mode in ("auto", "exact")}
