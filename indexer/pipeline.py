@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,6 +31,7 @@ from .workers import decoded
 Progress = Callable[[int], None]
 T = TypeVar("T")
 ModelTurn = Callable[[Callable[[], T]], T]  # runs one piece of model work, returns its result
+DECODE_BATCH = 16  # files decoded together where no model runs (reading text in images indexed before)
 
 
 def at_once(work: Callable[[], T]) -> T:
@@ -74,11 +75,15 @@ def index_paths(
 
 def _index(collection: Collection, engine, roots: Iterable[Path], options: IndexOptions,
            progress: Callable[[int], Progress] | None, turn: ModelTurn) -> IndexSummary:
-    batch_size = options.batch_size or engine.batch_size(budget=options.max_memory, captions=options.captions)
     plans = plan_roots(collection, roots, options.exclude)
     summary = IndexSummary(paused=guard(plans, options.max_removals))
     calls_before = engine.model_calls
     todo = [file for root_plan in plans for file in root_plan.embed]
+    # sized to the memory the model's parts leave, which builds them: only when there is model
+    # work (a pass over unchanged files, a watcher's reconcile, loads no model at all)
+    sizing = cache(lambda: options.batch_size or engine.batch_size(budget=options.max_memory,
+                                                                     captions=options.captions))
+    batch_size = sizing() if todo else options.batch_size or DECODE_BATCH
     tick = progress(len(todo)) if progress else (lambda n: None)
     for root_plan in plans:
         apply_plan(collection, root_plan, summary)
@@ -94,13 +99,13 @@ def _index(collection: Collection, engine, roots: Iterable[Path], options: Index
     if collection.catalog.albums.all():  # each album judges what this run wrote, as it is published
         turn(partial(Searcher(collection, engine).albums.update))
     if keep:
-        summary.features += _gain_features(collection, engine, options, batch_size, progress, turn)
+        summary.features += _gain_features(collection, engine, options, sizing, progress, turn)
     summary.text += gain_readings(collection, options, batch_size, progress)
     summary.model_calls = engine.model_calls - calls_before
     return summary
 
 
-def _gain_features(collection: Collection, engine, options: IndexOptions, batch_size: int,
+def _gain_features(collection: Collection, engine, options: IndexOptions, sizing: Callable[[], int],
                    progress: Callable[[int], Progress] | None, turn: ModelTurn) -> int:
     """Stored features for the images indexed before they were kept: decoded and run
     through the image encoder only."""
@@ -111,7 +116,7 @@ def _gain_features(collection: Collection, engine, options: IndexOptions, batch_
         return len(kept)
 
     lacking = collection.catalog.features.lacking(engine.feature_key("retrieval"))
-    return _decode_again(collection, lacking, options, batch_size, progress, gain)
+    return _decode_again(collection, lacking, options, sizing(), progress, gain) if lacking else 0
 
 
 def gain_readings(collection: Collection, options: IndexOptions, batch_size: int,

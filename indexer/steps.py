@@ -158,8 +158,8 @@ def apply_plan(collection: Collection, root_plan: Plan, summary: IndexSummary) -
     summary.errors += [FileError(path=folder, error=why) for folder, why in root_plan.unreadable]
     for record in root_plan.thumbnails:
         collection.thumbnail(record)
-    for record, file in root_plan.touched:
-        collection.touch(record.id, file)
+    if root_plan.touched:
+        collection.touch([(record.id, file) for record, file in root_plan.touched])
     for record, file in root_plan.moved:
         collection.move(record.id, file)
         summary.moved += 1

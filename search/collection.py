@@ -239,9 +239,9 @@ class Collection(Remembered):
                        start_s=twin.start_s, end_s=twin.end_s, frame_s=twin.frame_s,
                        moments=[] if twin.media == "video" and twin.parent is None else None)
 
-    def touch(self, image_id: int, file: ImageFile) -> None:
-        """Same content, new size or mtime."""
-        self.catalog.touch(image_id, size=file.size, mtime=file.mtime, inode=file.inode)
+    def touch(self, touched: list[tuple[int, ImageFile]]) -> None:
+        """Same content, new size or mtime: (id, file) each, written together."""
+        self.catalog.touch([(image_id, f.size, f.mtime, f.inode) for image_id, f in touched])
 
     def move(self, image_id: int, file: ImageFile) -> None:
         """A file found at a new path with known content keeps its row, vectors and caption."""

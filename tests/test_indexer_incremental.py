@@ -25,6 +25,24 @@ def test_first_run_then_unchanged_makes_no_model_call(indexer, tmp_path):
     assert collection.snapshot_state == "loaded"
 
 
+def test_a_pass_over_unchanged_files_builds_no_model_part_and_keeps_the_snapshot(indexer, tiny_dirs, tmp_path):
+    """What a watcher's reconcile costs: a walk and the catalog's rows, no model (at real size
+    the parts an index run uses are gigabytes), and no rewrite of the vector snapshot."""
+    from search.collection import SNAPSHOT
+    from search.models import Blip2Engine
+    from tests.support.engines import FLOAT32
+
+    write_corpus(tmp_path / "photos", 6)
+    indexer(tmp_path / "photos")
+    snapshot = tmp_path / "index" / SNAPSHOT
+    written = snapshot.stat().st_mtime_ns
+    fresh = Blip2Engine.load(str(tiny_dirs["opt"]), device="cpu", precision=FLOAT32)  # no part built yet
+    os.utime(tmp_path / "photos" / sorted(os.listdir(tmp_path / "photos"))[0], (1e9, 1e9))  # touched
+    again, _ = indexer(tmp_path / "photos", engine=fresh)
+    assert (again.unchanged, again.model_calls, fresh.loaded) == (6, 0, [])
+    assert snapshot.stat().st_mtime_ns == written
+
+
 def test_renamed_file_is_moved_with_no_model_call(indexer, tmp_path):
     paths = write_corpus(tmp_path / "photos", 6)
     _, collection = indexer(tmp_path / "photos")

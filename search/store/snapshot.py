@@ -111,6 +111,7 @@ class SyncedIndex:
         self._lock = threading.Lock()  # one refresh at a time
         self._starting = threading.Lock()  # guards `_refresher`, never held while a refresh works
         self._refresher: threading.Thread | None = None  # a refresh a request started
+        self._on_disk: int | None = None  # the generation of the snapshot as this index last read or wrote it
 
     @property
     def generation(self) -> int | None:
@@ -137,7 +138,7 @@ class SyncedIndex:
         wanted, path = self.wanted(), self.folder / SNAPSHOT
         index = load_current(path, wanted, self.catalog)
         if index is not None:
-            self.current, self.state = index, "loaded"
+            self.current, self.state, self._on_disk = index, "loaded", index.generation
             return
         self.current, self.state = rebuild(self.catalog, wanted), "rebuilt"
         try:
@@ -145,6 +146,7 @@ class SyncedIndex:
                 for stale in self.folder.glob(f".{SNAPSHOT}.*.tmp"):
                     stale.unlink(missing_ok=True)  # left by a write that was killed before its rename
                 self.current.save(path)
+                self._on_disk = self.current.generation
         except IndexBusy:
             pass  # the writer at work saves its own when it is done
         except OSError as exc:
@@ -202,11 +204,14 @@ class SyncedIndex:
         self._publish()
         if self.current is None:
             return
-        wanted = self.wanted()
+        wanted, published = self.wanted(), self.catalog.published
         if not wanted.fits(self.current):
             self.current = rebuild(self.catalog, wanted)
-        self.current.generation = self.catalog.published
+        elif self._on_disk == published == self.current.generation and (self.folder / SNAPSHOT).exists():
+            return  # nothing was published since it was read or written (a pass over unchanged files)
+        self.current.generation = published
         self.current.save(self.folder / SNAPSHOT)
+        self._on_disk = published
 
     def refresh(self, *, background: bool = False) -> bool:
         """Bring the index in step with what another writer published (an index job, or
@@ -227,6 +232,8 @@ class SyncedIndex:
             wanted = self.wanted()
             loaded = load_current(self.folder / SNAPSHOT, wanted, self.catalog)
             self.current = loaded or rebuild(self.catalog, wanted)  # one assignment: old view or new
+            if loaded:
+                self._on_disk = loaded.generation
             log.debug("the vector index caught up with the catalog (generation %d, %d images): %s",
                       self.current.generation, len(self.current), "loaded" if loaded else "rebuilt")
             return True

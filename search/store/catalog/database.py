@@ -247,13 +247,16 @@ class Catalog:
             if video:
                 follow_date(session, image_id, row.dated)
 
-    def touch(self, image_id: int, *, size: int, mtime: float, inode: int | None = None) -> None:
+    def touch(self, changes: list[tuple[int, int, float, int | None]]) -> None:
+        """Files whose content is unchanged but whose (size, mtime, inode) are new, as (id,
+        size, mtime, inode), in one transaction (a sync that resets every mtime touches all)."""
         with self._transaction() as session:
-            row = session.get(ImageRow, image_id)
-            row.size, row.mtime, row.dated = size, mtime, seconds(row.taken_at, mtime)
-            row.inode = inode
-            if row.media == "video":  # its moments take its date; an image has none
-                follow_date(session, image_id, row.dated)
+            for image_id, size, mtime, inode in changes:
+                row = session.get(ImageRow, image_id)
+                row.size, row.mtime, row.dated = size, mtime, seconds(row.taken_at, mtime)
+                row.inode = inode
+                if row.media == "video":  # its moments take its date; an image has none
+                    follow_date(session, image_id, row.dated)
 
     def add_features(self, features: dict[int, dict[str, Features]]) -> None:
         """Features for images already written (an index gaining them), by image then side."""
