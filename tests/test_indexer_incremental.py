@@ -25,7 +25,7 @@ def test_first_run_then_unchanged_makes_no_model_call(indexer, tmp_path):
     assert collection.snapshot_state == "loaded"
 
 
-def test_a_pass_over_unchanged_files_builds_no_model_part_and_keeps_the_snapshot(indexer, tiny_dirs, tmp_path):
+def test_a_pass_over_unchanged_files_builds_no_model_part_nor_a_snapshot(indexer, tiny_dirs, tmp_path):
     """What a watcher's reconcile costs: a walk and the catalog's rows, no model (at real size
     the parts an index run uses are gigabytes), and no rewrite of the vector snapshot."""
     from search.collection import SNAPSHOT
