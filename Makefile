@@ -49,7 +49,7 @@ demo: setup
 demo-model: setup
 	$(VENV)/bin/blip2-search train-demo demo/model
 
-# The benchmark suite at real BLIP-2 size (BENCHMARKS.md): about 80 minutes on 2 cores, 24 GB
+# The benchmark suite at real BLIP-2 size (BENCHMARKS.md): about 100 minutes on 2 cores, 24 GB
 # of memory and 40 GB of scratch disk (--scratch moves it). Each run merges its figures into
 # benchmarks/results/current.json.
 bench: setup
