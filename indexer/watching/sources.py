@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..scan import excluded, walk
 from .mounts import needs_polling
+from .tree import Watches, watches
 
 Changed = Callable[[Path, set[str]], None]  # (root, paths that changed under it)
 
@@ -53,15 +54,61 @@ def follow(root: Path, mode: Mode, changed: Changed, stop: threading.Event, *, e
 
 def _events(root: Path, changed: Changed, stop: threading.Event, *, exclude: Sequence[str],
             ignore: Sequence[Path], debounce_ms: int) -> None:
-    import watchfiles
-
-    def wanted(change, path: str) -> bool:
-        return not _hidden(path, root) and not excluded(path, root, exclude) and not any(
+    """Events from the watches `tree.watches` sets: none on a skipped folder. A folder that
+    comes or goes beside a skipped one, or a skipped folder made inside a watched one, changes
+    the watches: they are set again."""
+    def skipped(path: str) -> bool:
+        return _hidden(path, root) or excluded(path, root, exclude) or any(
             Path(path).is_relative_to(folder) for folder in ignore)
 
-    for changes in watchfiles.watch(root, watch_filter=wanted, debounce=debounce_ms, step=50,
-                                    stop_event=stop, raise_interrupt=False, rust_timeout=1000):
-        changed(root, {path for _, path in changes})
+    while not stop.is_set():
+        watching = _Watching(root, changed, skipped, debounce_ms)
+        watching.run(watches(root, skipped), stop)
+
+
+class _Watching:
+    """One set of watches, until `stop` is set or the watches must change (`again`)."""
+
+    def __init__(self, root: Path, changed: Changed, skipped: Callable[[str], bool],
+                 debounce_ms: int) -> None:
+        self.root, self.changed, self.skipped, self.debounce_ms = root, changed, skipped, debounce_ms
+        self.again = threading.Event()
+        self.failures: list[BaseException] = []
+
+    def run(self, plan: Watches, stop: threading.Event) -> None:
+        groups = [(folders, flat) for folders, flat in ((plan.whole, False), (plan.alone, True)) if folders]
+        threads = [threading.Thread(target=self._watch, args=group, daemon=True) for group in groups]
+        for thread in threads:
+            thread.start()
+        while not self.again.wait(0.2):
+            if stop.is_set() or self.failures or not any(thread.is_alive() for thread in threads):
+                self.again.set()
+        for thread in threads:
+            thread.join()
+        if self.failures:
+            raise self.failures[0]
+
+    def _watch(self, folders: list[Path], flat: bool) -> None:
+        """watchfiles over `folders` (with what is under them, unless `flat`)."""
+        import watchfiles
+
+        try:
+            for changes in watchfiles.watch(*folders, watch_filter=self._wanted, debounce=self.debounce_ms,
+                                            step=50, stop_event=self.again, recursive=not flat,
+                                            raise_interrupt=False, rust_timeout=1000):
+                paths = {path for _, path in changes}
+                self.changed(self.root, paths)
+                if flat and any(Path(path).is_dir() or not Path(path).exists() for path in paths):
+                    self.again.set()  # a folder came or went beside a skipped one
+        except (OSError, RuntimeError) as exc:
+            self.failures.append(exc)
+
+    def _wanted(self, change, path: str) -> bool:
+        if not self.skipped(path):
+            return True
+        if getattr(change, "name", "") == "added" and Path(path).is_dir():
+            self.again.set()  # a skipped folder made (or renamed) inside a watched one: unwatch it
+        return False
 
 
 def _poll(root: Path, changed: Changed, stop: threading.Event, *, exclude: Sequence[str],
