@@ -64,19 +64,21 @@ class Watcher:
     def run(self, stop: threading.Event) -> None:
         """Start following each root, index it, then run the passes its changes call for."""
         self._stop = stop
-        for root, mode in self._modes.items():
-            if mode.mode == "polling":
-                self._notify(f"watch: {root}: polling every {self.options.interval:g} s: {mode.why}")
-            self._start(root)
-        for root in self.roots:
-            self._pass(root, [root])
-        tick = max(0.05, min(0.5, self.options.settle / 4))
-        while not stop.wait(tick):
-            self._drain()
+        try:
+            for root, mode in self._modes.items():
+                if mode.mode == "polling":
+                    self._notify(f"watch: {root}: polling every {self.options.interval:g} s: {mode.why}")
+                self._start(root)
             for root in self.roots:
-                self._step(root, time.monotonic())
-        for source in self._sources.values():
-            source.set()
+                self._pass(root, [root])
+            tick = max(0.05, min(0.5, self.options.settle / 4))
+            while not stop.wait(tick):
+                self._drain()
+                for root in self.roots:
+                    self._step(root, time.monotonic())
+        finally:  # however it ends (Ctrl-C in the CLI): the sources stop with it
+            for source in self._sources.values():
+                source.set()
 
     def _start(self, root: Path) -> None:
         """Follow the root on a thread of its own (again after a pause: the events of a folder
