@@ -214,7 +214,8 @@ def test_the_watch_command_follows_a_folder_until_ctrl_c(tiny_dirs, tmp_path):
             str(tiny_dirs["opt"]), "--no-ocr", "--workers", "0", "--settle", "0.5", "--batch-size", "4",
             "--json"]
     with open(log, "w") as stderr:
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                   preexec_fn=_ctrl_c_stops)
     try:
         _until(lambda: "added 2" in log.read_text(), log)
         shutil.copy(extra[0], root / "new.png")
@@ -227,6 +228,13 @@ def test_the_watch_command_follows_a_folder_until_ctrl_c(tiny_dirs, tmp_path):
     assert [(p["folders"], p["added"]) for p in passes] == [([str(root)], 2), ([str(root)], 1)]
     with sqlite3.connect(index / "catalog.db") as db:
         assert db.execute("SELECT count(*) FROM images").fetchone()[0] == 3
+
+
+def _ctrl_c_stops() -> None:
+    """In the child: Ctrl-C as a terminal delivers it. A process started with SIGINT ignored
+    (a test runner's worker may ignore it, as a shell's background jobs do) passes that on,
+    and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _until(condition, log: Path, timeout: float = 120.0) -> None:
