@@ -10,25 +10,15 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from demo.shapes import write_collection
-from search.config import load_settings
+from tests.support.demo_library import demo_library
 
 QUERY = "a red circle"
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    from indexer.pipeline import IndexOptions, index_paths
-    from search.collection import Collection
-    from search.models import Blip2Engine
-    from tests.support.engines import FLOAT32
-
     root = tmp_path_factory.mktemp("albums")
-    write_collection(root / "photos" / "old", seed=5, count=30)
-    collection = Collection.open(root / "index", create=True)
-    engine = Blip2Engine.load("demo", device="cpu", precision=FLOAT32)
-    index_paths(collection, engine, [root / "photos"], IndexOptions(workers=0, ocr=False))
-    collection.close()
-    settings = load_settings(index=root / "index", model="demo", workers=0, device="cpu")
+    settings = demo_library(root, 30)
     with TestClient(create_app(settings)) as client:
         yield root, client
 

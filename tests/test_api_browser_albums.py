@@ -11,26 +11,16 @@ import urllib.request
 import pytest
 
 from demo.shapes import write_collection
-from search.config import load_settings
 from tests.support.browsing import open_page, serve
+from tests.support.demo_library import demo_library
 
 QUERY = "a red circle"
 
 
 @pytest.fixture(scope="module")
 def album_server(tmp_path_factory):
-    from indexer.pipeline import IndexOptions, index_paths
-    from search.collection import Collection
-    from search.models import Blip2Engine
-    from tests.support.engines import FLOAT32
-
     root = tmp_path_factory.mktemp("page-albums")
-    write_collection(root / "photos" / "old", seed=5, count=24)
-    collection = Collection.open(root / "index", create=True)
-    index_paths(collection, Blip2Engine.load("demo", device="cpu", precision=FLOAT32), [root / "photos"],
-                IndexOptions(workers=0, ocr=False))
-    collection.close()
-    settings = load_settings(index=root / "index", model="demo", workers=0, device="cpu")
+    settings = demo_library(root, 24)
     for url in serve(settings):
         yield url, root
 
